@@ -1,0 +1,116 @@
+//! Payload templates (Parameters, ResultSelector, ItemSelector): JSON whose `key.$` fields take
+//! their value from a path or an intrinsic function call.
+
+use serde_json::{Map, Value};
+
+use crate::error::{names, Failure};
+use crate::intrinsic::{self, looks_like_call, Call, Env};
+use crate::path::{Path, Root};
+
+#[derive(Debug, Clone)]
+pub enum Template {
+    Literal(Value),
+    Object(Vec<(String, Template)>),
+    Array(Vec<Template>),
+    Path(Path),
+    Call(Call),
+}
+
+impl Template {
+    /// Compiles `v`; problems are reported as `(location suffix, message)` pairs.
+    pub fn compile(v: &Value, at: &str, errs: &mut Vec<(String, String)>) -> Template {
+        let t = compile(v, at, errs);
+        match t {
+            Template::Object(_) | Template::Array(_) if !is_dynamic(&t) => Template::Literal(v.clone()),
+            other => other,
+        }
+    }
+
+    pub fn eval(&self, env: &mut dyn Env) -> Result<Value, Failure> {
+        match self {
+            Template::Literal(v) => Ok(v.clone()),
+            Template::Object(fields) => {
+                let mut out = Map::new();
+                for (k, t) in fields {
+                    out.insert(k.clone(), t.eval(env)?);
+                }
+                Ok(Value::Object(out))
+            }
+            Template::Array(items) => items.iter().map(|t| t.eval(env)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+            Template::Path(p) => {
+                let found = match p.root() {
+                    Root::Input => p.select(env.input()),
+                    Root::Context => p.select(&env.context()),
+                };
+                found.ok_or_else(|| {
+                    Failure::new(
+                        names::PARAMETER_PATH_FAILURE,
+                        format!("the JSONPath {p} could not be found in the input"),
+                    )
+                })
+            }
+            Template::Call(c) => intrinsic::eval(c, env).map_err(|cause| {
+                let name = if cause.contains("matched nothing") {
+                    names::PARAMETER_PATH_FAILURE
+                } else {
+                    names::INTRINSIC_FAILURE
+                };
+                Failure::new(name, cause)
+            }),
+        }
+    }
+}
+
+fn is_dynamic(t: &Template) -> bool {
+    match t {
+        Template::Literal(_) => false,
+        Template::Object(f) => f.iter().any(|(_, t)| is_dynamic(t)),
+        Template::Array(i) => i.iter().any(is_dynamic),
+        Template::Path(_) | Template::Call(_) => true,
+    }
+}
+
+/// Compiles a `.$` value: a path or an intrinsic call.
+pub fn compile_dynamic(v: &Value) -> Result<Template, String> {
+    let Some(s) = v.as_str() else {
+        return Err(format!("{v} is not a string holding a JSONPath or intrinsic function"));
+    };
+    if looks_like_call(s) {
+        Call::parse(s).map(Template::Call).map_err(|e| format!("{s:?} is not a valid intrinsic function call: {e}"))
+    } else if s.starts_with('$') {
+        Path::parse(s).map(Template::Path)
+    } else {
+        Err(format!("{s:?} is not a JSONPath or intrinsic function"))
+    }
+}
+
+fn compile(v: &Value, at: &str, errs: &mut Vec<(String, String)>) -> Template {
+    match v {
+        Value::Object(map) => {
+            let mut fields = Vec::with_capacity(map.len());
+            for (k, child) in map {
+                let here = format!("{at}.{k}");
+                if let Some(name) = k.strip_suffix(".$") {
+                    if map.contains_key(name) {
+                        errs.push((here.clone(), format!("both {name:?} and {k:?} are set")));
+                    }
+                    match compile_dynamic(child) {
+                        Ok(t) => fields.push((name.to_owned(), t)),
+                        Err(e) => errs.push((here, e)),
+                    }
+                } else {
+                    fields.push((k.clone(), compile(child, &here, errs)));
+                }
+            }
+            Template::Object(fields)
+        }
+        Value::Array(items) => Template::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| compile(item, &format!("{at}[{i}]"), errs))
+                .collect(),
+        ),
+        other => Template::Literal(other.clone()),
+    }
+}
