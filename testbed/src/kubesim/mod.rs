@@ -1,0 +1,173 @@
+//! kubesim: a Kubernetes API server simulator speaking the real REST protocol over HTTPS, so an
+//! unmodified `kube::Client` can be tested against it (DESIGN.md §6). What it does not
+//! implement is listed in testbed/KUBESIM.md.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), labflow_testbed::kubesim::StartError> {
+//! use labflow_testbed::kubesim::{KubeSim, KubeSimOptions};
+//! let sim = KubeSim::start(KubeSimOptions::new("lab").with_credentials("AKID", "secret")).await?;
+//! println!("{} {}", sim.endpoint(), sim.ca_base64());
+//! # Ok(()) }
+//! ```
+
+mod apply;
+pub mod auth;
+mod crd;
+mod discovery;
+pub mod errors;
+mod fields;
+mod handlers;
+mod meta;
+mod objects;
+mod patch;
+mod requests;
+pub mod resources;
+mod routes;
+mod selectors;
+mod server;
+pub mod store;
+mod tls;
+mod validation;
+mod watch;
+
+pub use auth::AuthConfig;
+pub use errors::ApiError;
+pub use requests::RequestRecord;
+pub use store::{ChangeEvent, EventType, Store};
+
+use base64::Engine;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// How to start a kubesim.
+#[derive(Debug, Clone)]
+pub struct KubeSimOptions {
+    /// The EKS cluster name tokens must be bound to (`x-k8s-aws-id`).
+    pub cluster_name: String,
+    /// (access key id, secret access key) pairs whose signatures are accepted.
+    pub credentials: Vec<(String, String)>,
+    /// An additional fixed bearer token (for a developer's kubeconfig). Off by default.
+    pub static_token: Option<String>,
+}
+
+impl KubeSimOptions {
+    pub fn new(cluster_name: impl Into<String>) -> Self {
+        KubeSimOptions { cluster_name: cluster_name.into(), credentials: Vec::new(), static_token: None }
+    }
+
+    pub fn with_credentials(mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        self.credentials.push((access_key_id.into(), secret_access_key.into()));
+        self
+    }
+
+    pub fn with_static_token(mut self, token: impl Into<String>) -> Self {
+        self.static_token = Some(token.into());
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("binding a loopback port: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A running kubesim. Stops (server and background tasks) when dropped.
+pub struct KubeSim {
+    endpoint: String,
+    ca_pem: String,
+    store: Store,
+    requests: requests::RequestLog,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl KubeSim {
+    /// Starts serving HTTPS on 127.0.0.1 on a free port, with a freshly generated CA.
+    pub async fn start(options: KubeSimOptions) -> Result<KubeSim, StartError> {
+        let tls = tls::generate(&options.cluster_name)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let store = Store::new();
+        let requests = requests::RequestLog::default();
+        let ctx = Arc::new(server::Context {
+            store: store.clone(),
+            auth: AuthConfig {
+                cluster_name: options.cluster_name.clone(),
+                credentials: options.credentials.clone(),
+                static_token: options.static_token.clone(),
+            },
+            requests: requests.clone(),
+            server_address: addr.to_string(),
+        });
+        // The built-in namespaces every cluster has.
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            if let Err(e) = store.put(namespace) {
+                tracing::warn!(error = %e, "kubesim: creating namespace {ns}");
+            }
+        }
+        let controller = tokio::spawn(termination_controller(store.clone()));
+        let server = tokio::spawn(server::serve(listener, tls.server_config, ctx));
+        tracing::info!(endpoint = %format!("https://{addr}"), cluster = %options.cluster_name, "kubesim started");
+        Ok(KubeSim {
+            endpoint: format!("https://{addr}"),
+            ca_pem: tls.ca_pem,
+            store,
+            requests,
+            tasks: vec![controller, server],
+        })
+    }
+
+    /// `https://127.0.0.1:<port>`
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// The cluster CA certificate (PEM).
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    /// The CA as EKS's DescribeCluster returns it (`certificateAuthority.data`): base64 of the PEM.
+    pub fn ca_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes())
+    }
+
+    /// Direct access to the objects (no authentication, no request log).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every request answered so far, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.requests.all()
+    }
+
+    pub fn clear_requests(&self) {
+        self.requests.clear()
+    }
+}
+
+impl Drop for KubeSim {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The namespace and CRD finalizers: runs after every change, like the real controllers.
+async fn termination_controller(store: Store) {
+    let mut rx = store.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+        // Coalesce bursts of events into one pass.
+        while rx.try_recv().is_ok() {}
+        store.reconcile_terminations();
+    }
+}

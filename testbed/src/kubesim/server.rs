@@ -1,0 +1,152 @@
+//! The HTTPS server: TLS, authentication, request log, and replies.
+
+use super::auth::{self, AuthConfig};
+use super::errors::ApiError;
+use super::handlers::{self, Reply};
+use super::requests::{RequestLog, RequestRecord};
+use super::routes;
+use super::store::Store;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The largest request body accepted (the real server's limit is 3 MiB per object).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub struct Context {
+    pub store: Store,
+    pub auth: AuthConfig,
+    pub requests: RequestLog,
+    pub server_address: String,
+}
+
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ctx: Arc<Context>) {
+    let acceptor = TlsAcceptor::from(tls);
+    // Dropping the set (when this task is aborted) aborts every connection with it.
+    let mut connections = JoinSet::new();
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "kubesim: accept failed");
+                continue;
+            }
+        };
+        while connections.try_join_next().is_some() {}
+        let acceptor = acceptor.clone();
+        let ctx = ctx.clone();
+        connections.spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::debug!(error = %e, "kubesim: TLS handshake failed");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(error = %e, "kubesim: connection ended");
+            }
+        });
+    }
+}
+
+fn json_response(status: u16, body: &serde_json::Value, warnings: &[String]) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            resp.headers_mut().append("Warning", v);
+        }
+    }
+    resp
+}
+
+fn error_response(err: &ApiError) -> Response<Body> {
+    json_response(err.code, &err.to_status(), &[])
+}
+
+async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let raw_query = req.uri().query().unwrap_or("").to_string();
+    let query: HashMap<String, String> = url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
+    let header = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let user_agent = header(header::USER_AGENT).unwrap_or_default();
+    let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
+    let authorization = header(header::AUTHORIZATION);
+    let route = routes::parse(&path);
+    let verb = handlers::verb(&method, &route, &query);
+    let (resource, namespace) = match &route {
+        routes::Route::Resource { gvr, namespace, .. } => (Some(gvr.plural.clone()), namespace.clone()),
+        _ => (None, None),
+    };
+    let mut record = RequestRecord {
+        method: method.clone(),
+        path: path.clone(),
+        query: raw_query,
+        verb: verb.to_string(),
+        resource,
+        namespace,
+        status: 0,
+        user_agent: user_agent.clone(),
+    };
+
+    let response = match auth::authenticate(&ctx.auth, authorization.as_deref(), chrono::Utc::now()) {
+        Err(e) => {
+            tracing::info!(reason = %e, path = %path, "kubesim: request refused (401)");
+            error_response(&ApiError::unauthorized())
+        }
+        Ok(_) => {
+            let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    let resp = error_response(&ApiError::bad_request(format!("reading the request body: {e}")));
+                    record.status = resp.status().as_u16();
+                    ctx.requests.push(record);
+                    return resp;
+                }
+            };
+            let request = handlers::Request {
+                method: &method,
+                route,
+                query,
+                content_type: &content_type,
+                user_agent: &user_agent,
+                body: &body,
+                server_address: &ctx.server_address,
+            };
+            match handlers::handle(&ctx.store, request) {
+                Ok(Reply::Json { status, body, warnings }) => json_response(status, &body, &warnings),
+                Ok(Reply::Text(text)) => Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed_unsync()),
+                Ok(Reply::Stream(stream)) => {
+                    let frames = stream.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+                    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+                    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    resp
+                }
+                Err(err) => error_response(&err),
+            }
+        }
+    };
+    record.status = response.status().as_u16();
+    ctx.requests.push(record);
+    response
+}

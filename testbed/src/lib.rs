@@ -1,0 +1,7 @@
+//! labflow-testbed: everything labflow talks to, on loopback (DESIGN.md §6).
+//!
+//! This crate depends on nothing of labflow: it is the peer the code is tested against.
+
+pub mod kubesim;
+pub mod moto;
+pub mod paths;
