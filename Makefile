@@ -1,0 +1,40 @@
+# labflow — build, test, demo. Everything a target needs is installed into the repo by the target.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+CARGO ?= cargo
+CRD_CACHE := .cache/crds
+
+export LABFLOW_VENV := $(abspath $(VENV))
+export LABFLOW_CRD_CACHE := $(abspath $(CRD_CACHE))
+
+.PHONY: all venv crds test lint fmt demo package clean
+
+all: test
+
+## venv: Python tools the tests talk to (moto server = the AWS emulator, botocore = reference presigner)
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+## crds: the pinned upstream CRD schemas (sha256-verified) into an ignored cache
+crds: $(CRD_CACHE)/.verified
+$(CRD_CACHE)/.verified: scripts/fetch-crds.sh
+	bash scripts/fetch-crds.sh $(CRD_CACHE)
+
+## test: every test of the workspace
+test: venv crds
+	$(CARGO) test --workspace --all-targets --no-fail-fast
+
+## lint: formatting and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,5 @@
+//! The `labflow` command's library half: each subcommand lives in its own module so tests can call
+//! it without spawning the binary.
+
+pub mod gitops;
+pub mod states;

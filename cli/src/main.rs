@@ -1,0 +1,38 @@
+//! `labflow`: the command-line entry point. Each subcommand is implemented in the library.
+//!
+//! Exit codes: 0 success, 1 the command ran and found a problem (lint errors, failed execution),
+//! 2 bad usage or input (clap's own code for usage errors).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "labflow", version, about = "Ephemeral EKS + Istio + Flux labs, driven by a state machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run or lint Amazon States Language definitions locally.
+    States(labflow_cli::states::StatesArgs),
+    /// Lint the Flux (GitOps) tree the clusters sync.
+    Gitops(labflow_cli::gitops::GitopsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::States(args) => labflow_cli::states::run(args),
+        Command::Gitops(args) => labflow_cli::gitops::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! AWS clients, built once per cold start from the environment.
+//!
+//! `aws-config` honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` (that is how the
+//! testbed redirects every service to loopback). The region must come from the environment
+//! (`AWS_REGION`, which Lambda always sets); we never fall back to IMDS, which would hang for
+//! seconds outside EC2.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::error::StepError;
+
+/// Every AWS client a step may need, sharing one configuration.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub config: SdkConfig,
+    pub ssm: aws_sdk_ssm::Client,
+    pub eks: aws_sdk_eks::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub sfn: aws_sdk_sfn::Client,
+}
+
+impl AwsClients {
+    /// Load the shared configuration from the environment and build every client.
+    pub async fn from_env() -> Result<Self, StepError> {
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .map_err(|_| {
+                StepError::InvalidInput(
+                    "AWS_REGION is not set (labflow never asks IMDS for it)".into(),
+                )
+            })?;
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .load()
+            .await;
+        Ok(Self::from_config(config))
+    }
+
+    pub fn from_config(config: SdkConfig) -> Self {
+        Self {
+            ssm: aws_sdk_ssm::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            route53: aws_sdk_route53::Client::new(&config),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            config,
+        }
+    }
+
+    pub fn region(&self) -> Result<&str, StepError> {
+        self.config
+            .region()
+            .map(Region::as_ref)
+            .ok_or_else(|| StepError::InvalidInput("no AWS region configured".into()))
+    }
+}

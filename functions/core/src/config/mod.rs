@@ -1,0 +1,88 @@
+//! The environment config: model, parsing, validation and loading from SSM.
+
+mod model;
+mod validate;
+
+pub use model::*;
+pub use validate::{
+    validate, Problem, KNOWN_ADDONS, MIN_KUBERNETES_MINOR, TAG_ENVIRONMENT, TAG_MANAGED_BY,
+};
+
+use crate::error::{classify_sdk_error, StepError};
+
+/// SSM parameter name of an environment's config.
+pub fn parameter_name(environment: &str) -> String {
+    format!("/labflow/environments/{environment}")
+}
+
+/// Environment names become SSM path segments, tags and Kubernetes names: keep them simple.
+pub fn check_environment_name(environment: &str) -> Result<(), StepError> {
+    let ok = !environment.is_empty()
+        && environment.len() <= 40
+        && environment.starts_with(|c: char| c.is_ascii_lowercase())
+        && environment
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StepError::InvalidInput(format!(
+            "environment name {environment:?} must be 1-40 lower-case letters, digits or '-', starting with a letter"
+        )))
+    }
+}
+
+/// Parse and validate a config document. Every problem is reported at once, each with its path.
+pub fn parse(environment: &str, json: &str) -> Result<EnvironmentConfig, StepError> {
+    let deserializer = &mut serde_json::Deserializer::from_str(json);
+    let config: EnvironmentConfig =
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            StepError::InvalidInput(format!(
+                "environment {environment:?} config is invalid: {path}: {inner}"
+            ))
+        })?;
+    let problems = validate(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Err(StepError::InvalidInput(format!(
+            "environment {environment:?} config is invalid: {}",
+            listed.join("; ")
+        )))
+    }
+}
+
+/// Read `/labflow/environments/<env>` from SSM and parse it.
+pub async fn load(
+    ssm: &aws_sdk_ssm::Client,
+    environment: &str,
+) -> Result<EnvironmentConfig, StepError> {
+    check_environment_name(environment)?;
+    let name = parameter_name(environment);
+    let response = ssm.get_parameter().name(&name).send().await;
+    let output = match response {
+        Ok(output) => output,
+        Err(err) => {
+            let not_found = err
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found());
+            if not_found {
+                return Err(StepError::InvalidInput(format!(
+                    "environment \"{environment}\" is not configured (no SSM parameter {name})"
+                )));
+            }
+            return Err(classify_sdk_error(
+                &format!("reading SSM parameter {name}"),
+                err,
+            ));
+        }
+    };
+    let value = output
+        .parameter()
+        .and_then(|p| p.value())
+        .ok_or_else(|| StepError::InvalidInput(format!("SSM parameter {name} has no value")))?;
+    parse(environment, value)
+}

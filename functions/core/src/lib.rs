@@ -1,0 +1,12 @@
+//! labflow-core: what every step shares — the environment config, the error taxonomy, AWS clients,
+//! the EKS token and the Kubernetes client (DESIGN.md §2-§5).
+
+pub mod aws;
+pub mod config;
+pub mod eks_token;
+pub mod error;
+pub mod kube_client;
+pub mod logging;
+pub mod ownership;
+
+pub use error::StepError;
