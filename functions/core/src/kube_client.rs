@@ -69,3 +69,65 @@ pub async fn client_for(
         .map_err(|e| StepError::InvalidInput(format!("kube config: {e}")))?;
     kube::Client::try_from(config).map_err(|e| StepError::InvalidInput(format!("kube client: {e}")))
 }
+
+/// Where a cluster's API server is and how to trust it, from DescribeCluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    pub endpoint: String,
+    pub ca_base64: String,
+}
+
+/// Look the cluster up in EKS. `Ok(None)` when it does not exist or is not ACTIVE with an endpoint.
+pub async fn describe_endpoint(
+    eks: &aws_sdk_eks::Client,
+    cluster_name: &str,
+) -> Result<Option<ClusterEndpoint>, StepError> {
+    let response = eks.describe_cluster().name(cluster_name).send().await;
+    let cluster = match response {
+        Ok(output) => output.cluster,
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
+        Err(err) => {
+            return Err(crate::error::classify_sdk_error(
+                &format!("describing EKS cluster {cluster_name}"),
+                err,
+            ))
+        }
+    };
+    let Some(cluster) = cluster else {
+        return Ok(None);
+    };
+    let endpoint = cluster.endpoint().map(str::to_string);
+    let ca = cluster
+        .certificate_authority()
+        .and_then(|ca| ca.data())
+        .map(str::to_string);
+    Ok(match (endpoint, ca) {
+        (Some(endpoint), Some(ca_base64)) if !endpoint.is_empty() => Some(ClusterEndpoint {
+            endpoint,
+            ca_base64,
+        }),
+        _ => None,
+    })
+}
+
+/// A client for the environment's cluster with a fresh EKS token: DescribeCluster for the
+/// endpoint and CA, a token from the Lambda's own credentials. `Ok(None)` if there is no
+/// reachable cluster yet.
+pub async fn cluster_client(
+    aws: &crate::aws::AwsClients,
+    cluster_name: &str,
+) -> Result<Option<kube::Client>, StepError> {
+    let Some(endpoint) = describe_endpoint(&aws.eks, cluster_name).await? else {
+        return Ok(None);
+    };
+    let token = crate::eks_token::generate_from_config(&aws.config, cluster_name).await?;
+    client_for(&endpoint.endpoint, &endpoint.ca_base64, &token)
+        .await
+        .map(Some)
+}

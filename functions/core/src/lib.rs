@@ -3,9 +3,11 @@
 
 pub mod aws;
 pub mod config;
+pub mod contract;
 pub mod eks_token;
 pub mod error;
 pub mod kube_client;
+pub mod lambda;
 pub mod logging;
 pub mod ownership;
 
