@@ -267,7 +267,7 @@ pub fn is_exact_version(version: &str) -> bool {
 
 /// Report every cycle in a dependsOn graph (`node -> deps`, node = `ns/name`) once.
 pub fn find_cycles(
-    graph: &BTreeMap<String, (ObjectId, String, Vec<String>)>,
+    graph: &BTreeMap<String, (ObjectId, String, usize, Vec<String>)>,
     findings: &mut Vec<Finding>,
 ) {
     #[derive(Clone, Copy, PartialEq)]
@@ -277,7 +277,7 @@ pub fn find_cycles(
     }
     fn visit(
         node: &str,
-        graph: &BTreeMap<String, (ObjectId, String, Vec<String>)>,
+        graph: &BTreeMap<String, (ObjectId, String, usize, Vec<String>)>,
         marks: &mut BTreeMap<String, Mark>,
         stack: &mut Vec<String>,
         cycles: &mut Vec<Vec<String>>,
@@ -296,7 +296,7 @@ pub fn find_cycles(
         }
         marks.insert(node.to_owned(), Mark::Visiting);
         stack.push(node.to_owned());
-        if let Some((_, _, deps)) = graph.get(node) {
+        if let Some((_, _, _, deps)) = graph.get(node) {
             for dep in deps {
                 visit(dep, graph, marks, stack, cycles);
             }
@@ -316,10 +316,10 @@ pub fn find_cycles(
         if !seen.insert(members.into_iter().cloned().collect::<Vec<_>>()) {
             continue;
         }
-        if let Some((id, file, _)) = graph.get(&cycle[0]) {
+        if let Some((id, file, line, _)) = graph.get(&cycle[0]) {
             findings.push(Finding {
                 file: file.clone(),
-                line: 0,
+                line: *line,
                 object: Some(id.clone()),
                 check: Check::Cycle,
                 message: format!("dependsOn cycle: {}", cycle.join(" -> ")),

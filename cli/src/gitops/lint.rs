@@ -178,7 +178,7 @@ fn check_flux(
         match (doc.group(), doc.kind()) {
             ("kustomize.toolkit.fluxcd.io", "Kustomization") => {
                 let deps = flux::check_kustomization(doc, index, findings);
-                ks_graph.insert(node, (doc.id(), doc.file.clone(), deps));
+                ks_graph.insert(node, (doc.id(), doc.file.clone(), doc.line, deps));
                 if let Some(path) = check_path(doc, repo_root, findings) {
                     let vars = provided_vars(doc, objects);
                     for file in reach(&path, dir, findings) {
@@ -192,7 +192,7 @@ fn check_flux(
             }
             ("helm.toolkit.fluxcd.io", "HelmRelease") => {
                 let deps = flux::check_helmrelease(doc, index, findings);
-                hr_graph.insert(node, (doc.id(), doc.file.clone(), deps));
+                hr_graph.insert(node, (doc.id(), doc.file.clone(), doc.line, deps));
             }
             ("source.toolkit.fluxcd.io", "OCIRepository") => {
                 flux::check_oci_repository(doc, findings);

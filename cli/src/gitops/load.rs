@@ -153,7 +153,9 @@ pub fn load_file(dir: &Path, path: &Path, findings: &mut Vec<Finding>) -> Vec<Do
     };
     let mut docs = Vec::new();
     for (line, chunk) in split_documents(&text) {
-        match parse_document(&chunk) {
+        // Pad with the preceding lines so parser errors carry the file's line numbers.
+        let padded = format!("{}{chunk}", "\n".repeat(line.saturating_sub(1)));
+        match parse_document(&padded) {
             Ok(Some(value)) => {
                 if !value.is_object() {
                     findings.push(Finding {
@@ -178,14 +180,43 @@ pub fn load_file(dir: &Path, path: &Path, findings: &mut Vec<Finding>) -> Vec<Do
             Ok(None) => {}
             Err(err) => findings.push(Finding {
                 file: file.clone(),
-                line: 0,
-                object: None,
+                line,
+                object: guess_object(&chunk),
                 check: Check::Parse,
                 message: format!("the document at line {line} does not parse as YAML: {err}"),
             }),
         }
     }
     docs
+}
+
+/// Best effort for a document that does not parse: its top-level `kind` and `metadata.name` /
+/// `metadata.namespace`, read line by line, so the finding can still name the object.
+fn guess_object(text: &str) -> Option<ObjectId> {
+    let mut kind = None;
+    let mut name = None;
+    let mut namespace = None;
+    let mut in_metadata = false;
+    for line in text.lines() {
+        let unquote = |v: &str| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
+        if let Some(v) = line.strip_prefix("kind:") {
+            kind = Some(unquote(v));
+        }
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_metadata = line.starts_with("metadata:");
+        } else if in_metadata {
+            if let Some(v) = line.strip_prefix("  name:") {
+                name = Some(unquote(v));
+            } else if let Some(v) = line.strip_prefix("  namespace:") {
+                namespace = Some(unquote(v));
+            }
+        }
+    }
+    Some(ObjectId {
+        kind: kind?,
+        namespace,
+        name: name?,
+    })
 }
 
 /// `path` relative to `base`, `/`-separated; the full path when it is not below `base`.
