@@ -35,17 +35,18 @@ fn lint_fixture(name: &str) -> LintReport {
 }
 
 fn listing(report: &LintReport) -> String {
-    report
-        .findings
-        .iter()
-        .map(|f| format!("  {f}\n"))
-        .collect()
+    report.findings.iter().map(|f| format!("  {f}\n")).collect()
 }
 
 /// Exactly one finding of `check`, in `file`, about `object`, whose message contains `needle`.
 fn assert_single(report: &LintReport, check: Check, file: &str, object: &str, needle: &str) {
     let hits: Vec<_> = report.of(check).collect();
-    assert_eq!(hits.len(), 1, "expected one {check:?} finding, got:\n{}", listing(report));
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected one {check:?} finding, got:\n{}",
+        listing(report)
+    );
     let hit = hits[0];
     assert_eq!(hit.file, file, "{hit}");
     let named = hit.object.as_ref().map(ToString::to_string);
@@ -61,10 +62,18 @@ fn the_repository_tree_passes() {
         Ok(report) => report,
         Err(err) => panic!("lint of infra/gitops failed to run: {err}"),
     };
-    assert!(report.is_clean(), "infra/gitops has findings:\n{}", listing(&report));
+    assert!(
+        report.is_clean(),
+        "infra/gitops has findings:\n{}",
+        listing(&report)
+    );
     // The tree really was read and validated, not skipped.
     assert!(report.objects >= 60, "only {} objects", report.objects);
-    assert!(report.schema_validated >= 40, "only {} validated", report.schema_validated);
+    assert!(
+        report.schema_validated >= 40,
+        "only {} validated",
+        report.schema_validated
+    );
 }
 
 #[test]
@@ -79,9 +88,19 @@ fn the_valid_fixture_passes() {
 #[test]
 fn unparsable_yaml_is_reported_with_file_object_and_line() {
     let report = lint_fixture("parse");
-    assert_single(&report, Check::Parse, "apps/podinfo.yaml", "HelmRelease podinfo/podinfo", "does not parse as YAML");
+    assert_single(
+        &report,
+        Check::Parse,
+        "apps/podinfo.yaml",
+        "HelmRelease podinfo/podinfo",
+        "does not parse as YAML",
+    );
     assert_eq!(report.findings[0].line, 17);
-    assert!(report.findings[0].message.contains("line 35"), "{}", report.findings[0]);
+    assert!(
+        report.findings[0].message.contains("line 35"),
+        "{}",
+        report.findings[0]
+    );
 }
 
 #[test]
@@ -100,7 +119,13 @@ fn removed_api_versions_are_reported() {
 #[test]
 fn a_missing_kustomization_path_is_reported() {
     let report = lint_fixture("path");
-    assert_single(&report, Check::Path, "clusters/lab/apps.yaml", "Kustomization flux-system/apps", "spec.path `./applications` does not exist");
+    assert_single(
+        &report,
+        Check::Path,
+        "clusters/lab/apps.yaml",
+        "Kustomization flux-system/apps",
+        "spec.path `./applications` does not exist",
+    );
 }
 
 #[test]
@@ -132,7 +157,13 @@ fn a_dependency_cycle_is_reported() {
 #[test]
 fn a_chart_version_range_is_reported() {
     let report = lint_fixture("chart-version");
-    assert_single(&report, Check::ChartVersion, "apps/podinfo.yaml", "HelmRelease podinfo/podinfo", "version `>=6.0.0` is not an exact version");
+    assert_single(
+        &report,
+        Check::ChartVersion,
+        "apps/podinfo.yaml",
+        "HelmRelease podinfo/podinfo",
+        "version `>=6.0.0` is not an exact version",
+    );
     assert_eq!(report.findings.len(), 1, "{}", listing(&report));
 }
 
@@ -159,14 +190,22 @@ fn a_schema_violation_is_reported_against_the_real_crd() {
         "VirtualService podinfo/podinfo",
         "'subsets' was unexpected",
     );
-    assert!(report.findings[0].message.contains("networking.istio.io/v1"));
+    assert!(report.findings[0]
+        .message
+        .contains("networking.istio.io/v1"));
     assert_eq!(report.findings.len(), 1, "{}", listing(&report));
 }
 
 #[test]
 fn a_file_no_kustomization_applies_is_reported() {
     let report = lint_fixture("layout");
-    assert_single(&report, Check::Layout, "apps/stray.yaml", "ConfigMap podinfo/stray", "no Kustomization applies this file");
+    assert_single(
+        &report,
+        Check::Layout,
+        "apps/stray.yaml",
+        "ConfigMap podinfo/stray",
+        "no Kustomization applies this file",
+    );
     assert_eq!(report.findings.len(), 1, "{}", listing(&report));
 }
 
@@ -210,7 +249,10 @@ fn the_cli_exits_1_with_findings_and_0_on_the_repository_tree() {
         .output()
         .expect("run labflow");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(": ok:"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(": ok:"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -226,6 +268,15 @@ fn the_cli_lists_the_cluster_variables() {
         .collect();
     assert_eq!(
         names,
-        ["CLUSTER_NAME", "AWS_REGION", "DOMAIN", "HOSTED_ZONE_ID", "OWNER_ID", "CERT_ARN", "AVAILABILITY_ZONES", "ENVIRONMENT"]
+        [
+            "CLUSTER_NAME",
+            "AWS_REGION",
+            "DOMAIN",
+            "HOSTED_ZONE_ID",
+            "OWNER_ID",
+            "CERT_ARN",
+            "AVAILABILITY_ZONES",
+            "ENVIRONMENT"
+        ]
     );
 }

@@ -15,7 +15,11 @@ pub const BOOTSTRAP_OBJECTS: &[(&str, &str, &str)] = &[
     ("GitRepository", "flux-system", "flux-system"),
     ("Kustomization", "flux-system", "flux-system"),
     ("Secret", "flux-system", "flux-system"),
-    ("ConfigMap", "flux-system", super::vars::CLUSTER_VARS_CONFIGMAP),
+    (
+        "ConfigMap",
+        "flux-system",
+        super::vars::CLUSTER_VARS_CONFIGMAP,
+    ),
 ];
 
 pub fn build_index(docs: &[&Doc]) -> Index {
@@ -75,17 +79,18 @@ fn check_ref(
         .and_then(Value::as_str)
         .unwrap_or_else(|| namespace_of(doc));
     if name.is_empty() {
-        findings.push(finding(doc, Check::Reference, format!("{field} has no name")));
+        findings.push(finding(
+            doc,
+            Check::Reference,
+            format!("{field} has no name"),
+        ));
         return None;
     }
     if !kinds.contains(&kind) {
         findings.push(finding(
             doc,
             Check::Reference,
-            format!(
-                "{field} kind `{kind}` is not one of {}",
-                kinds.join(", ")
-            ),
+            format!("{field} kind `{kind}` is not one of {}", kinds.join(", ")),
         ));
         return None;
     }
@@ -112,13 +117,25 @@ pub fn check_kustomization(doc: &Doc, index: &Index, findings: &mut Vec<Finding>
                 source,
                 "spec.sourceRef",
                 None,
-                &["GitRepository", "OCIRepository", "Bucket", "ExternalArtifact"],
+                &[
+                    "GitRepository",
+                    "OCIRepository",
+                    "Bucket",
+                    "ExternalArtifact",
+                ],
                 findings,
             );
         }
-        None => findings.push(finding(doc, Check::Reference, "spec.sourceRef is missing".into())),
+        None => findings.push(finding(
+            doc,
+            Check::Reference,
+            "spec.sourceRef is missing".into(),
+        )),
     }
-    if let Some(sources) = spec.pointer("/postBuild/substituteFrom").and_then(Value::as_array) {
+    if let Some(sources) = spec
+        .pointer("/postBuild/substituteFrom")
+        .and_then(Value::as_array)
+    {
         for (i, source) in sources.iter().enumerate() {
             if source.get("optional").and_then(Value::as_bool) == Some(true) {
                 continue;
@@ -206,15 +223,17 @@ pub fn check_oci_repository(doc: &Doc, findings: &mut Vec<Finding>) {
         return;
     }
     let problem = match (get("semver"), get("tag")) {
-        (Some(semver), _) if !is_exact_version(semver) => {
-            Some(format!("spec.ref.semver `{semver}` is a range; pin an exact version"))
-        }
+        (Some(semver), _) if !is_exact_version(semver) => Some(format!(
+            "spec.ref.semver `{semver}` is a range; pin an exact version"
+        )),
         (Some(_), _) => None,
         (None, Some(tag)) if !is_exact_version(tag) => {
             Some(format!("spec.ref.tag `{tag}` is not an exact version"))
         }
         (None, Some(_)) => None,
-        (None, None) => Some("spec.ref has no tag, semver or digest (Flux would pull `latest`)".to_owned()),
+        (None, None) => {
+            Some("spec.ref has no tag, semver or digest (Flux would pull `latest`)".to_owned())
+        }
     };
     if let Some(message) = problem {
         findings.push(finding(doc, Check::ChartVersion, message));
@@ -250,7 +269,9 @@ fn depends_on(doc: &Doc, index: &Index, kind: &str, findings: &mut Vec<Finding>)
 pub fn is_exact_version(version: &str) -> bool {
     let v = version.strip_prefix('v').unwrap_or(version);
     let (core, _build) = v.split_once('+').unwrap_or((v, ""));
-    let (core, pre) = core.split_once('-').map_or((core, None), |(c, p)| (c, Some(p)));
+    let (core, pre) = core
+        .split_once('-')
+        .map_or((core, None), |(c, p)| (c, Some(p)));
     let numeric = |part: &str| {
         !part.is_empty()
             && part.chars().all(|c| c.is_ascii_digit())
@@ -259,8 +280,9 @@ pub fn is_exact_version(version: &str) -> bool {
     let parts: Vec<&str> = core.split('.').collect();
     let pre_ok = pre.is_none_or(|p| {
         !p.is_empty()
-            && p.split('.')
-                .all(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            && p.split('.').all(|id| {
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
     });
     parts.len() == 3 && parts.iter().all(|p| numeric(p)) && pre_ok
 }
@@ -337,7 +359,20 @@ mod tests {
         for ok in ["1.2.3", "v1.21.1", "0.0.1", "1.0.0-rc.1", "2.0.0+build.5"] {
             assert!(is_exact_version(ok), "{ok}");
         }
-        for bad in ["1.2", "1.2.x", "*", "^1.2.3", "~1.2.3", ">=1.0.0", "1.2.*", "1.x", "", "latest", "01.2.3", "1.2.3 - 1.4.0"] {
+        for bad in [
+            "1.2",
+            "1.2.x",
+            "*",
+            "^1.2.3",
+            "~1.2.3",
+            ">=1.0.0",
+            "1.2.*",
+            "1.x",
+            "",
+            "latest",
+            "01.2.3",
+            "1.2.3 - 1.4.0",
+        ] {
             assert!(!is_exact_version(bad), "{bad}");
         }
     }

@@ -118,11 +118,14 @@ fn check_shape(doc: &Doc, findings: &mut Vec<Finding>) {
     }
 }
 
+/// A Kustomization applying a file, with the variables it substitutes (`None`: no postBuild).
+type Applier = (ObjectId, Option<BTreeMap<String, String>>);
+
 /// How one file is applied: by which Kustomizations, and which variables each substitutes.
 #[derive(Debug, Default)]
 struct Coverage {
     /// file -> for each Kustomization applying it: `None` (no postBuild) or its variable names.
-    files: BTreeMap<PathBuf, Vec<(ObjectId, Option<BTreeMap<String, String>>)>>,
+    files: BTreeMap<PathBuf, Vec<Applier>>,
 }
 
 /// Entry points, Kustomization checks, HelmRelease checks, dependsOn cycles; returns which
@@ -281,7 +284,11 @@ fn substitute_and_validate(
     crds: &mut CrdSet,
     findings: &mut Vec<Finding>,
 ) -> Result<bool, LintError> {
-    let appliers = coverage.files.get(&doc.path).map(Vec::as_slice).unwrap_or(&[]);
+    let appliers = coverage
+        .files
+        .get(&doc.path)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if appliers.is_empty() {
         findings.push(finding(
             doc,
@@ -350,7 +357,9 @@ fn substitute_and_validate(
                 findings.push(finding(
                     doc,
                     Check::Parse,
-                    format!("does not parse after substituting the sample cluster variables: {err}"),
+                    format!(
+                        "does not parse after substituting the sample cluster variables: {err}"
+                    ),
                 ));
                 continue;
             }
@@ -364,7 +373,10 @@ fn substitute_and_validate(
                     findings.push(finding(
                         doc,
                         Check::Schema,
-                        format!("does not match the {} CRD schema {message}", doc.api_version()),
+                        format!(
+                            "does not match the {} CRD schema {message}",
+                            doc.api_version()
+                        ),
                     ));
                 }
             }

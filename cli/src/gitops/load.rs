@@ -24,7 +24,10 @@ pub struct Doc {
 
 impl Doc {
     pub fn api_version(&self) -> &str {
-        self.value.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+        self.value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     pub fn kind(&self) -> &str {
@@ -46,7 +49,9 @@ impl Doc {
     }
 
     pub fn namespace(&self) -> Option<&str> {
-        self.value.pointer("/metadata/namespace").and_then(Value::as_str)
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
     }
 
     /// Is this a kustomize build file (`kustomization.yaml`) rather than a cluster object?

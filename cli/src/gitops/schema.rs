@@ -113,7 +113,10 @@ impl CrdSet {
             .cloned()
             .unwrap_or_default();
         for version in versions {
-            let served = version.get("served").and_then(Value::as_bool).unwrap_or(false);
+            let served = version
+                .get("served")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let Some(name) = version.get("name").and_then(Value::as_str) else {
                 continue;
             };
@@ -122,7 +125,7 @@ impl CrdSet {
             }
             let schema = version
                 .pointer("/schema/openAPIV3Schema")
-                .map(|s| root_schema(s))
+                .map(root_schema)
                 .unwrap_or_else(|| json!({}));
             self.served
                 .entry((group.to_owned(), kind.to_owned()))
@@ -272,7 +275,10 @@ pub fn convert(schema: &Value, in_junctor: bool) -> Value {
         }
     }
 
-    for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (exclusive, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if node.get(exclusive).and_then(Value::as_bool) == Some(true) {
             if let Some(limit) = out.remove(bound) {
                 out.insert(exclusive.to_owned(), limit);

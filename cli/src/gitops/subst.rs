@@ -26,7 +26,9 @@ pub fn substitute<'a>(text: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> S
             out.text.push_str("${");
             rest = escaped;
         } else if let Some(body_and_rest) = after.strip_prefix('{') {
-            let end = body_and_rest.find('}').filter(|&end| !body_and_rest[..end].contains('\n'));
+            let end = body_and_rest
+                .find('}')
+                .filter(|&end| !body_and_rest[..end].contains('\n'));
             let Some(end) = end else {
                 out.malformed
                     .push(format!("${{{}", first_line(body_and_rest)));
@@ -42,14 +44,14 @@ pub fn substitute<'a>(text: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> S
                         out.used.push(name.to_owned());
                     }
                     match (lookup(name), default) {
-                    (Some(value), _) => out.text.push_str(value),
-                    (None, Some(default)) => out.text.push_str(default),
-                    (None, None) => {
-                        if !out.unknown.iter().any(|u| u == name) {
-                            out.unknown.push(name.to_owned());
+                        (Some(value), _) => out.text.push_str(value),
+                        (None, Some(default)) => out.text.push_str(default),
+                        (None, None) => {
+                            if !out.unknown.iter().any(|u| u == name) {
+                                out.unknown.push(name.to_owned());
+                            }
                         }
                     }
-                }
                 }
                 None => out.malformed.push(format!("${{{body}}}")),
             }
@@ -106,7 +108,10 @@ mod tests {
             "h: a.${DOMAIN}\nd: ${MISSING:=x}\ne: $${DOMAIN}\nr: $1:$2 $HOME\n",
             vars,
         );
-        assert_eq!(s.text, "h: a.lab.example.com\nd: x\ne: ${DOMAIN}\nr: $1:$2 $HOME\n");
+        assert_eq!(
+            s.text,
+            "h: a.lab.example.com\nd: x\ne: ${DOMAIN}\nr: $1:$2 $HOME\n"
+        );
         assert!(s.unknown.is_empty());
         assert!(s.malformed.is_empty());
     }

@@ -43,7 +43,8 @@ pub const CLUSTER_VARS: &[ClusterVar] = &[
     },
     ClusterVar {
         name: "CERT_ARN",
-        sample: "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+        sample:
+            "arn:aws:acm:eu-west-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
         source: "dns.certificateArn (ACM certificate for *.<DOMAIN>)",
     },
     ClusterVar {
@@ -60,7 +61,10 @@ pub const CLUSTER_VARS: &[ClusterVar] = &[
 
 /// The sample value of a cluster variable, if `name` is one.
 pub fn sample(name: &str) -> Option<&'static str> {
-    CLUSTER_VARS.iter().find(|v| v.name == name).map(|v| v.sample)
+    CLUSTER_VARS
+        .iter()
+        .find(|v| v.name == name)
+        .map(|v| v.sample)
 }
 
 /// The keys, in documented order.
