@@ -120,7 +120,10 @@ pub fn apply(live: Option<&Value>, applied: &Value, req: &ApplyRequest<'_>) -> R
                 if path.last().map(String::as_str) == Some(".") || !entry.fields.contains(path) {
                     continue;
                 }
-                if fields::value_at(live, path) != fields::value_at(applied, path) {
+                let (live_value, applied_value) = (fields::value_at(live, path), fields::value_at(applied, path));
+                // A map is a container, not a value: its fields conflict, not the map itself.
+                let both_maps = live_value.is_some_and(Value::is_object) && applied_value.is_some_and(Value::is_object);
+                if live_value != applied_value && !both_maps {
                     conflicts.push((entry.manager.clone(), entry.api_version.clone(), display_path(path)));
                     lost.push((i, path.clone()));
                 }
