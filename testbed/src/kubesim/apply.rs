@@ -18,12 +18,17 @@ pub struct ManagedEntry {
 
 impl ManagedEntry {
     fn same_owner(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource.as_deref() == subresource
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
     }
 }
 
 pub fn read_managed(obj: &Value) -> Vec<ManagedEntry> {
-    let Some(entries) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else {
+    let Some(entries) = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
         return Vec::new();
     };
     entries
@@ -35,8 +40,14 @@ pub fn read_managed(obj: &Value) -> Vec<ManagedEntry> {
                 operation: s("operation"),
                 api_version: s("apiVersion"),
                 time: s("time"),
-                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
-                fields: e.get("fieldsV1").map(fields::from_fields_v1).unwrap_or_default(),
+                subresource: e
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                fields: e
+                    .get("fieldsV1")
+                    .map(fields::from_fields_v1)
+                    .unwrap_or_default(),
             }
         })
         .collect()
@@ -96,9 +107,17 @@ pub struct ApplyRequest<'a> {
 
 /// Applies `applied` onto `live` (or onto nothing, for create-if-absent). Returns the merged
 /// object with updated managedFields, or the conflicts.
-pub fn apply(live: Option<&Value>, applied: &Value, req: &ApplyRequest<'_>) -> Result<Value, Vec<Conflict>> {
+pub fn apply(
+    live: Option<&Value>,
+    applied: &Value,
+    req: &ApplyRequest<'_>,
+) -> Result<Value, Vec<Conflict>> {
     let mut entries = live.map(read_managed).unwrap_or_default();
-    let new_set = scoped(fields::fields_of(applied), req.status_subresource, req.subresource);
+    let new_set = scoped(
+        fields::fields_of(applied),
+        req.status_subresource,
+        req.subresource,
+    );
     let mut result = live.cloned().unwrap_or_else(|| {
         let mut base = Map::new();
         for k in ["apiVersion", "kind", "metadata"] {
@@ -120,11 +139,19 @@ pub fn apply(live: Option<&Value>, applied: &Value, req: &ApplyRequest<'_>) -> R
                 if path.last().map(String::as_str) == Some(".") || !entry.fields.contains(path) {
                     continue;
                 }
-                let (live_value, applied_value) = (fields::value_at(live, path), fields::value_at(applied, path));
+                let (live_value, applied_value) = (
+                    fields::value_at(live, path),
+                    fields::value_at(applied, path),
+                );
                 // A map is a container, not a value: its fields conflict, not the map itself.
-                let both_maps = live_value.is_some_and(Value::is_object) && applied_value.is_some_and(Value::is_object);
+                let both_maps = live_value.is_some_and(Value::is_object)
+                    && applied_value.is_some_and(Value::is_object);
                 if live_value != applied_value && !both_maps {
-                    conflicts.push((entry.manager.clone(), entry.api_version.clone(), display_path(path)));
+                    conflicts.push((
+                        entry.manager.clone(),
+                        entry.api_version.clone(),
+                        display_path(path),
+                    ));
                     lost.push((i, path.clone()));
                 }
             }
@@ -148,9 +175,9 @@ pub fn apply(live: Option<&Value>, applied: &Value, req: &ApplyRequest<'_>) -> R
         .iter()
         .filter(|p| !new_set.contains(*p))
         .filter(|p| {
-            !entries
-                .iter()
-                .any(|e| !e.same_owner(req.manager, "Apply", req.subresource) && e.fields.contains(*p))
+            !entries.iter().any(|e| {
+                !e.same_owner(req.manager, "Apply", req.subresource) && e.fields.contains(*p)
+            })
         })
         .collect();
     // Deepest first, so removing an element does not hide a field inside it.
@@ -159,7 +186,10 @@ pub fn apply(live: Option<&Value>, applied: &Value, req: &ApplyRequest<'_>) -> R
         fields::remove_at(&mut result, path);
     }
 
-    match entries.iter_mut().find(|e| e.same_owner(req.manager, "Apply", req.subresource)) {
+    match entries
+        .iter_mut()
+        .find(|e| e.same_owner(req.manager, "Apply", req.subresource))
+    {
         Some(e) => {
             e.fields = new_set;
             e.api_version = req.api_version.to_string();
@@ -204,9 +234,11 @@ fn merge_applied(live: &mut Value, applied: &Value, field: &str) {
             }
         }
         (Value::Array(live_items), Value::Array(applied_items)) => {
-            match fields::list_merge_keys(field, applied_items)
-                .filter(|keys| live_items.iter().all(|i| keys.iter().all(|k| i.get(k).is_some())))
-            {
+            match fields::list_merge_keys(field, applied_items).filter(|keys| {
+                live_items
+                    .iter()
+                    .all(|i| keys.iter().all(|k| i.get(k).is_some()))
+            }) {
                 Some(keys) => {
                     for item in applied_items {
                         let pos = live_items
@@ -226,7 +258,9 @@ fn merge_applied(live: &mut Value, applied: &Value, field: &str) {
 }
 
 fn merge_metadata(live_map: &mut Map<String, Value>, applied_meta: &Value) {
-    let meta = live_map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let meta = live_map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
         if let Some(v) = applied_meta.get(k) {
             match meta.get_mut(k) {
@@ -261,12 +295,20 @@ pub fn record_update(
         .filter(|p| old.is_none_or(|o| fields::value_at(o, p) != fields::value_at(new, p)))
         .cloned()
         .collect();
-    let gone: Vec<&Path> = old_fields.iter().filter(|p| !new_fields.contains(*p)).collect();
+    let gone: Vec<&Path> = old_fields
+        .iter()
+        .filter(|p| !new_fields.contains(*p))
+        .collect();
     for entry in entries.iter_mut() {
-        entry.fields.retain(|p| !changed.contains(p) && !gone.contains(&p));
+        entry
+            .fields
+            .retain(|p| !changed.contains(p) && !gone.contains(&p));
     }
     if !changed.is_empty() {
-        match entries.iter_mut().find(|e| e.same_owner(manager, "Update", subresource)) {
+        match entries
+            .iter_mut()
+            .find(|e| e.same_owner(manager, "Update", subresource))
+        {
             Some(e) => {
                 e.fields.extend(changed);
                 e.time = now();
@@ -290,7 +332,13 @@ mod tests {
     use super::*;
 
     fn req<'a>(manager: &'a str, force: bool) -> ApplyRequest<'a> {
-        ApplyRequest { manager, api_version: "v1", force, subresource: None, status_subresource: false }
+        ApplyRequest {
+            manager,
+            api_version: "v1",
+            force,
+            subresource: None,
+            status_subresource: false,
+        }
     }
 
     #[test]
@@ -300,12 +348,18 @@ mod tests {
         let same = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "1"}});
         assert!(apply(Some(&live), &same, &req("bob", false)).is_ok());
         let differs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "9"}});
-        let conflicts = apply(Some(&live), &differs, &req("bob", false)).err().unwrap_or_default();
-        assert_eq!(conflicts, vec![("alice".to_string(), "v1".to_string(), ".data.x".to_string())]);
+        let conflicts = apply(Some(&live), &differs, &req("bob", false))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            conflicts,
+            vec![("alice".to_string(), "v1".to_string(), ".data.x".to_string())]
+        );
         let forced = apply(Some(&live), &differs, &req("bob", true)).unwrap_or_default();
         assert_eq!(forced["data"], json!({"x": "9", "y": "2"}));
         // alice drops y from her config: it is removed, since nobody else owns it.
-        let alice2 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+        let alice2 =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
         let after = apply(Some(&forced), &alice2, &req("alice", false)).unwrap_or_default();
         assert_eq!(after["data"], json!({"x": "9"}));
     }

@@ -70,7 +70,11 @@ pub fn authenticate(
     verify_presigned_url(config, &url, now)
 }
 
-fn verify_presigned_url(config: &AuthConfig, raw: &str, now: DateTime<Utc>) -> Result<Identity, AuthError> {
+fn verify_presigned_url(
+    config: &AuthConfig,
+    raw: &str,
+    now: DateTime<Utc>,
+) -> Result<Identity, AuthError> {
     let bad = |m: &str| AuthError::Malformed(m.to_string());
     let url = url::Url::parse(raw).map_err(|e| AuthError::Malformed(e.to_string()))?;
     if url.scheme() != "https" || url.path() != "/" || url.port().is_some() {
@@ -94,7 +98,10 @@ fn verify_presigned_url(config: &AuthConfig, raw: &str, now: DateTime<Utc>) -> R
     if !signed_headers.contains(&"x-k8s-aws-id") || !signed_headers.contains(&"host") {
         return Err(bad("x-k8s-aws-id and host must be signed"));
     }
-    if signed_headers.iter().any(|h| *h != "host" && *h != "x-k8s-aws-id") {
+    if signed_headers
+        .iter()
+        .any(|h| *h != "host" && *h != "x-k8s-aws-id")
+    {
         return Err(bad("unexpected signed header"));
     }
     let credential = get("X-Amz-Credential")?;
@@ -120,12 +127,14 @@ fn verify_presigned_url(config: &AuthConfig, raw: &str, now: DateTime<Utc>) -> R
     if !amz_date.starts_with(date) {
         return Err(bad("credential date"));
     }
-    let expires: i64 = get("X-Amz-Expires")?.parse().map_err(|_| bad("X-Amz-Expires"))?;
+    let expires: i64 = get("X-Amz-Expires")?
+        .parse()
+        .map_err(|_| bad("X-Amz-Expires"))?;
     if !(1..=900).contains(&expires) {
         return Err(bad("X-Amz-Expires must be 1..=900"));
     }
     let age = now.signed_duration_since(signed_at).num_seconds();
-    if age > TOKEN_LIFETIME_SECS || age < -MAX_SKEW_SECS {
+    if !(-MAX_SKEW_SECS..=TOKEN_LIFETIME_SECS).contains(&age) {
         return Err(AuthError::Expired);
     }
     let secret = config
@@ -145,7 +154,11 @@ fn verify_presigned_url(config: &AuthConfig, raw: &str, now: DateTime<Utc>) -> R
     sorted_query.sort();
     let mut header_lines = String::new();
     for h in &signed_headers {
-        let value = if *h == "host" { host.as_str() } else { config.cluster_name.as_str() };
+        let value = if *h == "host" {
+            host.as_str()
+        } else {
+            config.cluster_name.as_str()
+        };
         header_lines.push_str(&format!("{h}:{value}\n"));
     }
     let scope = format!("{date}/{region}/sts/aws4_request");
@@ -178,7 +191,11 @@ fn verify_presigned_url(config: &AuthConfig, raw: &str, now: DateTime<Utc>) -> R
 }
 
 /// SigV4 URI encoding: everything but unreserved characters, upper-case hex.
-const AWS_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const AWS_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 fn aws_encode(s: &str) -> String {
     utf8_percent_encode(s, AWS_ENCODE).to_string()

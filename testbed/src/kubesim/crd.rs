@@ -12,7 +12,11 @@ pub fn is_crd(rt: &ResourceType) -> bool {
 }
 
 fn required(field: &str) -> Cause {
-    Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: field.into() }
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: "Required value".into(),
+        field: field.into(),
+    }
 }
 
 pub fn validate(crd: &Value) -> Result<(), Vec<Cause>> {
@@ -32,15 +36,25 @@ pub fn validate(crd: &Value) -> Result<(), Vec<Cause>> {
     if causes.is_empty() && meta::name(crd) != expected {
         causes.push(Cause {
             reason: "FieldValueInvalid".into(),
-            message: format!("Invalid value: \"{}\": must be spec.names.plural+\".\"+spec.group", meta::name(crd)),
+            message: format!(
+                "Invalid value: \"{}\": must be spec.names.plural+\".\"+spec.group",
+                meta::name(crd)
+            ),
             field: "metadata.name".into(),
         });
     }
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if versions.is_empty() {
         causes.push(required("spec.versions"));
     } else {
-        let storage = versions.iter().filter(|v| v.get("storage") == Some(&Value::Bool(true))).count();
+        let storage = versions
+            .iter()
+            .filter(|v| v.get("storage") == Some(&Value::Bool(true)))
+            .count();
         if storage != 1 {
             causes.push(Cause {
                 reason: "FieldValueInvalid".into(),
@@ -60,7 +74,10 @@ fn condition(old: Option<&Value>, type_: &str, status: &str, reason: &str, messa
     let previous = old
         .and_then(|o| o.pointer("/status/conditions"))
         .and_then(Value::as_array)
-        .and_then(|c| c.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(type_)));
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+        });
     let since = previous
         .filter(|p| p.get("status").and_then(Value::as_str) == Some(status))
         .and_then(|p| p.get("lastTransitionTime").cloned())
@@ -77,13 +94,23 @@ pub fn prepare(old: Option<&Value>, crd: &mut Value) {
         }
         meta_mut(crd).insert("finalizers".into(), json!(finalizers));
     }
-    let mut names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let mut names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     if names.get("singular").is_none() {
-        let singular = names.get("kind").and_then(Value::as_str).unwrap_or("").to_lowercase();
+        let singular = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
         names["singular"] = json!(singular);
     }
     if names.get("listKind").is_none() {
-        let list_kind = format!("{}List", names.get("kind").and_then(Value::as_str).unwrap_or(""));
+        let list_kind = format!(
+            "{}List",
+            names.get("kind").and_then(Value::as_str).unwrap_or("")
+        );
         names["listKind"] = json!(list_kind);
     }
     let mut stored: Vec<Value> = old
@@ -94,7 +121,10 @@ pub fn prepare(old: Option<&Value>, crd: &mut Value) {
     let storage = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
-        .and_then(|vs| vs.iter().find(|v| v.get("storage") == Some(&Value::Bool(true))))
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v.get("storage") == Some(&Value::Bool(true)))
+        })
         .and_then(|v| v.get("name"))
         .cloned();
     if let Some(storage) = storage {
@@ -104,13 +134,32 @@ pub fn prepare(old: Option<&Value>, crd: &mut Value) {
     }
     let terminating = meta::is_deleting(crd);
     let mut conditions = vec![
-        condition(old, "NamesAccepted", "True", "NoConflicts", "no conflicts found"),
-        condition(old, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted"),
+        condition(
+            old,
+            "NamesAccepted",
+            "True",
+            "NoConflicts",
+            "no conflicts found",
+        ),
+        condition(
+            old,
+            "Established",
+            "True",
+            "InitialNamesAccepted",
+            "the initial names have been accepted",
+        ),
     ];
     if terminating {
-        conditions.push(condition(old, "Terminating", "True", "InstanceDeletionInProgress", "CustomResource deletion is in progress"));
+        conditions.push(condition(
+            old,
+            "Terminating",
+            "True",
+            "InstanceDeletionInProgress",
+            "CustomResource deletion is in progress",
+        ));
     }
-    crd["status"] = json!({"acceptedNames": names, "conditions": conditions, "storedVersions": stored});
+    crd["status"] =
+        json!({"acceptedNames": names, "conditions": conditions, "storedVersions": stored});
 }
 
 pub fn mark_terminating(crd: &mut Value) {

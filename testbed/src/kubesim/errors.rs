@@ -17,7 +17,13 @@ pub struct ApiError {
     pub code: u16,
     pub reason: String,
     pub message: String,
-    /// `details.name`, `details.group`, `details.kind`.
+    /// `Status.details` (boxed: errors travel through many `Result`s).
+    pub details: Box<Details>,
+}
+
+/// `details.name`, `details.group`, `details.kind` and `details.causes`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Details {
     pub name: Option<String>,
     pub group: Option<String>,
     pub kind: Option<String>,
@@ -49,17 +55,14 @@ impl ApiError {
             code,
             reason: reason.to_string(),
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
+            details: Box::default(),
         }
     }
 
     fn about(mut self, subject: &Subject<'_>) -> Self {
-        self.name = Some(subject.name.to_string());
-        self.group = Some(subject.group.to_string());
-        self.kind = Some(subject.plural.to_string());
+        self.details.name = Some(subject.name.to_string());
+        self.details.group = Some(subject.group.to_string());
+        self.details.kind = Some(subject.plural.to_string());
         self
     }
 
@@ -69,7 +72,11 @@ impl ApiError {
     }
 
     pub fn already_exists(subject: &Subject<'_>) -> Self {
-        let message = format!("{} \"{}\" already exists", subject.qualified(), subject.name);
+        let message = format!(
+            "{} \"{}\" already exists",
+            subject.qualified(),
+            subject.name
+        );
         Self::new(409, "AlreadyExists", message).about(subject)
     }
 
@@ -97,7 +104,7 @@ impl ApiError {
             format!("Apply failed with {n} conflicts: {}", lines.join("\n"))
         };
         let mut err = Self::new(409, "Conflict", message).about(subject);
-        err.causes = conflicts
+        err.details.causes = conflicts
             .into_iter()
             .map(|(manager, api_version, field)| Cause {
                 reason: "FieldManagerConflict".into(),
@@ -110,8 +117,10 @@ impl ApiError {
 
     /// 422 Invalid with one cause per field, worded like the real server.
     pub fn invalid(subject: &Subject<'_>, causes: Vec<Cause>) -> Self {
-        let details: Vec<String> =
-            causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let details: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         let joined = if details.len() == 1 {
             details.join("")
         } else {
@@ -124,8 +133,8 @@ impl ApiError {
         };
         let message = format!("{kind} \"{}\" is invalid: {joined}", subject.name);
         let mut err = Self::new(422, "Invalid", message).about(subject);
-        err.kind = Some(subject.kind.to_string());
-        err.causes = causes;
+        err.details.kind = Some(subject.kind.to_string());
+        err.details.causes = causes;
         err
     }
 
@@ -142,11 +151,19 @@ impl ApiError {
     }
 
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
@@ -172,21 +189,22 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if self.name.is_some() || !self.causes.is_empty() {
+        let d = &self.details;
+        if d.name.is_some() || !d.causes.is_empty() {
             let mut details = serde_json::Map::new();
-            if let Some(name) = &self.name {
+            if let Some(name) = &d.name {
                 details.insert("name".into(), json!(name));
             }
-            if let Some(group) = &self.group {
+            if let Some(group) = &d.group {
                 if !group.is_empty() {
                     details.insert("group".into(), json!(group));
                 }
             }
-            if let Some(kind) = &self.kind {
+            if let Some(kind) = &d.kind {
                 details.insert("kind".into(), json!(kind));
             }
-            if !self.causes.is_empty() {
-                let causes: Vec<Value> = self
+            if !d.causes.is_empty() {
+                let causes: Vec<Value> = d
                     .causes
                     .iter()
                     .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))

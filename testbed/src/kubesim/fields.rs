@@ -13,7 +13,11 @@ pub type FieldSet = BTreeSet<Path>;
 /// Other lists are atomic (owned and replaced as a whole).
 pub fn list_merge_keys(field: &str, items: &[Value]) -> Option<Vec<String>> {
     let candidates: &[&[&str]] = match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
         | "imagePullSecrets" => &[&["name"]],
         "volumeMounts" => &[&["mountPath"]],
         "ports" => &[&["containerPort"], &["port"]],
@@ -25,7 +29,9 @@ pub fn list_merge_keys(field: &str, items: &[Value]) -> Option<Vec<String>> {
         .iter()
         .find(|keys| {
             !items.is_empty()
-                && items.iter().all(|i| keys.iter().all(|k| i.get(*k).is_some_and(|v| !v.is_null())))
+                && items
+                    .iter()
+                    .all(|i| keys.iter().all(|k| i.get(*k).is_some_and(|v| !v.is_null())))
         })
         .map(|keys| keys.iter().map(|k| k.to_string()).collect())
 }
@@ -46,7 +52,9 @@ pub fn element_key(item: &Value, keys: &[String]) -> String {
 /// finalizers and ownerReferences; `apiVersion` and `kind` are never owned.
 pub fn fields_of(obj: &Value) -> FieldSet {
     let mut out = FieldSet::new();
-    let Some(map) = obj.as_object() else { return out };
+    let Some(map) = obj.as_object() else {
+        return out;
+    };
     for (k, v) in map {
         match k.as_str() {
             "apiVersion" | "kind" => {}
@@ -123,7 +131,9 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
     for path in set {
         let mut node = &mut root;
         for element in path {
-            let entry = node.entry(element.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let entry = node
+                .entry(element.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
             let Value::Object(next) = entry else { break };
             node = next;
         }
@@ -156,7 +166,9 @@ pub fn from_fields_v1(value: &Value) -> FieldSet {
 fn find_element<'a>(items: &'a [Value], element: &str) -> Option<usize> {
     if let Some(json) = element.strip_prefix("k:") {
         let keys: Map<String, Value> = serde_json::from_str(json).ok()?;
-        items.iter().position(|i| keys.iter().all(|(k, v)| i.get(k) == Some(v)))
+        items
+            .iter()
+            .position(|i| keys.iter().all(|(k, v)| i.get(k) == Some(v)))
     } else if let Some(json) = element.strip_prefix("v:") {
         let wanted: Value = serde_json::from_str(json).ok()?;
         items.iter().position(|i| *i == wanted)
@@ -250,14 +262,29 @@ mod tests {
         });
         let set = fields_of(&obj);
         let v1 = to_fields_v1(&set);
-        assert_eq!(v1["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]["f:image"], json!({}));
+        assert_eq!(
+            v1["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]["f:image"],
+            json!({})
+        );
         assert_eq!(v1["f:metadata"]["f:finalizers"]["v:\"f1\""], json!({}));
         assert!(v1["f:metadata"].get("f:name").is_none());
         assert_eq!(from_fields_v1(&v1), set);
-        let image_path: Path = ["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"web\"}", "f:image"]
-            .iter().map(|s| s.to_string()).collect();
+        let image_path: Path = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"web\"}",
+            "f:image",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(value_at(&obj, &image_path), Some(&json!("nginx")));
-        assert_eq!(display_path(&image_path), ".spec.template.spec.containers[name=\"web\"].image");
+        assert_eq!(
+            display_path(&image_path),
+            ".spec.template.spec.containers[name=\"web\"].image"
+        );
         let mut copy = obj.clone();
         let mut element = image_path.clone();
         element.pop();

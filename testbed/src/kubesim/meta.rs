@@ -15,8 +15,12 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
         *obj = Value::Object(Map::new());
     }
-    let Value::Object(root) = obj else { unreachable!("just made an object") };
-    let entry = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(root) = obj else {
+        unreachable!("just made an object")
+    };
+    let entry = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
     }
@@ -38,7 +42,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -55,16 +63,25 @@ pub fn validate_name(name: &str, label_only: bool) -> Option<Cause> {
     let max = if label_only { 63 } else { 253 };
     let part_ok = |p: &str| {
         !p.is_empty()
-            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !p.starts_with('-')
             && !p.ends_with('-')
     };
     let ok = name.len() <= max
-        && if label_only { part_ok(name) } else { name.split('.').all(part_ok) };
+        && if label_only {
+            part_ok(name)
+        } else {
+            name.split('.').all(part_ok)
+        };
     if ok {
         return None;
     }
-    let what = if label_only { "RFC 1123 label" } else { "RFC 1123 subdomain" };
+    let what = if label_only {
+        "RFC 1123 label"
+    } else {
+        "RFC 1123 subdomain"
+    };
     Some(Cause {
         reason: "FieldValueInvalid".into(),
         message: format!(
@@ -78,6 +95,9 @@ pub fn validate_name(name: &str, label_only: bool) -> Option<Cause> {
 pub fn generate_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    let suffix: String = bytes[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
+    let suffix: String = bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
     format!("{prefix}{suffix}")
 }

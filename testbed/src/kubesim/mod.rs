@@ -52,11 +52,20 @@ pub struct KubeSimOptions {
 
 impl KubeSimOptions {
     pub fn new(cluster_name: impl Into<String>) -> Self {
-        KubeSimOptions { cluster_name: cluster_name.into(), credentials: Vec::new(), static_token: None }
+        KubeSimOptions {
+            cluster_name: cluster_name.into(),
+            credentials: Vec::new(),
+            static_token: None,
+        }
     }
 
-    pub fn with_credentials(mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
-        self.credentials.push((access_key_id.into(), secret_access_key.into()));
+    pub fn with_credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        self.credentials
+            .push((access_key_id.into(), secret_access_key.into()));
         self
     }
 

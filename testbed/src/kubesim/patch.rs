@@ -22,7 +22,9 @@ fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool, field: &s
     if !target.is_object() {
         *target = Value::Object(Default::default());
     }
-    let Value::Object(target_map) = target else { return };
+    let Value::Object(target_map) = target else {
+        return;
+    };
     for (key, value) in patch_map {
         if strategic && key.starts_with("$") {
             continue;
@@ -36,7 +38,9 @@ fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool, field: &s
             (true, Value::Array(current), Value::Array(incoming)) => {
                 if let Some(keys) = list_merge_keys(key, incoming) {
                     for item in incoming {
-                        let pos = current.iter().position(|c| keys.iter().all(|k| c.get(k) == item.get(k)));
+                        let pos = current
+                            .iter()
+                            .position(|c| keys.iter().all(|k| c.get(k) == item.get(k)));
                         match pos {
                             Some(i) => strategic_merge(&mut current[i], item, true, key),
                             None => current.push(item.clone()),
@@ -46,7 +50,9 @@ fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool, field: &s
                     *current = incoming.clone();
                 }
             }
-            (_, existing, value) if value.is_object() => strategic_merge(existing, value, strategic, key),
+            (_, existing, value) if value.is_object() => {
+                strategic_merge(existing, value, strategic, key)
+            }
             (_, existing, value) => *existing = value.clone(),
         }
     }
@@ -71,20 +77,30 @@ fn split_pointer(pointer: &str) -> Result<Vec<String>, String> {
     if pointer.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = pointer.strip_prefix('/').ok_or_else(|| format!("invalid pointer {pointer}"))?;
+    let rest = pointer
+        .strip_prefix('/')
+        .ok_or_else(|| format!("invalid pointer {pointer}"))?;
     Ok(rest.split('/').map(unescape).collect())
 }
 
-fn parent_and_key<'a>(doc: &'a mut Value, pointer: &str) -> Result<(&'a mut Value, String), String> {
+fn parent_and_key<'a>(
+    doc: &'a mut Value,
+    pointer: &str,
+) -> Result<(&'a mut Value, String), String> {
     let mut tokens = split_pointer(pointer)?;
     let last = tokens.pop().ok_or("cannot address the document root")?;
     let mut node = doc;
     for t in tokens {
         node = match node {
-            Value::Object(m) => m.get_mut(&t).ok_or_else(|| format!("missing path {pointer}"))?,
+            Value::Object(m) => m
+                .get_mut(&t)
+                .ok_or_else(|| format!("missing path {pointer}"))?,
             Value::Array(a) => {
-                let i: usize = t.parse().map_err(|_| format!("invalid index in {pointer}"))?;
-                a.get_mut(i).ok_or_else(|| format!("index out of range in {pointer}"))?
+                let i: usize = t
+                    .parse()
+                    .map_err(|_| format!("invalid index in {pointer}"))?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("index out of range in {pointer}"))?
             }
             _ => return Err(format!("missing path {pointer}")),
         };
@@ -108,7 +124,9 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
                 a.push(value);
                 return Ok(());
             }
-            let i: usize = key.parse().map_err(|_| format!("invalid index in {path}"))?;
+            let i: usize = key
+                .parse()
+                .map_err(|_| format!("invalid index in {path}"))?;
             if i > a.len() {
                 return Err(format!("index out of range in {path}"));
             }
@@ -124,7 +142,9 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
     match parent {
         Value::Object(m) => m.remove(&key).ok_or_else(|| format!("missing path {path}")),
         Value::Array(a) => {
-            let i: usize = key.parse().map_err(|_| format!("invalid index in {path}"))?;
+            let i: usize = key
+                .parse()
+                .map_err(|_| format!("invalid index in {path}"))?;
             if i >= a.len() {
                 return Err(format!("index out of range in {path}"));
             }
@@ -135,17 +155,33 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
 }
 
 fn get(doc: &Value, path: &str) -> Result<Value, String> {
-    doc.pointer(path).cloned().ok_or_else(|| format!("missing path {path}"))
+    doc.pointer(path)
+        .cloned()
+        .ok_or_else(|| format!("missing path {path}"))
 }
 
 pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
     let ops = patch.as_array().ok_or(JsonPatchError::NotAList)?;
     for (i, op) in ops.iter().enumerate() {
         let err = |m: String| JsonPatchError::Op(i, m);
-        let name = op.get("op").and_then(Value::as_str).ok_or_else(|| err("missing op".into()))?;
-        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| err("missing path".into()))?;
-        let value = || op.get("value").cloned().ok_or_else(|| err("missing value".into()));
-        let from = || op.get("from").and_then(Value::as_str).ok_or_else(|| err("missing from".into()));
+        let name = op
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err("missing op".into()))?;
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err("missing path".into()))?;
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| err("missing value".into()))
+        };
+        let from = || {
+            op.get("from")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err("missing from".into()))
+        };
         match name {
             "add" => add(doc, path, value()?).map_err(err)?,
             "remove" => {
@@ -188,9 +224,16 @@ mod tests {
 
     #[test]
     fn strategic_merges_containers_by_name() {
-        let mut doc = json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]});
-        strategic_merge_patch(&mut doc, &json!({"containers": [{"name": "b", "image": "z"}]}));
-        assert_eq!(doc, json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "z"}]}));
+        let mut doc =
+            json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]});
+        strategic_merge_patch(
+            &mut doc,
+            &json!({"containers": [{"name": "b", "image": "z"}]}),
+        );
+        assert_eq!(
+            doc,
+            json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "z"}]})
+        );
     }
 
     #[test]
@@ -205,7 +248,11 @@ mod tests {
         ]);
         assert_eq!(json_patch(&mut doc, &patch), Ok(()));
         assert_eq!(doc, json!({"a": [2, 3], "b": {"c": 2}, "d": {"c": 2}}));
-        assert!(json_patch(&mut doc, &json!([{"op": "test", "path": "/d/c", "value": 9}])).is_err());
+        assert!(json_patch(
+            &mut doc,
+            &json!([{"op": "test", "path": "/d/c", "value": 9}])
+        )
+        .is_err());
         assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/zz"}])).is_err());
     }
 }

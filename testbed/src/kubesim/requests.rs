@@ -24,14 +24,23 @@ pub struct RequestLog {
 
 impl RequestLog {
     pub fn push(&self, record: RequestRecord) {
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record);
     }
 
     pub fn all(&self) -> Vec<RequestRecord> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn clear(&self) {
-        self.records.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }

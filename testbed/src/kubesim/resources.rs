@@ -38,8 +38,18 @@ impl ResourceType {
 }
 
 // (group, versions, plural, kind, namespaced, short names, status subresource, generation)
-type Builtin = (&'static str, &'static [&'static str], &'static str, &'static str, bool, &'static [&'static str], bool, bool);
+type Builtin = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    bool,
+    bool,
+);
 
+#[rustfmt::skip]
 const BUILTINS: &[Builtin] = &[
     ("", &["v1"], "namespaces", "Namespace", false, &["ns"], true, false),
     ("", &["v1"], "serviceaccounts", "ServiceAccount", true, &["sa"], false, false),
@@ -92,20 +102,24 @@ impl Default for Registry {
     fn default() -> Self {
         let types = BUILTINS
             .iter()
-            .map(|(group, versions, plural, kind, namespaced, short, status, generation)| ResourceType {
-                group: group.to_string(),
-                versions: versions.iter().map(|v| v.to_string()).collect(),
-                plural: plural.to_string(),
-                singular: kind.to_lowercase(),
-                kind: kind.to_string(),
-                namespaced: *namespaced,
-                short_names: short.iter().map(|s| s.to_string()).collect(),
-                categories: Vec::new(),
-                status_subresource: *status,
-                generation: *generation,
-                schemas: BTreeMap::new(),
-                custom: false,
-            })
+            .map(
+                |(group, versions, plural, kind, namespaced, short, status, generation)| {
+                    ResourceType {
+                        group: group.to_string(),
+                        versions: versions.iter().map(|v| v.to_string()).collect(),
+                        plural: plural.to_string(),
+                        singular: kind.to_lowercase(),
+                        kind: kind.to_string(),
+                        namespaced: *namespaced,
+                        short_names: short.iter().map(|s| s.to_string()).collect(),
+                        categories: Vec::new(),
+                        status_subresource: *status,
+                        generation: *generation,
+                        schemas: BTreeMap::new(),
+                        custom: false,
+                    }
+                },
+            )
             .collect();
         Registry { types }
     }
@@ -132,12 +146,14 @@ impl Registry {
 
     /// Adds or replaces the type a CRD defines.
     pub fn register(&mut self, rt: ResourceType) {
-        self.types.retain(|t| !(t.group == rt.group && t.plural == rt.plural));
+        self.types
+            .retain(|t| !(t.group == rt.group && t.plural == rt.plural));
         self.types.push(rt);
     }
 
     pub fn unregister(&mut self, group: &str, plural: &str) {
-        self.types.retain(|t| !(t.custom && t.group == group && t.plural == plural));
+        self.types
+            .retain(|t| !(t.custom && t.group == group && t.plural == plural));
     }
 
     /// Every group with its served versions, preferred first (core group excluded).
@@ -156,7 +172,7 @@ impl Registry {
             }
         }
         for (_, versions) in groups.iter_mut() {
-            versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         groups
     }
@@ -193,7 +209,11 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
     let names = spec.get("names")?;
     let str_list = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let plural = names.get("plural")?.as_str()?.to_string();
@@ -214,7 +234,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
         }
         versions.push(name);
     }
-    versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+    versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
     Some(ResourceType {
         group: spec.get("group")?.as_str()?.to_string(),
         versions,

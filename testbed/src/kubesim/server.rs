@@ -69,7 +69,10 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ctx: A
 fn json_response(status: u16, body: &serde_json::Value, warnings: &[String]) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     for w in warnings {
         let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
         if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
@@ -87,15 +90,24 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
-    let query: HashMap<String, String> = url::form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
-    let header = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let query: HashMap<String, String> = url::form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let header = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let user_agent = header(header::USER_AGENT).unwrap_or_default();
     let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
     let authorization = header(header::AUTHORIZATION);
     let route = routes::parse(&path);
     let verb = handlers::verb(&method, &route, &query);
     let (resource, namespace) = match &route {
-        routes::Route::Resource { gvr, namespace, .. } => (Some(gvr.plural.clone()), namespace.clone()),
+        routes::Route::Resource { gvr, namespace, .. } => {
+            (Some(gvr.plural.clone()), namespace.clone())
+        }
         _ => (None, None),
     };
     let mut record = RequestRecord {
@@ -109,16 +121,22 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
         user_agent: user_agent.clone(),
     };
 
-    let response = match auth::authenticate(&ctx.auth, authorization.as_deref(), chrono::Utc::now()) {
+    let response = match auth::authenticate(&ctx.auth, authorization.as_deref(), chrono::Utc::now())
+    {
         Err(e) => {
             tracing::info!(reason = %e, path = %path, "kubesim: request refused (401)");
             error_response(&ApiError::unauthorized())
         }
         Ok(_) => {
-            let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
+            let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+                .collect()
+                .await
+            {
                 Ok(collected) => collected.to_bytes(),
                 Err(e) => {
-                    let resp = error_response(&ApiError::bad_request(format!("reading the request body: {e}")));
+                    let resp = error_response(&ApiError::bad_request(format!(
+                        "reading the request body: {e}"
+                    )));
                     record.status = resp.status().as_u16();
                     ctx.requests.push(record);
                     return resp;
@@ -134,12 +152,21 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
                 server_address: &ctx.server_address,
             };
             match handlers::handle(&ctx.store, request) {
-                Ok(Reply::Json { status, body, warnings }) => json_response(status, &body, &warnings),
-                Ok(Reply::Text(text)) => Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed_unsync()),
+                Ok(Reply::Json {
+                    status,
+                    body,
+                    warnings,
+                }) => json_response(status, &body, &warnings),
+                Ok(Reply::Text(text)) => {
+                    Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed_unsync())
+                }
                 Ok(Reply::Stream(stream)) => {
                     let frames = stream.map(|b| Ok::<_, Infallible>(Frame::data(b)));
                     let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
-                    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
                     resp
                 }
                 Err(err) => error_response(&err),

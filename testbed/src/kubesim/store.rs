@@ -134,7 +134,12 @@ impl Default for Store {
 }
 
 fn subject<'a>(rt: &'a ResourceType, name: &'a str) -> Subject<'a> {
-    Subject { group: &rt.group, plural: &rt.plural, kind: &rt.kind, name }
+    Subject {
+        group: &rt.group,
+        plural: &rt.plural,
+        kind: &rt.kind,
+        name,
+    }
 }
 
 fn strip_for_generation(obj: &Value, status_subresource: bool) -> Value {
@@ -221,7 +226,10 @@ impl Store {
     }
 
     fn stored<'s>(state: &'s State, rt: &ResourceType, key: &Key) -> Option<&'s Value> {
-        state.objects.get(&(rt.group.clone(), rt.plural.clone())).and_then(|m| m.get(key))
+        state
+            .objects
+            .get(&(rt.group.clone(), rt.plural.clone()))
+            .and_then(|m| m.get(key))
     }
 
     pub fn get(&self, gvr: &Gvr, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
@@ -247,7 +255,9 @@ impl Store {
             .get(&(rt.group.clone(), rt.plural.clone()))
             .map(|m| {
                 m.iter()
-                    .filter(|((obj_ns, _), _)| ns.is_none() || !rt.namespaced || Some(obj_ns.as_str()) == ns)
+                    .filter(|((obj_ns, _), _)| {
+                        ns.is_none() || !rt.namespaced || Some(obj_ns.as_str()) == ns
+                    })
                     .map(|(_, o)| o)
                     .filter(|o| labels.matches(o) && fields.matches(o))
                     .map(|o| Self::served(o, &rt, &gvr.version))
@@ -263,7 +273,14 @@ impl Store {
         &self,
         gvr: &Gvr,
         from_rv: Option<u64>,
-    ) -> Result<(ResourceType, Vec<ChangeEvent>, broadcast::Receiver<ChangeEvent>), ApiError> {
+    ) -> Result<
+        (
+            ResourceType,
+            Vec<ChangeEvent>,
+            broadcast::Receiver<ChangeEvent>,
+        ),
+        ApiError,
+    > {
         let state = self.lock();
         let rt = Self::resolve(&state, gvr)?;
         let rx = self.inner.events.subscribe();
@@ -280,18 +297,25 @@ impl Store {
                             namespace: (!ns.is_empty()).then(|| ns.clone()),
                             name: name.clone(),
                             object: o.clone(),
-                            resource_version: meta::resource_version(o).and_then(|r| r.parse().ok()).unwrap_or(0),
+                            resource_version: meta::resource_version(o)
+                                .and_then(|r| r.parse().ok())
+                                .unwrap_or(0),
                         })
                         .collect()
                 })
                 .unwrap_or_default(),
             Some(rv) if rv < state.oldest_watchable => {
-                return Err(ApiError::gone(format!("too old resource version: {rv} ({})", state.oldest_watchable)));
+                return Err(ApiError::gone(format!(
+                    "too old resource version: {rv} ({})",
+                    state.oldest_watchable
+                )));
             }
             Some(rv) => state
                 .history
                 .iter()
-                .filter(|e| e.resource_version > rv && e.group == rt.group && e.resource == rt.plural)
+                .filter(|e| {
+                    e.resource_version > rv && e.group == rt.group && e.resource == rt.plural
+                })
                 .cloned()
                 .collect(),
         };
@@ -318,11 +342,20 @@ impl Store {
         Ok(())
     }
 
-    fn check_namespace(state: &State, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<(), ApiError> {
+    fn check_namespace(
+        state: &State,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(), ApiError> {
         if !rt.namespaced {
             return Ok(());
         }
-        let ns = ns.ok_or_else(|| ApiError::bad_request("the server could not find the requested resource: a namespace is required"))?;
+        let ns = ns.ok_or_else(|| {
+            ApiError::bad_request(
+                "the server could not find the requested resource: a namespace is required",
+            )
+        })?;
         let ns_key = (String::new(), ns.to_string());
         match state.objects.get(&(String::new(), "namespaces".to_string())).and_then(|m| m.get(&ns_key)) {
             None => Err(ApiError::not_found(&Subject { group: "", plural: "namespaces", kind: "Namespace", name: ns })),
@@ -334,7 +367,11 @@ impl Store {
         }
     }
 
-    fn check_body_namespace(rt: &ResourceType, ns: Option<&str>, body: &Value) -> Result<(), ApiError> {
+    fn check_body_namespace(
+        rt: &ResourceType,
+        ns: Option<&str>,
+        body: &Value,
+    ) -> Result<(), ApiError> {
         if let (true, Some(body_ns)) = (rt.namespaced, meta::meta_str(body, "namespace")) {
             if Some(body_ns) != ns && !body_ns.is_empty() {
                 return Err(ApiError::bad_request(
@@ -345,7 +382,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn create(&self, gvr: &Gvr, ns: Option<&str>, mut body: Value, opts: &WriteOptions) -> Result<WriteOutcome, ApiError> {
+    pub fn create(
+        &self,
+        gvr: &Gvr,
+        ns: Option<&str>,
+        mut body: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, ApiError> {
         let mut state = self.lock();
         let rt = Self::resolve(&state, gvr)?;
         Self::check_kind(&rt, gvr, &body)?;
@@ -376,7 +419,14 @@ impl Store {
         self.commit(&mut state, &rt, gvr, ns, None, body, opts, Op::Create)
     }
 
-    pub fn replace(&self, gvr: &Gvr, ns: Option<&str>, name: &str, body: Value, opts: &WriteOptions) -> Result<WriteOutcome, ApiError> {
+    pub fn replace(
+        &self,
+        gvr: &Gvr,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, ApiError> {
         let mut state = self.lock();
         let rt = Self::resolve(&state, gvr)?;
         Self::check_kind(&rt, gvr, &body)?;
@@ -420,18 +470,23 @@ impl Store {
             PatchType::Merge => patch::merge_patch(&mut new, patch_body),
             PatchType::Strategic => patch::strategic_merge_patch(&mut new, patch_body),
             PatchType::Json => patch::json_patch(&mut new, patch_body).map_err(|e| match e {
-                patch::JsonPatchError::TestFailed(_) => ApiError::invalid(&subj, vec![Cause {
-                    reason: "FieldValueInvalid".into(),
-                    message: e.to_string(),
-                    field: "".into(),
-                }]),
+                patch::JsonPatchError::TestFailed(_) => ApiError::invalid(
+                    &subj,
+                    vec![Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: e.to_string(),
+                        field: "".into(),
+                    }],
+                ),
                 _ => ApiError::internal(e.to_string()),
             })?,
             PatchType::Apply => {}
         }
         Self::check_kind(&rt, gvr, &new)?;
         if meta::name(&new) != name {
-            return Err(ApiError::bad_request("the name of the object may not be changed by a patch"));
+            return Err(ApiError::bad_request(
+                "the name of the object may not be changed by a patch",
+            ));
         }
         if meta::resource_version(&new) != meta::resource_version(&old) {
             return Err(ApiError::conflict(&subj));
@@ -452,10 +507,16 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, ApiError> {
         if opts.manager.is_empty() {
-            return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml requires fieldManager"));
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager",
+            ));
         }
-        if applied.get("apiVersion").and_then(Value::as_str).is_none() || applied.get("kind").and_then(Value::as_str).is_none() {
-            return Err(ApiError::bad_request("apiVersion and kind must be set in an applied configuration"));
+        if applied.get("apiVersion").and_then(Value::as_str).is_none()
+            || applied.get("kind").and_then(Value::as_str).is_none()
+        {
+            return Err(ApiError::bad_request(
+                "apiVersion and kind must be set in an applied configuration",
+            ));
         }
         Self::check_kind(rt, gvr, applied)?;
         Self::check_body_namespace(rt, ns, applied)?;
@@ -479,7 +540,8 @@ impl Store {
                     return Err(ApiError::not_found(&subj));
                 }
                 Self::check_namespace(state, rt, ns, name)?;
-                let new = apply::apply(None, applied, &request).map_err(|c| ApiError::apply_conflict(&subj, c))?;
+                let new = apply::apply(None, applied, &request)
+                    .map_err(|c| ApiError::apply_conflict(&subj, c))?;
                 self.commit(state, rt, gvr, ns, None, new, opts, Op::Apply)
             }
             Some(old) => {
@@ -521,7 +583,9 @@ impl Store {
             if status_write {
                 if let Some(old) = &old {
                     let status = new.get("status").cloned();
-                    let managed = meta::meta(&new).and_then(|m| m.get("managedFields")).cloned();
+                    let managed = meta::meta(&new)
+                        .and_then(|m| m.get("managedFields"))
+                        .cloned();
                     new = old.clone();
                     match status {
                         Some(s) => new["status"] = s,
@@ -556,11 +620,24 @@ impl Store {
             } else {
                 m.remove("namespace");
             }
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "selfLink",
+            ] {
                 m.remove(k);
             }
             if let Some(old_meta) = old.as_ref().and_then(meta::meta) {
-                for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+                for k in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
                     if let Some(v) = old_meta.get(k) {
                         m.insert(k.into(), v.clone());
                     }
@@ -594,10 +671,18 @@ impl Store {
                 let unknown = validation::prune(&mut new, schema);
                 match opts.field_validation {
                     FieldValidation::Strict if !unknown.is_empty() => {
-                        let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-                        return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+                        let list: Vec<String> = unknown
+                            .iter()
+                            .map(|f| format!("unknown field \"{f}\""))
+                            .collect();
+                        return Err(ApiError::bad_request(format!(
+                            "strict decoding error: {}",
+                            list.join(", ")
+                        )));
                     }
-                    FieldValidation::Warn => warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\""))),
+                    FieldValidation::Warn => {
+                        warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
+                    }
                     _ => {}
                 }
                 validation::apply_defaults(&mut new, schema);
@@ -629,8 +714,13 @@ impl Store {
 
         // Generation moves on spec changes only.
         if let (Some(old), true) = (&old, rt.generation) {
-            if strip_for_generation(old, rt.status_subresource) != strip_for_generation(&new, rt.status_subresource) {
-                let generation = meta::meta(old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+            if strip_for_generation(old, rt.status_subresource)
+                != strip_for_generation(&new, rt.status_subresource)
+            {
+                let generation = meta::meta(old)
+                    .and_then(|m| m.get("generation"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
             }
         }
@@ -649,32 +739,73 @@ impl Store {
         }
 
         if op != Op::Apply {
-            let manager = if opts.manager.is_empty() { "unknown" } else { opts.manager.as_str() };
-            apply::record_update(old.as_ref(), &mut new, manager, &api_version, opts.subresource.as_deref(), rt.status_subresource);
+            let manager = if opts.manager.is_empty() {
+                "unknown"
+            } else {
+                opts.manager.as_str()
+            };
+            apply::record_update(
+                old.as_ref(),
+                &mut new,
+                manager,
+                &api_version,
+                opts.subresource.as_deref(),
+                rt.status_subresource,
+            );
         }
 
         if let Some(old) = &old {
             if comparable(old) == comparable(&new) {
-                return Ok(WriteOutcome { object: Self::served(old, rt, &gvr.version), warnings, created: false, removed: false });
+                return Ok(WriteOutcome {
+                    object: Self::served(old, rt, &gvr.version),
+                    warnings,
+                    created: false,
+                    removed: false,
+                });
             }
         }
         if opts.dry_run {
-            return Ok(WriteOutcome { object: new, warnings, created: old.is_none(), removed: false });
+            return Ok(WriteOutcome {
+                object: new,
+                warnings,
+                created: old.is_none(),
+                removed: false,
+            });
         }
-        if deleting && meta::finalizers(&new).is_empty() && !Self::waits_for_spec_finalizers(rt, &new) {
+        if deleting
+            && meta::finalizers(&new).is_empty()
+            && !Self::waits_for_spec_finalizers(rt, &new)
+        {
             let removed = self.remove(state, rt, ns, &name, new);
-            return Ok(WriteOutcome { object: Self::served(&removed, rt, &gvr.version), warnings, created: false, removed: true });
+            return Ok(WriteOutcome {
+                object: Self::served(&removed, rt, &gvr.version),
+                warnings,
+                created: false,
+                removed: true,
+            });
         }
-        let event_type = if old.is_none() { EventType::Added } else { EventType::Modified };
+        let event_type = if old.is_none() {
+            EventType::Added
+        } else {
+            EventType::Modified
+        };
         let stored = self.store(state, rt, ns, &name, new, event_type);
-        Ok(WriteOutcome { object: Self::served(&stored, rt, &gvr.version), warnings, created: old.is_none(), removed: false })
+        Ok(WriteOutcome {
+            object: Self::served(&stored, rt, &gvr.version),
+            warnings,
+            created: old.is_none(),
+            removed: false,
+        })
     }
 
     /// Namespaces wait for their content (the `kubernetes` spec finalizer) too.
     fn waits_for_spec_finalizers(rt: &ResourceType, obj: &Value) -> bool {
         rt.group.is_empty()
             && rt.plural == "namespaces"
-            && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+            && obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
     }
 
     fn next_rv(state: &mut State) -> u64 {
@@ -693,7 +824,15 @@ impl Store {
         let _ = self.inner.events.send(event);
     }
 
-    fn store(&self, state: &mut State, rt: &ResourceType, ns: Option<&str>, name: &str, mut obj: Value, event_type: EventType) -> Value {
+    fn store(
+        &self,
+        state: &mut State,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        event_type: EventType,
+    ) -> Value {
         let rv = Self::next_rv(state);
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         let key = Self::key(rt, ns, name);
@@ -704,27 +843,42 @@ impl Store {
             .insert(key.clone(), obj.clone());
         if crd::is_crd(rt) {
             if let Some(defined) = super::resources::from_crd(&obj) {
-                self.inner.validators.forget(&defined.group, &defined.plural);
+                self.inner
+                    .validators
+                    .forget(&defined.group, &defined.plural);
                 if !meta::is_deleting(&obj) {
                     state.registry.register(defined);
                 }
             }
         }
-        self.publish(state, ChangeEvent {
-            event_type,
-            group: rt.group.clone(),
-            resource: rt.plural.clone(),
-            namespace: (!key.0.is_empty()).then(|| key.0.clone()),
-            name: name.to_string(),
-            object: obj.clone(),
-            resource_version: rv,
-        });
+        self.publish(
+            state,
+            ChangeEvent {
+                event_type,
+                group: rt.group.clone(),
+                resource: rt.plural.clone(),
+                namespace: (!key.0.is_empty()).then(|| key.0.clone()),
+                name: name.to_string(),
+                object: obj.clone(),
+                resource_version: rv,
+            },
+        );
         obj
     }
 
-    fn remove(&self, state: &mut State, rt: &ResourceType, ns: Option<&str>, name: &str, mut last: Value) -> Value {
+    fn remove(
+        &self,
+        state: &mut State,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        mut last: Value,
+    ) -> Value {
         let key = Self::key(rt, ns, name);
-        if let Some(m) = state.objects.get_mut(&(rt.group.clone(), rt.plural.clone())) {
+        if let Some(m) = state
+            .objects
+            .get_mut(&(rt.group.clone(), rt.plural.clone()))
+        {
             m.remove(&key);
         }
         let rv = Self::next_rv(state);
@@ -732,23 +886,36 @@ impl Store {
         if crd::is_crd(rt) {
             if let Some(defined) = super::resources::from_crd(&last) {
                 state.registry.unregister(&defined.group, &defined.plural);
-                state.objects.remove(&(defined.group.clone(), defined.plural.clone()));
-                self.inner.validators.forget(&defined.group, &defined.plural);
+                state
+                    .objects
+                    .remove(&(defined.group.clone(), defined.plural.clone()));
+                self.inner
+                    .validators
+                    .forget(&defined.group, &defined.plural);
             }
         }
-        self.publish(state, ChangeEvent {
-            event_type: EventType::Deleted,
-            group: rt.group.clone(),
-            resource: rt.plural.clone(),
-            namespace: (!key.0.is_empty()).then(|| key.0.clone()),
-            name: name.to_string(),
-            object: last.clone(),
-            resource_version: rv,
-        });
+        self.publish(
+            state,
+            ChangeEvent {
+                event_type: EventType::Deleted,
+                group: rt.group.clone(),
+                resource: rt.plural.clone(),
+                namespace: (!key.0.is_empty()).then(|| key.0.clone()),
+                name: name.to_string(),
+                object: last.clone(),
+                resource_version: rv,
+            },
+        );
         last
     }
 
-    pub fn delete(&self, gvr: &Gvr, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<WriteOutcome, ApiError> {
+    pub fn delete(
+        &self,
+        gvr: &Gvr,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<WriteOutcome, ApiError> {
         let mut state = self.lock();
         let rt = Self::resolve(&state, gvr)?;
         self.delete_locked(&mut state, &rt, &gvr.version, ns, name, opts)
@@ -789,11 +956,22 @@ impl Store {
         }
         let served = |o: &Value| Self::served(o, rt, version);
         if meta::is_deleting(&old) {
-            return Ok(WriteOutcome { object: served(&old), warnings: vec![], created: false, removed: false });
+            return Ok(WriteOutcome {
+                object: served(&old),
+                warnings: vec![],
+                created: false,
+                removed: false,
+            });
         }
-        let pending = !meta::finalizers(&old).is_empty() || Self::waits_for_spec_finalizers(rt, &old);
+        let pending =
+            !meta::finalizers(&old).is_empty() || Self::waits_for_spec_finalizers(rt, &old);
         if opts.dry_run {
-            return Ok(WriteOutcome { object: served(&old), warnings: vec![], created: false, removed: !pending });
+            return Ok(WriteOutcome {
+                object: served(&old),
+                warnings: vec![],
+                created: false,
+                removed: !pending,
+            });
         }
         if pending {
             let mut new = old.clone();
@@ -807,10 +985,20 @@ impl Store {
                 crd::mark_terminating(&mut new);
             }
             let stored = self.store(state, rt, ns, name, new, EventType::Modified);
-            return Ok(WriteOutcome { object: served(&stored), warnings: vec![], created: false, removed: false });
+            return Ok(WriteOutcome {
+                object: served(&stored),
+                warnings: vec![],
+                created: false,
+                removed: false,
+            });
         }
         let removed = self.remove(state, rt, ns, name, old);
-        Ok(WriteOutcome { object: served(&removed), warnings: vec![], created: false, removed: true })
+        Ok(WriteOutcome {
+            object: served(&removed),
+            warnings: vec![],
+            created: false,
+            removed: true,
+        })
     }
 
     /// Deletes every matching object of a collection; returns them as they were answered.
@@ -828,7 +1016,14 @@ impl Store {
         for item in items {
             let item_ns = meta::meta_str(&item, "namespace").map(str::to_string);
             let name = meta::name(&item).to_string();
-            if let Ok(outcome) = self.delete_locked(&mut state, &rt, &gvr.version, item_ns.as_deref(), &name, opts) {
+            if let Ok(outcome) = self.delete_locked(
+                &mut state,
+                &rt,
+                &gvr.version,
+                item_ns.as_deref(),
+                &name,
+                opts,
+            ) {
                 out.push(outcome.object);
             }
         }
@@ -840,29 +1035,55 @@ impl Store {
     pub fn reconcile_terminations(&self) {
         let mut state = self.lock();
         let ns_rt = state.registry.by_plural("", "v1", "namespaces").cloned();
-        let crd_rt = state.registry.by_plural("apiextensions.k8s.io", "v1", "customresourcedefinitions").cloned();
+        let crd_rt = state
+            .registry
+            .by_plural("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .cloned();
         let terminating = |state: &State, group: &str, plural: &str| -> Vec<Value> {
             state
                 .objects
                 .get(&(group.to_string(), plural.to_string()))
-                .map(|m| m.values().filter(|o| meta::is_deleting(o)).cloned().collect())
+                .map(|m| {
+                    m.values()
+                        .filter(|o| meta::is_deleting(o))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         if let Some(ns_rt) = ns_rt {
             for ns_obj in terminating(&state, "", "namespaces") {
                 let ns = meta::name(&ns_obj).to_string();
                 let mut remaining = 0;
-                let types: Vec<ResourceType> = state.registry.all().iter().filter(|t| t.namespaced).cloned().collect();
+                let types: Vec<ResourceType> = state
+                    .registry
+                    .all()
+                    .iter()
+                    .filter(|t| t.namespaced)
+                    .cloned()
+                    .collect();
                 for rt in types {
                     let names: Vec<String> = state
                         .objects
                         .get(&(rt.group.clone(), rt.plural.clone()))
-                        .map(|m| m.keys().filter(|(n, _)| *n == ns).map(|(_, name)| name.clone()).collect())
+                        .map(|m| {
+                            m.keys()
+                                .filter(|(n, _)| *n == ns)
+                                .map(|(_, name)| name.clone())
+                                .collect()
+                        })
                         .unwrap_or_default();
                     for name in names {
                         remaining += 1;
                         let version = rt.versions[0].clone();
-                        let _ = self.delete_locked(&mut state, &rt, &version, Some(&ns), &name, &DeleteOptions::default());
+                        let _ = self.delete_locked(
+                            &mut state,
+                            &rt,
+                            &version,
+                            Some(&ns),
+                            &name,
+                            &DeleteOptions::default(),
+                        );
                     }
                 }
                 if remaining == 0 {
@@ -877,8 +1098,11 @@ impl Store {
             }
         }
         if let Some(crd_rt) = crd_rt {
-            for crd_obj in terminating(&state, "apiextensions.k8s.io", "customresourcedefinitions") {
-                let Some(defined) = super::resources::from_crd(&crd_obj) else { continue };
+            for crd_obj in terminating(&state, "apiextensions.k8s.io", "customresourcedefinitions")
+            {
+                let Some(defined) = super::resources::from_crd(&crd_obj) else {
+                    continue;
+                };
                 let keys: Vec<Key> = state
                     .objects
                     .get(&(defined.group.clone(), defined.plural.clone()))
@@ -887,12 +1111,29 @@ impl Store {
                 for (ns, name) in &keys {
                     let ns = (!ns.is_empty()).then_some(ns.as_str());
                     let version = defined.versions.first().cloned().unwrap_or_default();
-                    let _ = self.delete_locked(&mut state, &defined, &version, ns, name, &DeleteOptions::default());
+                    let _ = self.delete_locked(
+                        &mut state,
+                        &defined,
+                        &version,
+                        ns,
+                        name,
+                        &DeleteOptions::default(),
+                    );
                 }
-                let left = state.objects.get(&(defined.group.clone(), defined.plural.clone())).map_or(0, |m| m.len());
-                if left == 0 && meta::finalizers(&crd_obj).iter().any(|f| f == crd::CLEANUP_FINALIZER) {
+                let left = state
+                    .objects
+                    .get(&(defined.group.clone(), defined.plural.clone()))
+                    .map_or(0, |m| m.len());
+                if left == 0
+                    && meta::finalizers(&crd_obj)
+                        .iter()
+                        .any(|f| f == crd::CLEANUP_FINALIZER)
+                {
                     let mut done = crd_obj.clone();
-                    let finalizers: Vec<String> = meta::finalizers(&done).into_iter().filter(|f| f != crd::CLEANUP_FINALIZER).collect();
+                    let finalizers: Vec<String> = meta::finalizers(&done)
+                        .into_iter()
+                        .filter(|f| f != crd::CLEANUP_FINALIZER)
+                        .collect();
                     meta_mut(&mut done).insert("finalizers".into(), json!(finalizers));
                     let name = meta::name(&done).to_string();
                     if finalizers.is_empty() {

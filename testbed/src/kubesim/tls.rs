@@ -25,7 +25,9 @@ pub struct ClusterTls {
 pub fn generate(cluster_name: &str) -> Result<ClusterTls, TlsError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "kubernetes");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "kubernetes");
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -41,7 +43,9 @@ pub fn generate(cluster_name: &str) -> Result<ClusterTls, TlsError> {
     params
         .subject_alt_names
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    params.distinguished_name.push(DnType::CommonName, format!("kube-apiserver-{cluster_name}"));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("kube-apiserver-{cluster_name}"));
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &ca)?;
 
@@ -52,5 +56,8 @@ pub fn generate(cluster_name: &str) -> Result<ClusterTls, TlsError> {
         .with_no_client_auth()
         .with_single_cert(vec![cert.der().clone(), ca.der().clone()], key_der)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(ClusterTls { ca_pem: ca.pem(), server_config: Arc::new(config) })
+    Ok(ClusterTls {
+        ca_pem: ca.pem(),
+        server_config: Arc::new(config),
+    })
 }

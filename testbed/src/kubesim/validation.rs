@@ -23,7 +23,13 @@ impl ValidatorCache {
         }
     }
 
-    pub fn get(&self, group: &str, plural: &str, version: &str, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+    pub fn get(
+        &self,
+        group: &str,
+        plural: &str,
+        version: &str,
+        schema: &Value,
+    ) -> Result<Arc<jsonschema::Validator>, String> {
         let key = (group.to_string(), plural.to_string(), version.to_string());
         if let Some(v) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(v);
@@ -43,14 +49,20 @@ impl ValidatorCache {
 
 /// Translates an OpenAPI v3 structural schema into JSON Schema 2020-12.
 pub fn to_json_schema(schema: &Value, root: bool) -> Value {
-    let Some(m) = schema.as_object() else { return schema.clone() };
+    let Some(m) = schema.as_object() else {
+        return schema.clone();
+    };
     let mut out = Map::new();
     for (k, v) in m {
         match k.as_str() {
             "properties" | "patternProperties" => {
                 let mut props: Map<String, Value> = v
                     .as_object()
-                    .map(|p| p.iter().map(|(pk, pv)| (pk.clone(), to_json_schema(pv, false))).collect())
+                    .map(|p| {
+                        p.iter()
+                            .map(|(pk, pv)| (pk.clone(), to_json_schema(pv, false)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if root {
                     // metadata is validated by the server itself, not by the CRD's schema.
@@ -62,11 +74,18 @@ pub fn to_json_schema(schema: &Value, root: bool) -> Value {
                 out.insert(k.clone(), to_json_schema(v, false));
             }
             "additionalProperties" => {
-                let converted = if v.is_object() { to_json_schema(v, false) } else { v.clone() };
+                let converted = if v.is_object() {
+                    to_json_schema(v, false)
+                } else {
+                    v.clone()
+                };
                 out.insert(k.clone(), converted);
             }
             "allOf" | "anyOf" | "oneOf" => {
-                let list = v.as_array().map(|a| a.iter().map(|s| to_json_schema(s, false)).collect()).unwrap_or_default();
+                let list = v
+                    .as_array()
+                    .map(|a| a.iter().map(|s| to_json_schema(s, false)).collect())
+                    .unwrap_or_default();
                 out.insert(k.clone(), Value::Array(list));
             }
             "type" | "enum" | "required" | "minimum" | "maximum" | "minLength" | "maxLength"
@@ -78,7 +97,10 @@ pub fn to_json_schema(schema: &Value, root: bool) -> Value {
             _ => {}
         }
     }
-    for (exclusive, inclusive) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (exclusive, inclusive) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if m.get(exclusive) == Some(&Value::Bool(true)) {
             if let Some(limit) = out.remove(inclusive) {
                 out.insert(exclusive.into(), limit);
@@ -153,7 +175,8 @@ fn prune_value(value: &mut Value, schema: &Value, path: &str, unknown: &mut Vec<
                     }
                     None if preserves_unknown(schema)
                         || schema.get("additionalProperties") == Some(&Value::Bool(true))
-                        || (embedded && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")) => {}
+                        || (embedded
+                            && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")) => {}
                     None => {
                         map.remove(&k);
                         unknown.push(child_path);
@@ -252,28 +275,56 @@ pub fn validate(validator: &jsonschema::Validator, obj: &Value) -> Vec<Cause> {
         let value = error.instance();
         let (reason, message) = match error.kind() {
             ValidationErrorKind::Enum { options } => {
-                let supported: Vec<String> =
-                    options.as_array().map(|a| a.iter().map(short).collect()).unwrap_or_default();
-                ("FieldValueNotSupported", format!("Unsupported value: {}: supported values: {}", short(value), supported.join(", ")))
+                let supported: Vec<String> = options
+                    .as_array()
+                    .map(|a| a.iter().map(short).collect())
+                    .unwrap_or_default();
+                (
+                    "FieldValueNotSupported",
+                    format!(
+                        "Unsupported value: {}: supported values: {}",
+                        short(value),
+                        supported.join(", ")
+                    ),
+                )
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
-                field = if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+                field = if field.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{field}.{name}")
+                };
                 ("FieldValueRequired", "Required value".to_string())
             }
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
                     TypeKind::Single(t) => t.to_string(),
-                    TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("/"),
+                    TypeKind::Multiple(set) => set
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join("/"),
                 };
                 (
                     "FieldValueTypeInvalid",
-                    format!("Invalid value: \"{}\": {field} in body must be of type {expected}: \"{}\"", type_name(value), type_name(value)),
+                    format!(
+                        "Invalid value: \"{}\": {field} in body must be of type {expected}: \"{}\"",
+                        type_name(value),
+                        type_name(value)
+                    ),
                 )
             }
-            _ => ("FieldValueInvalid", format!("Invalid value: {}: {error}", short(value))),
+            _ => (
+                "FieldValueInvalid",
+                format!("Invalid value: {}: {error}", short(value)),
+            ),
         };
-        causes.push(Cause { reason: reason.into(), message, field });
+        causes.push(Cause {
+            reason: reason.into(),
+            message,
+            field,
+        });
     }
     causes
 }
@@ -303,8 +354,12 @@ mod tests {
     #[test]
     fn prunes_defaults_and_validates_with_field_paths() {
         let cache = ValidatorCache::default();
-        let validator = cache.get("g", "p", "v1", &schema()).map_err(|e| e.to_string());
-        let Ok(validator) = validator else { panic!("{validator:?}") };
+        let validator = cache
+            .get("g", "p", "v1", &schema())
+            .map_err(|e| e.to_string());
+        let Ok(validator) = validator else {
+            panic!("{validator:?}")
+        };
         let mut obj = json!({"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "x"},
             "spec": {"port": "http", "free": {"any": 1}, "maybe": null, "bogus": 1}, "extra": true});
         let unknown = prune(&mut obj, &schema());
@@ -316,7 +371,10 @@ mod tests {
         let causes = validate(&validator, &obj);
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec.mode");
-        assert_eq!(causes[0].message, "Unsupported value: \"C\": supported values: \"A\", \"B\"");
+        assert_eq!(
+            causes[0].message,
+            "Unsupported value: \"C\": supported values: \"A\", \"B\""
+        );
         obj["spec"]["port"] = json!(true);
         obj["spec"]["mode"] = json!("B");
         assert_eq!(validate(&validator, &obj)[0].field, "spec.port");

@@ -4,7 +4,9 @@
 
 use anyhow::Context as _;
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+};
 use aws_sigv4::sign::v4;
 use base64::Engine;
 use labflow_testbed::kubesim::{KubeSim, KubeSimOptions};
@@ -30,7 +32,10 @@ impl Cluster {
     /// A client for the same server with another bearer token.
     pub fn client_with_token(&self, token: &str) -> anyhow::Result<kube::Client> {
         let mut config = self.config.clone();
-        config.auth_info = kube::config::AuthInfo { token: Some(token.to_string().into()), ..Default::default() };
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.to_string().into()),
+            ..Default::default()
+        };
         Ok(kube::Client::try_from(config)?)
     }
 }
@@ -62,7 +67,14 @@ impl Default for TokenSpec<'_> {
 pub fn eks_token(spec: &TokenSpec<'_>) -> anyhow::Result<String> {
     let host = format!("sts.{}.amazonaws.com", spec.region);
     let url = format!("https://{host}/?Action=GetCallerIdentity&Version=2011-06-15");
-    let identity = Credentials::new(spec.access_key, spec.secret_key, None, None, "kubesim-tests").into();
+    let identity = Credentials::new(
+        spec.access_key,
+        spec.secret_key,
+        None,
+        None,
+        "kubesim-tests",
+    )
+    .into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(Duration::from_secs(60));
@@ -74,7 +86,11 @@ pub fn eks_token(spec: &TokenSpec<'_>) -> anyhow::Result<String> {
         .settings(settings)
         .build()?
         .into();
-    let body = if spec.unsigned_payload { SignableBody::UnsignedPayload } else { SignableBody::Bytes(&[]) };
+    let body = if spec.unsigned_payload {
+        SignableBody::UnsignedPayload
+    } else {
+        SignableBody::Bytes(&[])
+    };
     let headers = [("host", host.as_str()), ("x-k8s-aws-id", spec.cluster)];
     let request = SignableRequest::new("GET", &url, headers.into_iter(), body)?;
     let (instructions, _) = sign(request, &params)?.into_parts();
@@ -96,17 +112,27 @@ fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
 /// kubesim, or the real cluster of `LABFLOW_CONFORMANCE_KUBECONFIG`.
 pub async fn cluster() -> anyhow::Result<Cluster> {
     if let Some(path) = std::env::var_os("LABFLOW_CONFORMANCE_KUBECONFIG") {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&path).context("reading LABFLOW_CONFORMANCE_KUBECONFIG")?;
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+            .context("reading LABFLOW_CONFORMANCE_KUBECONFIG")?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
         let client = kube::Client::try_from(config.clone())?;
-        return Ok(Cluster { client, config, sim: None });
+        return Ok(Cluster {
+            client,
+            config,
+            sim: None,
+        });
     }
-    let sim = KubeSim::start(KubeSimOptions::new(CLUSTER).with_credentials(ACCESS_KEY, SECRET_KEY)).await?;
+    let sim = KubeSim::start(KubeSimOptions::new(CLUSTER).with_credentials(ACCESS_KEY, SECRET_KEY))
+        .await?;
     let mut config = kube::Config::new(sim.endpoint().parse()?);
     config.root_cert = Some(vec![pem_to_der(&sim.ca_pem())?]);
     config.auth_info.token = Some(eks_token(&TokenSpec::default())?.into());
     let client = kube::Client::try_from(config.clone())?;
-    Ok(Cluster { client, config, sim: Some(sim) })
+    Ok(Cluster {
+        client,
+        config,
+        sim: Some(sim),
+    })
 }
 
 /// A fresh namespace name, unique per test run (tests may run against a shared real cluster).
@@ -134,7 +160,9 @@ where
 }
 
 /// The API error a kube call failed with (code, reason, message, causes' fields).
-pub fn api_error<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> anyhow::Result<kube::core::Status> {
+pub fn api_error<T: std::fmt::Debug>(
+    result: Result<T, kube::Error>,
+) -> anyhow::Result<kube::core::Status> {
     match result {
         Err(kube::Error::Api(status)) => Ok(*status),
         other => anyhow::bail!("expected an API error, got {other:?}"),
