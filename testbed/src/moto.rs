@@ -47,7 +47,9 @@ pub fn shared() -> Result<&'static Moto, MotoError> {
     if let Some(moto) = SHARED.get() {
         return Ok(moto);
     }
-    let _guard = START.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = START
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(moto) = SHARED.get() {
         return Ok(moto);
     }
@@ -68,7 +70,9 @@ impl Moto {
         let venv = paths::venv_dir().ok_or(MotoError::NoVenv)?;
         let python = venv.join("bin").join("python");
         if !venv.join("bin").join("moto_server").is_file() {
-            return Err(MotoError::NotInstalled(venv.join("bin").join("moto_server")));
+            return Err(MotoError::NotInstalled(
+                venv.join("bin").join("moto_server"),
+            ));
         }
         let port = free_port().map_err(MotoError::Spawn)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 /// crate's source) that holds the workspace `Cargo.toml` next to a `testbed/` folder.
 pub fn repo_root() -> Option<PathBuf> {
     let from_cwd = std::env::current_dir().ok();
-    let from_crate = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf);
+    let from_crate = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf);
     [from_cwd, from_crate]
         .into_iter()
         .flatten()
