@@ -122,6 +122,11 @@ pub async fn cluster() -> anyhow::Result<Cluster> {
             sim: None,
         });
     }
+    sim_cluster().await
+}
+
+/// Always kubesim (for tests of kubesim's own Rust handle).
+pub async fn sim_cluster() -> anyhow::Result<Cluster> {
     let sim = KubeSim::start(KubeSimOptions::new(CLUSTER).with_credentials(ACCESS_KEY, SECRET_KEY))
         .await?;
     let mut config = kube::Config::new(sim.endpoint().parse()?);
