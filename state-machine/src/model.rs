@@ -198,3 +198,31 @@ pub enum Test {
     Matches(String),
     Type(TypeTest, bool),
 }
+
+impl StateMachine {
+    /// The names Task states will call (FunctionName for `lambda:invoke` when it is a literal,
+    /// the Resource otherwise), sorted and deduplicated: lets a runner check its invoker first.
+    pub fn task_resources(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect(&self.scope, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+fn collect(scope: &Scope, out: &mut Vec<String>) {
+    for s in scope.states.values() {
+        match &s.kind {
+            Kind::Task { resource: Resource::Direct(r), .. } => out.push(r.clone()),
+            Kind::Task { resource: Resource::LambdaInvoke, .. } => {
+                if let Some(Value::String(f)) = s.parameters.as_ref().and_then(|p| p.literal_field("FunctionName")) {
+                    out.push(f.clone());
+                }
+            }
+            Kind::Parallel { branches } => branches.iter().for_each(|b| collect(b, out)),
+            Kind::Map { processor, .. } => collect(processor, out),
+            _ => {}
+        }
+    }
+}

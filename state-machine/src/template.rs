@@ -26,6 +26,18 @@ impl Template {
         }
     }
 
+    /// The value of a static top-level field, if the template is an object and the field literal.
+    pub fn literal_field(&self, key: &str) -> Option<&Value> {
+        match self {
+            Template::Literal(Value::Object(m)) => m.get(key),
+            Template::Object(fields) => fields.iter().find_map(|(k, t)| match t {
+                Template::Literal(v) if k == key => Some(v),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+
     pub fn eval(&self, env: &mut dyn Env) -> Result<Value, Failure> {
         match self {
             Template::Literal(v) => Ok(v.clone()),

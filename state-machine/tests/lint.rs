@@ -224,3 +224,9 @@ async fn placeholder_resources_resolve_by_name() {
     assert!(e.virtual_elapsed >= std::time::Duration::from_secs(60));
     assert!(e.virtual_elapsed <= std::time::Duration::from_secs(65));
 }
+
+#[test]
+fn task_resources_lists_what_tasks_call() {
+    let machine = lint(&example("lifecycle-shape.asl.json")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machine.task_resources(), vec!["${EnsureClusterArn}".to_owned(), "${HealthCheckArn}".to_owned()]);
+}
