@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use labflow_states::{
-    Execution, ExecutionStatus, Executor, HistoryEvent, Listener, Options, RegistryInvoker, StateMachine, TaskInvoker,
+    Execution, ExecutionStatus, Executor, HistoryEvent, Listener, Options, RegistryInvoker,
+    StateMachine, TaskInvoker,
 };
 use serde_json::{json, Value};
 
@@ -72,14 +73,24 @@ enum Loaded {
 }
 
 fn load(path: &Path, as_json: bool, out: &mut dyn Write) -> anyhow::Result<Loaded> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     match labflow_states::lint(&value) {
         Ok(m) => Ok(Loaded::Machine(m)),
         Err(errs) => {
             if as_json {
-                let list: Vec<Value> = errs.0.iter().map(|e| json!({ "at": e.at, "message": e.message })).collect();
-                writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "valid": false, "errors": list }))?)?;
+                let list: Vec<Value> = errs
+                    .0
+                    .iter()
+                    .map(|e| json!({ "at": e.at, "message": e.message }))
+                    .collect();
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "valid": false, "errors": list }))?
+                )?;
             } else {
                 for e in &errs.0 {
                     writeln!(out, "{}: {e}", path.display())?;
@@ -97,9 +108,18 @@ pub fn lint(args: &LintArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Loaded::Invalid => Ok(ExitCode::from(1)),
         Loaded::Machine(m) => {
             if args.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "valid": true, "errors": [] }))?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "valid": true, "errors": [] }))?
+                )?;
             } else {
-                writeln!(out, "{}: ok ({} states at the top level)", args.definition.display(), m.scope.states.len())?;
+                writeln!(
+                    out,
+                    "{}: ok ({} states at the top level)",
+                    args.definition.display(),
+                    m.scope.states.len()
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -107,14 +127,19 @@ pub fn lint(args: &LintArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 }
 
 /// `labflow states run` with the given invoker (the lifecycle plugs labflow's functions in here).
-pub fn run_with_invoker(args: &RunArgs, invoker: Arc<dyn TaskInvoker>, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run_with_invoker(
+    args: &RunArgs,
+    invoker: Arc<dyn TaskInvoker>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     let machine = match load(&args.definition, args.json, out)? {
         Loaded::Machine(m) => m,
         Loaded::Invalid => return Ok(ExitCode::from(1)),
     };
     let input: Value = match &args.input {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?
         }
         None => json!({}),
@@ -142,8 +167,14 @@ pub fn run_with_invoker(args: &RunArgs, invoker: Arc<dyn TaskInvoker>, out: &mut
         listener,
         ..Options::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let execution = runtime.block_on(Executor::new(machine, invoker).with_options(options).run(input));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let execution = runtime.block_on(
+        Executor::new(machine, invoker)
+            .with_options(options)
+            .run(input),
+    );
     report(&execution, start, args.json, out)?;
     Ok(match execution.status {
         ExecutionStatus::Succeeded { .. } => ExitCode::SUCCESS,
@@ -154,12 +185,20 @@ pub fn run_with_invoker(args: &RunArgs, invoker: Arc<dyn TaskInvoker>, out: &mut
 fn event_line(e: &HistoryEvent, start: chrono::DateTime<chrono::Utc>) -> String {
     let offset = (e.timestamp - start).num_milliseconds() as f64 / 1000.0;
     let state = e.state.as_deref().unwrap_or("");
-    let mut line = format!("{:>4}  +{offset:>8.1}s  {:<24} {state}", e.id, e.kind.as_str());
+    let mut line = format!(
+        "{:>4}  +{offset:>8.1}s  {:<24} {state}",
+        e.id,
+        e.kind.as_str()
+    );
     if let Some(err) = e.details.get("error").and_then(Value::as_str) {
         let cause = e.details.get("cause").and_then(Value::as_str).unwrap_or("");
         line.push_str(&format!("  {err}: {cause}"));
     }
-    if let Some(delay) = e.details.pointer("/retry/delaySeconds").and_then(Value::as_f64) {
+    if let Some(delay) = e
+        .details
+        .pointer("/retry/delaySeconds")
+        .and_then(Value::as_f64)
+    {
         line.push_str(&format!("  (retry in {delay} s)"));
     }
     if let Some(waited) = e.details.get("waitedSeconds").and_then(Value::as_f64) {
@@ -169,7 +208,12 @@ fn event_line(e: &HistoryEvent, start: chrono::DateTime<chrono::Utc>) -> String 
 }
 
 /// Prints the result: JSON, or history + output + status as text.
-pub fn report(e: &Execution, start: chrono::DateTime<chrono::Utc>, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn report(
+    e: &Execution,
+    start: chrono::DateTime<chrono::Utc>,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     if as_json {
         writeln!(out, "{}", serde_json::to_string_pretty(e)?)?;
         return Ok(());
@@ -182,11 +226,23 @@ pub fn report(e: &Execution, start: chrono::DateTime<chrono::Utc>, as_json: bool
     match &e.status {
         ExecutionStatus::Succeeded { output } => {
             writeln!(out, "output:\n{}", serde_json::to_string_pretty(output)?)?;
-            writeln!(out, "status: SUCCEEDED ({} transitions, {secs} s virtual time)", e.transitions)?;
+            writeln!(
+                out,
+                "status: SUCCEEDED ({} transitions, {secs} s virtual time)",
+                e.transitions
+            )?;
         }
         ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => {
-            let word = if matches!(e.status, ExecutionStatus::TimedOut { .. }) { "TIMED_OUT" } else { "FAILED" };
-            writeln!(out, "status: {word} {} ({} transitions, {secs} s virtual time)", failure, e.transitions)?;
+            let word = if matches!(e.status, ExecutionStatus::TimedOut { .. }) {
+                "TIMED_OUT"
+            } else {
+                "FAILED"
+            };
+            writeln!(
+                out,
+                "status: {word} {} ({} transitions, {secs} s virtual time)",
+                failure, e.transitions
+            )?;
         }
     }
     Ok(())

@@ -25,27 +25,59 @@ fn labflow(args: &[&str]) -> (i32, String, String) {
 fn states_run_prints_history_and_output() {
     let def = examples().join("wait-until-ready.asl.json");
     let input = examples().join("wait-until-ready.input.json");
-    let (code, stdout, stderr) = labflow(&["states", "run", def.to_str().unwrap_or_default(), "--input", input.to_str().unwrap_or_default()]);
+    let (code, stdout, stderr) = labflow(&[
+        "states",
+        "run",
+        def.to_str().unwrap_or_default(),
+        "--input",
+        input.to_str().unwrap_or_default(),
+    ]);
     assert_eq!(code, 0, "stderr: {stderr}");
-    assert!(stdout.contains("history:") && stdout.contains("WaitStateExited") && stdout.contains("(waited 30 s)"), "{stdout}");
-    assert!(stdout.contains("\"message\": \"ready after 3 polls\""), "{stdout}");
-    assert!(stdout.contains("status: SUCCEEDED") && stdout.contains("90 s virtual time"), "{stdout}");
+    assert!(
+        stdout.contains("history:")
+            && stdout.contains("WaitStateExited")
+            && stdout.contains("(waited 30 s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"message\": \"ready after 3 polls\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("status: SUCCEEDED") && stdout.contains("90 s virtual time"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn states_run_json_is_machine_readable() {
     let def = examples().join("teardown-all.asl.json");
     let input = examples().join("teardown-all.input.json");
-    let (code, stdout, stderr) =
-        labflow(&["states", "run", def.to_str().unwrap_or_default(), "--input", input.to_str().unwrap_or_default(), "--json"]);
+    let (code, stdout, stderr) = labflow(&[
+        "states",
+        "run",
+        def.to_str().unwrap_or_default(),
+        "--input",
+        input.to_str().unwrap_or_default(),
+        "--json",
+    ]);
     assert_eq!(code, 0, "stderr: {stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(v["status"], json!("SUCCEEDED"));
-    assert_eq!(v["output"][1], json!({ "name": "demo", "result": "skipped (protected)" }));
+    assert_eq!(
+        v["output"][1],
+        json!({ "name": "demo", "result": "skipped (protected)" })
+    );
     assert_eq!(v["virtualSeconds"], json!(120.0));
     let history = v["history"].as_array().cloned().unwrap_or_default();
-    assert_eq!(history.first().map(|e| e["type"].clone()), Some(json!("ExecutionStarted")));
-    assert_eq!(history.last().map(|e| e["type"].clone()), Some(json!("ExecutionSucceeded")));
+    assert_eq!(
+        history.first().map(|e| e["type"].clone()),
+        Some(json!("ExecutionStarted"))
+    );
+    assert_eq!(
+        history.last().map(|e| e["type"].clone()),
+        Some(json!("ExecutionSucceeded"))
+    );
 }
 
 #[test]
@@ -53,8 +85,14 @@ fn states_run_unknown_task_fails_clearly() {
     let def = examples().join("lifecycle-shape.asl.json");
     let (code, stdout, stderr) = labflow(&["states", "run", def.to_str().unwrap_or_default()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("no task handler for \"${EnsureClusterArn}\""), "{stderr}");
-    assert!(stdout.contains("status: FAILED Lambda.ResourceNotFoundException"), "{stdout}");
+    assert!(
+        stderr.contains("no task handler for \"${EnsureClusterArn}\""),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("status: FAILED Lambda.ResourceNotFoundException"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -78,7 +116,10 @@ fn states_lint_names_state_and_field() {
     // `states run` refuses the same definition before running anything.
     let (code, stdout, _) = labflow(&["states", "run", bad.to_str().unwrap_or_default()]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("3 problem(s)") && !stdout.contains("history:"), "{stdout}");
+    assert!(
+        stdout.contains("3 problem(s)") && !stdout.contains("history:"),
+        "{stdout}"
+    );
     let good = examples().join("teardown-all.asl.json");
     let (code, stdout, _) = labflow(&["states", "lint", good.to_str().unwrap_or_default()]);
     assert_eq!((code, stdout.contains(": ok")), (0, true), "{stdout}");

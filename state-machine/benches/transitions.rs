@@ -18,8 +18,10 @@ fn bench(c: &mut Criterion) {
         Ok(m) => m,
         Err(e) => panic!("benchmark definition does not lint: {e}"),
     };
-    let exec = Executor::new(machine, Arc::new(RegistryInvoker::new()))
-        .with_options(Options { max_transitions: 1_000_000, ..Options::default() });
+    let exec = Executor::new(machine, Arc::new(RegistryInvoker::new())).with_options(Options {
+        max_transitions: 1_000_000,
+        ..Options::default()
+    });
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(rt) => rt,
         Err(e) => panic!("tokio runtime: {e}"),

@@ -55,7 +55,11 @@ pub fn eval(rule: &Rule, env: &mut dyn Env) -> Result<bool, Failure> {
     }
 }
 
-fn operand<T>(op: &Operand<T>, env: &mut dyn Env, conv: impl Fn(&Value) -> Option<T>) -> Result<Option<T>, Failure>
+fn operand<T>(
+    op: &Operand<T>,
+    env: &mut dyn Env,
+    conv: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, Failure>
 where
     T: Clone,
 {

@@ -94,8 +94,6 @@ pub fn error_matches(error_equals: &[String], error: &str) -> bool {
         return false;
     }
     error_equals.iter().any(|e| {
-        e == error
-            || e == names::ALL
-            || (e == names::TASK_FAILED && error != names::TIMEOUT)
+        e == error || e == names::ALL || (e == names::TASK_FAILED && error != names::TIMEOUT)
     })
 }

@@ -109,7 +109,9 @@ impl Execution {
 
     pub fn failure(&self) -> Option<&Failure> {
         match &self.status {
-            ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => Some(failure),
+            ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => {
+                Some(failure)
+            }
             ExecutionStatus::Succeeded { .. } => None,
         }
     }
@@ -147,7 +149,10 @@ impl Executor {
 
     pub async fn run(&self, input: Value) -> Execution {
         let o = &self.options;
-        let sm_arn = format!("arn:aws:states:local:000000000000:stateMachine:{}", o.state_machine_name);
+        let sm_arn = format!(
+            "arn:aws:states:local:000000000000:stateMachine:{}",
+            o.state_machine_name
+        );
         let exec_arn = format!(
             "arn:aws:states:local:000000000000:execution:{}:{}",
             o.state_machine_name, o.execution_name
@@ -189,7 +194,11 @@ impl Executor {
         let result = run.run_scope(scope, input).await;
         let status = match result {
             Ok(output) => {
-                run.record(EventType::ExecutionSucceeded, None, json!({ "output": output }));
+                run.record(
+                    EventType::ExecutionSucceeded,
+                    None,
+                    json!({ "output": output }),
+                );
                 ExecutionStatus::Succeeded { output }
             }
             Err(stop) => {
@@ -201,11 +210,25 @@ impl Executor {
                     }
                 };
                 let (kind, status) = if timed_out {
-                    (EventType::ExecutionTimedOut, ExecutionStatus::TimedOut { failure: failure.clone() })
+                    (
+                        EventType::ExecutionTimedOut,
+                        ExecutionStatus::TimedOut {
+                            failure: failure.clone(),
+                        },
+                    )
                 } else {
-                    (EventType::ExecutionFailed, ExecutionStatus::Failed { failure: failure.clone() })
+                    (
+                        EventType::ExecutionFailed,
+                        ExecutionStatus::Failed {
+                            failure: failure.clone(),
+                        },
+                    )
                 };
-                run.record(kind, None, json!({ "error": failure.error, "cause": failure.cause }));
+                run.record(
+                    kind,
+                    None,
+                    json!({ "error": failure.error, "cause": failure.cause }),
+                );
                 status
             }
         };
@@ -381,7 +404,13 @@ impl Run {
         }
     }
 
-    fn select(&mut self, sel: &Selection, input: Value, field: &str, here: Here<'_>) -> Result<Value, Failure> {
+    fn select(
+        &mut self,
+        sel: &Selection,
+        input: Value,
+        field: &str,
+        here: Here<'_>,
+    ) -> Result<Value, Failure> {
         match sel {
             Selection::All => Ok(input),
             Selection::Nothing => Ok(Value::Object(Map::new())),
@@ -397,7 +426,11 @@ impl Run {
         }
     }
 
-    fn run_scope<'a>(&'a mut self, scope: &'a Scope, input: Value) -> BoxFuture<'a, Result<Value, Stop>> {
+    fn run_scope<'a>(
+        &'a mut self,
+        scope: &'a Scope,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, Stop>> {
         async move {
             let mut name: &str = &scope.start_at;
             let mut input = input;
@@ -434,7 +467,11 @@ impl Run {
         .boxed()
     }
 
-    async fn run_state<'a>(&mut self, state: &'a State, raw: Value) -> Result<(Value, Option<&'a str>), Stop> {
+    async fn run_state<'a>(
+        &mut self,
+        state: &'a State,
+        raw: Value,
+    ) -> Result<(Value, Option<&'a str>), Stop> {
         let ty = state.kind.type_name();
         let name = state.name.as_str();
         let entered_kind = match &state.kind {
@@ -447,7 +484,11 @@ impl Run {
             Kind::Parallel { .. } => EventType::ParallelStateEntered,
             Kind::Map { .. } => EventType::MapStateEntered,
         };
-        self.record(entered_kind, Some(name), json!({ "name": name, "input": raw }));
+        self.record(
+            entered_kind,
+            Some(name),
+            json!({ "name": name, "input": raw }),
+        );
         let mut here = Here {
             state: name,
             entered: self.now,
@@ -511,8 +552,12 @@ impl Run {
                 (out, next, json!({ "waitedSeconds": secs }))
             }
             Kind::Fail { error, cause } => {
-                let error = self.fail_field(error.as_ref(), &raw, here)?.unwrap_or_else(|| "States.Fail".into());
-                let cause = self.fail_field(cause.as_ref(), &raw, here)?.unwrap_or_default();
+                let error = self
+                    .fail_field(error.as_ref(), &raw, here)?
+                    .unwrap_or_else(|| "States.Fail".into());
+                let cause = self
+                    .fail_field(cause.as_ref(), &raw, here)?
+                    .unwrap_or_default();
                 return Err(Stop::Fail(Failure::new(error, cause)));
             }
             Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
@@ -534,13 +579,17 @@ impl Run {
                             let delay = self.backoff(r, counts[i]);
                             counts[i] += 1;
                             self.record_failure(state, &failure, Some((counts[i], delay)));
-                            self.now += chrono::Duration::milliseconds((delay * 1000.0).round() as i64);
+                            self.now +=
+                                chrono::Duration::milliseconds((delay * 1000.0).round() as i64);
                             here.retry_count += 1;
                             continue;
                         }
                     }
                     self.record_failure(state, &failure, None);
-                    let catcher = state.catch.iter().find(|c| error_matches(&c.error_equals, &failure.error));
+                    let catcher = state
+                        .catch
+                        .iter()
+                        .find(|c| error_matches(&c.error_equals, &failure.error));
                     let Some(c) = catcher else {
                         return Err(Stop::Fail(failure));
                     };
@@ -567,7 +616,10 @@ impl Run {
         };
         let mut d = json!({ "error": f.error, "cause": f.cause });
         if let (Some((attempt, delay)), Value::Object(m)) = (retry, &mut d) {
-            m.insert("retry".into(), json!({ "attempt": attempt, "delaySeconds": delay }));
+            m.insert(
+                "retry".into(),
+                json!({ "attempt": attempt, "delaySeconds": delay }),
+            );
         }
         self.record(kind, Some(&state.name), d);
     }
@@ -594,15 +646,24 @@ impl Run {
         }
     }
 
-    fn wait_until(&mut self, wait: &WaitFor, eff: &Value, here: Here<'_>) -> Result<DateTime<Utc>, Failure> {
+    fn wait_until(
+        &mut self,
+        wait: &WaitFor,
+        eff: &Value,
+        here: Here<'_>,
+    ) -> Result<DateTime<Utc>, Failure> {
         let mut env = self.env(eff, here);
-        let bad = |p: &Path, what: &str| Failure::runtime(format!("Wait state {:?}: {p} {what}", here.state));
+        let bad = |p: &Path, what: &str| {
+            Failure::runtime(format!("Wait state {:?}: {p} {what}", here.state))
+        };
         Ok(match wait {
             WaitFor::Seconds(s) => self.now + chrono::Duration::seconds(*s as i64),
             WaitFor::Timestamp(t) => t.with_timezone(&Utc),
             WaitFor::SecondsPath(p) => {
                 let v = select_ctx(p, &mut env).ok_or_else(|| bad(p, "matched nothing"))?;
-                let s = v.as_u64().ok_or_else(|| bad(p, "is not a non-negative integer"))?;
+                let s = v
+                    .as_u64()
+                    .ok_or_else(|| bad(p, "is not a non-negative integer"))?;
                 self.now + chrono::Duration::seconds(s as i64)
             }
             WaitFor::TimestampPath(p) => {
@@ -616,14 +677,21 @@ impl Run {
         })
     }
 
-    fn fail_field(&mut self, src: Option<&Source>, raw: &Value, here: Here<'_>) -> Result<Option<String>, Failure> {
+    fn fail_field(
+        &mut self,
+        src: Option<&Source>,
+        raw: &Value,
+        here: Here<'_>,
+    ) -> Result<Option<String>, Failure> {
         let Some(src) = src else { return Ok(None) };
         let mut env = self.env(raw, here);
         let v = match src {
             Source::Literal(s) => return Ok(Some(s.clone())),
-            Source::Path(p) => select_ctx(p, &mut env)
-                .ok_or_else(|| Failure::runtime(format!("Fail state {:?}: {p} matched nothing", here.state)))?,
-            Source::Call(c) => intrinsic::eval(c, &mut env).map_err(|e| Failure::new(names::INTRINSIC_FAILURE, e))?,
+            Source::Path(p) => select_ctx(p, &mut env).ok_or_else(|| {
+                Failure::runtime(format!("Fail state {:?}: {p} matched nothing", here.state))
+            })?,
+            Source::Call(c) => intrinsic::eval(c, &mut env)
+                .map_err(|e| Failure::new(names::INTRINSIC_FAILURE, e))?,
         };
         match v {
             Value::String(s) => Ok(Some(s)),
@@ -641,7 +709,12 @@ impl Run {
                 let mut env = self.env(eff, here);
                 select_ctx(p, &mut env)
                     .and_then(|v| v.as_u64())
-                    .ok_or_else(|| Failure::runtime(format!("state {:?}: {p} is not a non-negative integer", here.state)))
+                    .ok_or_else(|| {
+                        Failure::runtime(format!(
+                            "state {:?}: {p} is not a non-negative integer",
+                            here.state
+                        ))
+                    })
             }
         }
     }
@@ -660,8 +733,13 @@ impl Run {
             }
             Kind::Parallel { branches } => {
                 let input = self.parameters(state, eff, here)?;
-                self.record(EventType::ParallelStateStarted, Some(&state.name), Value::Null);
-                let mut children: Vec<Run> = (0..branches.len()).map(|_| self.child(None)).collect();
+                self.record(
+                    EventType::ParallelStateStarted,
+                    Some(&state.name),
+                    Value::Null,
+                );
+                let mut children: Vec<Run> =
+                    (0..branches.len()).map(|_| self.child(None)).collect();
                 let start = self.now;
                 let futs = children
                     .iter_mut()
@@ -675,7 +753,11 @@ impl Run {
                 }
                 self.now = end;
                 let outputs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-                self.record(EventType::ParallelStateSucceeded, Some(&state.name), Value::Null);
+                self.record(
+                    EventType::ParallelStateSucceeded,
+                    Some(&state.name),
+                    Value::Null,
+                );
                 Value::Array(outputs)
             }
             Kind::Map {
@@ -684,10 +766,22 @@ impl Run {
                 processor,
                 max_concurrency,
             } => {
-                self.map(state, &eff, items_path.as_ref(), item_selector.as_ref(), processor, max_concurrency, here)
-                    .await?
+                self.map(
+                    state,
+                    &eff,
+                    items_path.as_ref(),
+                    item_selector.as_ref(),
+                    processor,
+                    max_concurrency,
+                    here,
+                )
+                .await?
             }
-            _ => return Err(Stop::Abort(Failure::runtime("internal: not a task-like state"))),
+            _ => {
+                return Err(Stop::Abort(Failure::runtime(
+                    "internal: not a task-like state",
+                )))
+            }
         };
         let result = match &state.result_selector {
             None => result,
@@ -700,19 +794,35 @@ impl Run {
         Ok(self.select(&state.output_path, out, "OutputPath", here)?)
     }
 
-    async fn task(&mut self, state: &State, resource: &Resource, params: Value, timeout: Option<u64>) -> Result<Value, Failure> {
+    async fn task(
+        &mut self,
+        state: &State,
+        resource: &Resource,
+        params: Value,
+        timeout: Option<u64>,
+    ) -> Result<Value, Failure> {
         let name = state.name.as_str();
         let (resource_type, resource_name, target, payload) = match resource {
             Resource::LambdaInvoke => {
-                let function = params.get("FunctionName").and_then(Value::as_str).ok_or_else(|| {
-                    Failure::new(names::TASK_FAILED, format!("state {name:?}: Parameters.FunctionName is not a string"))
-                })?;
+                let function = params
+                    .get("FunctionName")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        Failure::new(
+                            names::TASK_FAILED,
+                            format!("state {name:?}: Parameters.FunctionName is not a string"),
+                        )
+                    })?;
                 // Lambda hands an empty payload to the function as `{}`.
                 let payload = params.get("Payload").cloned().unwrap_or_else(|| json!({}));
                 ("lambda", "invoke".to_owned(), function.to_owned(), payload)
             }
             Resource::Direct(r) => {
-                let ty = if r.starts_with("arn:aws:lambda:") || r.starts_with("${") { "lambda" } else { "task" };
+                let ty = if r.starts_with("arn:aws:lambda:") || r.starts_with("${") {
+                    "lambda"
+                } else {
+                    "task"
+                };
                 (ty, r.clone(), r.clone(), params.clone())
             }
         };
@@ -733,7 +843,10 @@ impl Run {
             Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), call).await {
                 Ok(r) => r,
                 Err(_) => {
-                    return Err(Failure::new(names::TIMEOUT, format!("task {target:?} did not finish within {secs} s")));
+                    return Err(Failure::new(
+                        names::TIMEOUT,
+                        format!("task {target:?} did not finish within {secs} s"),
+                    ));
                 }
             },
             None => call.await,
@@ -776,7 +889,10 @@ impl Run {
             Some(p) => {
                 let mut env = self.env(eff, here);
                 select_ctx(p, &mut env).ok_or_else(|| {
-                    Failure::runtime(format!("Map state {:?}: ItemsPath {p} matched nothing", here.state))
+                    Failure::runtime(format!(
+                        "Map state {:?}: ItemsPath {p} matched nothing",
+                        here.state
+                    ))
                 })?
             }
         };
@@ -789,7 +905,11 @@ impl Run {
             .into());
         };
         let limit = self.amount(max_concurrency, eff, here)?;
-        self.record(EventType::MapStateStarted, Some(&state.name), json!({ "length": items.len() }));
+        self.record(
+            EventType::MapStateStarted,
+            Some(&state.name),
+            json!({ "length": items.len() }),
+        );
         let mut inputs = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             let input = match item_selector {
@@ -812,7 +932,10 @@ impl Run {
         }
         let start = self.now;
         let n = inputs.len();
-        let mut children: Vec<Run> = inputs.iter().map(|(i, item, _)| self.child(Some((*i, item.clone())))).collect();
+        let mut children: Vec<Run> = inputs
+            .iter()
+            .map(|(i, item, _)| self.child(Some((*i, item.clone()))))
+            .collect();
         let mut results: Vec<Result<Value, Stop>> = Vec::with_capacity(n);
         if limit == 1 {
             // One at a time: each iteration starts when the previous one ended (virtual time too).
@@ -839,7 +962,11 @@ impl Run {
             // Virtual end time: iterations scheduled in order onto `width` slots.
             let mut slots = vec![start; width.min(n.max(1))];
             for c in &children {
-                let (idx, _) = slots.iter().enumerate().min_by_key(|(_, t)| **t).unwrap_or((0, &start));
+                let (idx, _) = slots
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, t)| **t)
+                    .unwrap_or((0, &start));
                 slots[idx] += c.now - start;
             }
             self.now = slots.into_iter().max().unwrap_or(start);
@@ -853,10 +980,24 @@ impl Run {
     }
 }
 
-async fn iteration(c: &mut Run, processor: &Scope, index: usize, input: Value, map: &str) -> Result<Value, Stop> {
-    c.record(EventType::MapIterationStarted, Some(map), json!({ "index": index }));
+async fn iteration(
+    c: &mut Run,
+    processor: &Scope,
+    index: usize,
+    input: Value,
+    map: &str,
+) -> Result<Value, Stop> {
+    c.record(
+        EventType::MapIterationStarted,
+        Some(map),
+        json!({ "index": index }),
+    );
     let r = c.run_scope(processor, input).await;
-    let kind = if r.is_ok() { EventType::MapIterationSucceeded } else { EventType::MapIterationFailed };
+    let kind = if r.is_ok() {
+        EventType::MapIterationSucceeded
+    } else {
+        EventType::MapIterationFailed
+    };
     c.record(kind, Some(map), json!({ "index": index }));
     r
 }

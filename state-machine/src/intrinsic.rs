@@ -88,7 +88,10 @@ impl Parser<'_> {
 
     fn call(&mut self) -> Result<Call, String> {
         self.ws();
-        let end = self.rest().find('(').ok_or("expected \"(\" after the function name")?;
+        let end = self
+            .rest()
+            .find('(')
+            .ok_or("expected \"(\" after the function name")?;
         let name = self.rest()[..end].trim().to_owned();
         let Some(&(_, min, max)) = FUNCTIONS.iter().find(|(n, _, _)| *n == name) else {
             return Err(format!("unknown intrinsic function {name:?}"));
@@ -107,7 +110,11 @@ impl Parser<'_> {
             }
         }
         if args.len() < min || args.len() > max {
-            return Err(format!("{name} takes {} arguments, got {}", arity(min, max), args.len()));
+            return Err(format!(
+                "{name} takes {} arguments, got {}",
+                arity(min, max),
+                args.len()
+            ));
         }
         Ok(Call { name, args })
     }
@@ -239,7 +246,9 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
             let Some(Arg::Str(template)) = call.args.first() else {
                 return Err(bad("the first argument must be a string literal"));
             };
-            format(template, &args[1..]).map(Value::String).map_err(|e| bad(&e))
+            format(template, &args[1..])
+                .map(Value::String)
+                .map_err(|e| bad(&e))
         }
         "States.StringToJson" => {
             let s = as_str(&args[0]).ok_or_else(|| bad("argument must be a string"))?;
@@ -249,16 +258,22 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
         "States.Array" => Ok(Value::Array(args)),
         "States.ArrayPartition" => {
             let arr = as_array(&args[0]).ok_or_else(|| bad("first argument must be an array"))?;
-            let size = as_int(&args[1]).filter(|n| *n > 0).ok_or_else(|| bad("chunk size must be a positive integer"))?;
+            let size = as_int(&args[1])
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("chunk size must be a positive integer"))?;
             let size = usize::try_from(size).map_err(|_| bad("chunk size too large"))?;
-            Ok(Value::Array(arr.chunks(size).map(|c| Value::Array(c.to_vec())).collect()))
+            Ok(Value::Array(
+                arr.chunks(size).map(|c| Value::Array(c.to_vec())).collect(),
+            ))
         }
         "States.ArrayContains" => {
             let arr = as_array(&args[0]).ok_or_else(|| bad("first argument must be an array"))?;
             Ok(Value::Bool(arr.contains(&args[1])))
         }
         "States.ArrayRange" => {
-            let (Some(start), Some(end), Some(step)) = (as_int(&args[0]), as_int(&args[1]), as_int(&args[2])) else {
+            let (Some(start), Some(end), Some(step)) =
+                (as_int(&args[0]), as_int(&args[1]), as_int(&args[2]))
+            else {
                 return Err(bad("arguments must be integers"));
             };
             if step == 0 {
@@ -277,8 +292,12 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
         }
         "States.ArrayGetItem" => {
             let arr = as_array(&args[0]).ok_or_else(|| bad("first argument must be an array"))?;
-            let idx = as_int(&args[1]).and_then(|i| usize::try_from(i).ok()).ok_or_else(|| bad("index must be a non-negative integer"))?;
-            arr.get(idx).cloned().ok_or_else(|| bad(&format!("index {idx} out of range")))
+            let idx = as_int(&args[1])
+                .and_then(|i| usize::try_from(i).ok())
+                .ok_or_else(|| bad("index must be a non-negative integer"))?;
+            arr.get(idx)
+                .cloned()
+                .ok_or_else(|| bad(&format!("index {idx} out of range")))
         }
         "States.ArrayLength" => {
             let arr = as_array(&args[0]).ok_or_else(|| bad("argument must be an array"))?;
@@ -296,12 +315,18 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
         }
         "States.Base64Encode" => {
             let s = as_str(&args[0]).ok_or_else(|| bad("argument must be a string"))?;
-            Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(s)))
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(s),
+            ))
         }
         "States.Base64Decode" => {
             let s = as_str(&args[0]).ok_or_else(|| bad("argument must be a string"))?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| bad(&e.to_string()))?;
-            String::from_utf8(bytes).map(Value::String).map_err(|_| bad("decoded data is not UTF-8"))
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| bad(&e.to_string()))?;
+            String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|_| bad("decoded data is not UTF-8"))
         }
         "States.Hash" => {
             let data = match &args[0] {
@@ -309,14 +334,18 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
                 other => other.to_string(),
             };
             let alg = as_str(&args[1]).ok_or_else(|| bad("algorithm must be a string"))?;
-            hash(data.as_bytes(), alg).map(Value::String).map_err(|e| bad(&e))
+            hash(data.as_bytes(), alg)
+                .map(Value::String)
+                .map_err(|e| bad(&e))
         }
         "States.JsonMerge" => {
             let (Value::Object(a), Value::Object(b)) = (&args[0], &args[1]) else {
                 return Err(bad("the first two arguments must be objects"));
             };
             if args[2] != Value::Bool(false) {
-                return Err(bad("only shallow merge (false) is supported, as in Step Functions"));
+                return Err(bad(
+                    "only shallow merge (false) is supported, as in Step Functions",
+                ));
             }
             let mut out: Map<String, Value> = a.clone();
             for (k, v) in b {
@@ -345,7 +374,9 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
             let (Some(a), Some(b)) = (as_int(&args[0]), as_int(&args[1])) else {
                 return Err(bad("arguments must be integers"));
             };
-            a.checked_add(b).map(Value::from).ok_or_else(|| bad("overflow"))
+            a.checked_add(b)
+                .map(Value::from)
+                .ok_or_else(|| bad("overflow"))
         }
         "States.StringSplit" => {
             let (Some(s), Some(delims)) = (as_str(&args[0]), as_str(&args[1])) else {
@@ -364,7 +395,11 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
             let mut bytes = [0u8; 16];
             bytes[..8].copy_from_slice(&hi);
             bytes[8..].copy_from_slice(&lo);
-            Ok(Value::String(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()))
+            Ok(Value::String(
+                uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .to_string(),
+            ))
         }
         other => Err(format!("unknown intrinsic function {other:?}")),
     }
@@ -409,7 +444,11 @@ fn hash(data: &[u8], alg: &str) -> Result<String, String> {
         "SHA-256" => hex::encode(sha2::Sha256::digest(data)),
         "SHA-384" => hex::encode(sha2::Sha384::digest(data)),
         "SHA-512" => hex::encode(sha2::Sha512::digest(data)),
-        other => return Err(format!("unknown algorithm {other:?} (MD5, SHA-1, SHA-256, SHA-384, SHA-512)")),
+        other => {
+            return Err(format!(
+                "unknown algorithm {other:?} (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
+            ))
+        }
     })
 }
 
@@ -424,5 +463,9 @@ fn as_array(v: &Value) -> Option<&Vec<Value>> {
 /// Integers, also when written as `3.0` (Step Functions accepts integral floats).
 fn as_int(v: &Value) -> Option<i64> {
     let n = v.as_number()?;
-    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    })
 }

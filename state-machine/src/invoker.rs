@@ -60,7 +60,8 @@ impl RegistryInvoker {
         F: Fn(Value) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
-        self.handlers.insert(name.into(), Box::new(move |v| Box::pin(f(v))));
+        self.handlers
+            .insert(name.into(), Box::new(move |v| Box::pin(f(v))));
         self
     }
 
@@ -77,7 +78,9 @@ impl RegistryInvoker {
     }
 
     fn find(&self, resource: &str) -> Option<&Handler> {
-        candidates(resource).into_iter().find_map(|c| self.handlers.get(c))
+        candidates(resource)
+            .into_iter()
+            .find_map(|c| self.handlers.get(c))
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -90,7 +93,10 @@ impl RegistryInvoker {
 /// Names a resource may be registered under, most specific first.
 pub fn candidates(resource: &str) -> Vec<&str> {
     let mut out = vec![resource];
-    if let Some(inner) = resource.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+    if let Some(inner) = resource
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+    {
         out.push(inner);
     }
     if let Some(rest) = resource.strip_prefix("arn:aws:lambda:") {
@@ -111,7 +117,11 @@ impl TaskInvoker for RegistryInvoker {
                 UNKNOWN_RESOURCE,
                 format!(
                     "no task handler is registered for {resource:?} (registered: {})",
-                    if self.handlers.is_empty() { "none".to_owned() } else { self.names().join(", ") }
+                    if self.handlers.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.names().join(", ")
+                    }
                 ),
             )),
         }

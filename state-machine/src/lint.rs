@@ -38,23 +38,70 @@ const COMMON: &[&str] = &["Type", "Comment"];
 const IO: &[&str] = &["InputPath", "OutputPath"];
 const FIELDS_PASS: &[&str] = &["Next", "End", "ResultPath", "Parameters", "Result"];
 const FIELDS_TASK: &[&str] = &[
-    "Next", "End", "ResultPath", "Parameters", "ResultSelector", "Resource", "TimeoutSeconds",
-    "TimeoutSecondsPath", "Retry", "Catch",
+    "Next",
+    "End",
+    "ResultPath",
+    "Parameters",
+    "ResultSelector",
+    "Resource",
+    "TimeoutSeconds",
+    "TimeoutSecondsPath",
+    "Retry",
+    "Catch",
 ];
 const FIELDS_CHOICE: &[&str] = &["Choices", "Default"];
-const FIELDS_WAIT: &[&str] = &["Next", "End", "Seconds", "SecondsPath", "Timestamp", "TimestampPath"];
+const FIELDS_WAIT: &[&str] = &[
+    "Next",
+    "End",
+    "Seconds",
+    "SecondsPath",
+    "Timestamp",
+    "TimestampPath",
+];
 const FIELDS_SUCCEED: &[&str] = &[];
 const FIELDS_FAIL: &[&str] = &["Error", "ErrorPath", "Cause", "CausePath"];
-const FIELDS_PARALLEL: &[&str] = &["Next", "End", "ResultPath", "Parameters", "ResultSelector", "Branches", "Retry", "Catch"];
+const FIELDS_PARALLEL: &[&str] = &[
+    "Next",
+    "End",
+    "ResultPath",
+    "Parameters",
+    "ResultSelector",
+    "Branches",
+    "Retry",
+    "Catch",
+];
 const FIELDS_MAP: &[&str] = &[
-    "Next", "End", "ResultPath", "Parameters", "ItemSelector", "ResultSelector", "ItemsPath", "ItemProcessor",
-    "Iterator", "MaxConcurrency", "MaxConcurrencyPath", "Retry", "Catch",
+    "Next",
+    "End",
+    "ResultPath",
+    "Parameters",
+    "ItemSelector",
+    "ResultSelector",
+    "ItemsPath",
+    "ItemProcessor",
+    "Iterator",
+    "MaxConcurrency",
+    "MaxConcurrencyPath",
+    "Retry",
+    "Catch",
 ];
 /// Real ASL fields this executor does not implement: a load-time error, never a silent skip.
 const UNSUPPORTED: &[&str] = &[
-    "HeartbeatSeconds", "HeartbeatSecondsPath", "Credentials", "ItemReader", "ItemBatcher", "ResultWriter",
-    "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", "ToleratedFailureCount",
-    "ToleratedFailureCountPath", "Label", "Arguments", "Output", "Assign", "QueryLanguage",
+    "HeartbeatSeconds",
+    "HeartbeatSecondsPath",
+    "Credentials",
+    "ItemReader",
+    "ItemBatcher",
+    "ResultWriter",
+    "ToleratedFailurePercentage",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCount",
+    "ToleratedFailureCountPath",
+    "Label",
+    "Arguments",
+    "Output",
+    "Assign",
+    "QueryLanguage",
 ];
 
 #[derive(Default)]
@@ -84,7 +131,10 @@ impl Linter {
                 "StartAt" | "States" | "Comment" | "Version" | "TimeoutSeconds" => {}
                 "QueryLanguage" => {
                     if m[k] != Value::String("JSONPath".into()) {
-                        self.err("QueryLanguage", "only \"JSONPath\" is supported (JSONata is not)");
+                        self.err(
+                            "QueryLanguage",
+                            "only \"JSONPath\" is supported (JSONata is not)",
+                        );
                     }
                 }
                 other => self.err(other, "unknown field"),
@@ -92,7 +142,10 @@ impl Linter {
         }
         if let Some(v) = m.get("Version") {
             if v.as_str() != Some("1.0") {
-                self.err("Version", format!("{v} is not a supported version (\"1.0\")"));
+                self.err(
+                    "Version",
+                    format!("{v} is not a supported version (\"1.0\")"),
+                );
             }
         }
         let comment = self.opt_str(m, "Comment", "").map(str::to_owned);
@@ -134,7 +187,10 @@ impl Linter {
         for (name, sv) in states_m {
             let sat = at(&format!("States.{name}"));
             if !self.names.insert(name.clone()) {
-                self.err(&sat, "a state with this name already exists elsewhere in the machine");
+                self.err(
+                    &sat,
+                    "a state with this name already exists elsewhere in the machine",
+                );
             }
             if name.chars().count() > 80 {
                 self.err(&sat, "state names are limited to 80 characters");
@@ -149,11 +205,17 @@ impl Linter {
             return None;
         }
         // Transitions stay inside their scope.
-        for (name, s) in states_m.iter().filter_map(|(n, _)| states.get(n).map(|s| (n, s))) {
+        for (name, s) in states_m
+            .iter()
+            .filter_map(|(n, _)| states.get(n).map(|s| (n, s)))
+        {
             let sat = at(&format!("States.{name}"));
             for (field, target) in targets(s) {
                 if !states_m.contains_key(target) {
-                    self.err(&format!("{sat}.{field}"), format!("{target:?} is not a state"));
+                    self.err(
+                        &format!("{sat}.{field}"),
+                        format!("{target:?} is not a state"),
+                    );
                 }
             }
         }
@@ -170,7 +232,10 @@ impl Linter {
         }
         for name in states_m.keys() {
             if states.contains_key(name) && !seen.contains(name.as_str()) {
-                self.err(&at(&format!("States.{name}")), "unreachable: no transition leads to this state");
+                self.err(
+                    &at(&format!("States.{name}")),
+                    "unreachable: no transition leads to this state",
+                );
             }
         }
         Some(Scope { start_at, states })
@@ -202,19 +267,27 @@ impl Linter {
             "Parallel" => (FIELDS_PARALLEL, true),
             "Map" => (FIELDS_MAP, true),
             other => {
-                self.err(&format!("{at}.Type"), format!("{other:?} is not a state type"));
+                self.err(
+                    &format!("{at}.Type"),
+                    format!("{other:?} is not a state type"),
+                );
                 return None;
             }
         };
         for k in m.keys() {
-            let known = COMMON.contains(&k.as_str()) || own.contains(&k.as_str()) || (io && IO.contains(&k.as_str()));
+            let known = COMMON.contains(&k.as_str())
+                || own.contains(&k.as_str())
+                || (io && IO.contains(&k.as_str()));
             if known {
                 continue;
             }
             if UNSUPPORTED.contains(&k.as_str()) {
                 self.err(&format!("{at}.{k}"), "not supported by labflow-states");
             } else {
-                self.err(&format!("{at}.{k}"), format!("unknown field for a {ty} state"));
+                self.err(
+                    &format!("{at}.{k}"),
+                    format!("unknown field for a {ty} state"),
+                );
             }
         }
         self.opt_str(m, "Comment", at);
@@ -241,8 +314,12 @@ impl Linter {
         let input_path = self.selection(m, "InputPath", at);
         let output_path = self.selection(m, "OutputPath", at);
         let result_path = self.result_path(m.get("ResultPath"), &format!("{at}.ResultPath"));
-        let parameters = m.get("Parameters").map(|p| self.template(p, &format!("{at}.Parameters")));
-        let result_selector = m.get("ResultSelector").map(|p| self.template(p, &format!("{at}.ResultSelector")));
+        let parameters = m
+            .get("Parameters")
+            .map(|p| self.template(p, &format!("{at}.Parameters")));
+        let result_selector = m
+            .get("ResultSelector")
+            .map(|p| self.template(p, &format!("{at}.ResultSelector")));
         if let Some(rs) = m.get("ResultSelector") {
             if !rs.is_object() {
                 self.err(&format!("{at}.ResultSelector"), "must be an object");
@@ -314,14 +391,22 @@ impl Linter {
                 return None;
             }
         };
-        if resource.ends_with(".sync") || resource.contains(".sync:") || resource.ends_with(".waitForTaskToken") {
+        if resource.ends_with(".sync")
+            || resource.contains(".sync:")
+            || resource.ends_with(".waitForTaskToken")
+        {
             self.err(&rat, format!("{resource:?}: .sync and .waitForTaskToken integrations are not supported by labflow-states"));
         }
         let resource = if resource == LAMBDA_INVOKE {
             let params = m.get("Parameters").and_then(Value::as_object);
-            let has_fn = params.is_some_and(|p| p.contains_key("FunctionName") || p.contains_key("FunctionName.$"));
+            let has_fn = params.is_some_and(|p| {
+                p.contains_key("FunctionName") || p.contains_key("FunctionName.$")
+            });
             if !has_fn {
-                self.err(&format!("{at}.Parameters"), "lambda:invoke needs Parameters.FunctionName");
+                self.err(
+                    &format!("{at}.Parameters"),
+                    "lambda:invoke needs Parameters.FunctionName",
+                );
             }
             Resource::LambdaInvoke
         } else {
@@ -343,7 +428,10 @@ impl Linter {
                 }
             },
             Some(other) => {
-                self.err(&format!("{at}.ItemsPath"), format!("{other} is not a string"));
+                self.err(
+                    &format!("{at}.ItemsPath"),
+                    format!("{other} is not a string"),
+                );
                 None
             }
         };
@@ -373,7 +461,11 @@ impl Linter {
             self.err(&pat, "must be an object");
             return None;
         };
-        self.only_fields(pm, &["StartAt", "States", "Comment", "ProcessorConfig"], &pat);
+        self.only_fields(
+            pm,
+            &["StartAt", "States", "Comment", "ProcessorConfig"],
+            &pat,
+        );
         if let Some(cfg) = pm.get("ProcessorConfig") {
             let cat = format!("{pat}.ProcessorConfig");
             match cfg.as_object() {
@@ -381,7 +473,10 @@ impl Linter {
                     self.only_fields(c, &["Mode"], &cat);
                     if let Some(mode) = c.get("Mode") {
                         if mode != "INLINE" {
-                            self.err(&format!("{cat}.Mode"), format!("{mode}: only INLINE is supported by labflow-states"));
+                            self.err(
+                                &format!("{cat}.Mode"),
+                                format!("{mode}: only INLINE is supported by labflow-states"),
+                            );
                         }
                     }
                 }
@@ -389,7 +484,9 @@ impl Linter {
             }
         }
         let processor = self.scope(pm, &pat)?;
-        let max_concurrency = self.amount(m, "MaxConcurrency", at, false).unwrap_or(Amount::Fixed(0));
+        let max_concurrency = self
+            .amount(m, "MaxConcurrency", at, false)
+            .unwrap_or(Amount::Fixed(0));
         Some(Kind::Map {
             items_path,
             item_selector,
@@ -404,7 +501,10 @@ impl Linter {
             .filter(|k| m.contains_key(*k))
             .collect();
         if present.len() != 1 {
-            self.err(at, "a Wait needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath");
+            self.err(
+                at,
+                "a Wait needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath",
+            );
             return None;
         }
         let f = present[0];
@@ -455,7 +555,10 @@ impl Linter {
                     None
                 }
                 None => {
-                    self.err(&format!("{rat}.Next"), "missing: a top-level choice rule needs Next");
+                    self.err(
+                        &format!("{rat}.Next"),
+                        "missing: a top-level choice rule needs Next",
+                    );
                     None
                 }
             };
@@ -474,22 +577,38 @@ impl Linter {
             return None;
         };
         if !top && m.contains_key("Next") {
-            self.err(&format!("{at}.Next"), "only top-level choice rules may have Next");
+            self.err(
+                &format!("{at}.Next"),
+                "only top-level choice rules may have Next",
+            );
         }
-        let combinators: Vec<&str> = ["And", "Or", "Not"].into_iter().filter(|k| m.contains_key(*k)).collect();
+        let combinators: Vec<&str> = ["And", "Or", "Not"]
+            .into_iter()
+            .filter(|k| m.contains_key(*k))
+            .collect();
         let operators: Vec<&String> = m
             .keys()
-            .filter(|k| !matches!(k.as_str(), "Variable" | "Next" | "Comment" | "And" | "Or" | "Not"))
+            .filter(|k| {
+                !matches!(
+                    k.as_str(),
+                    "Variable" | "Next" | "Comment" | "And" | "Or" | "Not"
+                )
+            })
             .collect();
         if !combinators.is_empty() {
             if combinators.len() > 1 || !operators.is_empty() || m.contains_key("Variable") {
-                self.err(at, "a rule with And/Or/Not must have nothing else but Next and Comment");
+                self.err(
+                    at,
+                    "a rule with And/Or/Not must have nothing else but Next and Comment",
+                );
                 return None;
             }
             let c = combinators[0];
             let cat = format!("{at}.{c}");
             if c == "Not" {
-                return self.rule(&m[c], &cat, false).map(|r| Rule::Not(Box::new(r)));
+                return self
+                    .rule(&m[c], &cat, false)
+                    .map(|r| Rule::Not(Box::new(r)));
             }
             let Some(items) = m[c].as_array().filter(|a| !a.is_empty()) else {
                 self.err(&cat, "must be a non-empty array of rules");
@@ -502,16 +621,26 @@ impl Linter {
                 .collect();
             let rules: Option<Vec<Rule>> = rules.into_iter().collect();
             let rules = rules?;
-            return Some(if c == "And" { Rule::And(rules) } else { Rule::Or(rules) });
+            return Some(if c == "And" {
+                Rule::And(rules)
+            } else {
+                Rule::Or(rules)
+            });
         }
         let Some(var) = m.get("Variable") else {
-            self.err(&format!("{at}.Variable"), "missing: a comparison needs Variable");
+            self.err(
+                &format!("{at}.Variable"),
+                "missing: a comparison needs Variable",
+            );
             return None;
         };
         let variable = self.ref_path(var, &format!("{at}.Variable"));
         if operators.len() != 1 {
             let list: Vec<&str> = operators.iter().map(|s| s.as_str()).collect();
-            self.err(at, format!("a comparison needs exactly one operator, found {list:?}"));
+            self.err(
+                at,
+                format!("a comparison needs exactly one operator, found {list:?}"),
+            );
             return None;
         }
         let op = operators[0].as_str();
@@ -584,10 +713,15 @@ impl Linter {
             });
         }
         let t = match family {
-            "String" => v.as_str().map(|s| Test::String(cmp, Operand::Literal(s.to_owned()))),
+            "String" => v
+                .as_str()
+                .map(|s| Test::String(cmp, Operand::Literal(s.to_owned()))),
             "Numeric" => v.as_f64().map(|n| Test::Numeric(cmp, Operand::Literal(n))),
             "Boolean" => v.as_bool().map(|b| Test::Boolean(Operand::Literal(b))),
-            _ => v.as_str().and_then(parse_timestamp).map(|t| Test::Timestamp(cmp, Operand::Literal(t))),
+            _ => v
+                .as_str()
+                .and_then(parse_timestamp)
+                .map(|t| Test::Timestamp(cmp, Operand::Literal(t))),
         };
         if t.is_none() {
             let want = match family {
@@ -616,7 +750,15 @@ impl Linter {
             };
             self.only_fields(
                 m,
-                &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"],
+                &[
+                    "ErrorEquals",
+                    "IntervalSeconds",
+                    "MaxAttempts",
+                    "BackoffRate",
+                    "MaxDelaySeconds",
+                    "JitterStrategy",
+                    "Comment",
+                ],
                 &rat,
             );
             let error_equals = self.error_equals(m, &rat, i + 1 == arr.len());
@@ -624,7 +766,10 @@ impl Linter {
             let max_attempts = match m.get("MaxAttempts") {
                 None => 3,
                 Some(v) => v.as_u64().unwrap_or_else(|| {
-                    self.err(&format!("{rat}.MaxAttempts"), format!("{v} is not a non-negative integer"));
+                    self.err(
+                        &format!("{rat}.MaxAttempts"),
+                        format!("{v} is not a non-negative integer"),
+                    );
                     0
                 }),
             };
@@ -633,7 +778,10 @@ impl Linter {
                 Some(v) => match v.as_f64().filter(|b| *b >= 1.0) {
                     Some(b) => b,
                     None => {
-                        self.err(&format!("{rat}.BackoffRate"), format!("{v} is not a number >= 1.0"));
+                        self.err(
+                            &format!("{rat}.BackoffRate"),
+                            format!("{v} is not a number >= 1.0"),
+                        );
                         1.0
                     }
                 },
@@ -643,7 +791,10 @@ impl Linter {
                 None | Some(Some("NONE")) => false,
                 Some(Some("FULL")) => true,
                 Some(_) => {
-                    self.err(&format!("{rat}.JitterStrategy"), "must be \"FULL\" or \"NONE\"");
+                    self.err(
+                        &format!("{rat}.JitterStrategy"),
+                        "must be \"FULL\" or \"NONE\"",
+                    );
                     false
                 }
             };
@@ -689,7 +840,11 @@ impl Linter {
 
     fn error_equals(&mut self, m: &Obj, at: &str, last: bool) -> Vec<String> {
         let eat = format!("{at}.ErrorEquals");
-        let Some(arr) = m.get("ErrorEquals").and_then(Value::as_array).filter(|a| !a.is_empty()) else {
+        let Some(arr) = m
+            .get("ErrorEquals")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        else {
             self.err(&eat, "missing or not a non-empty array");
             return Vec::new();
         };
@@ -819,7 +974,11 @@ impl Linter {
             (Some(v), None) => match v.as_u64().filter(|n| !positive || *n > 0) {
                 Some(n) => Some(Amount::Fixed(n)),
                 None => {
-                    let want = if positive { "a positive integer" } else { "a non-negative integer" };
+                    let want = if positive {
+                        "a positive integer"
+                    } else {
+                        "a non-negative integer"
+                    };
                     self.err(&format!("{at}.{field}"), format!("{v} is not {want}"));
                     None
                 }

@@ -214,9 +214,19 @@ impl StateMachine {
 fn collect(scope: &Scope, out: &mut Vec<String>) {
     for s in scope.states.values() {
         match &s.kind {
-            Kind::Task { resource: Resource::Direct(r), .. } => out.push(r.clone()),
-            Kind::Task { resource: Resource::LambdaInvoke, .. } => {
-                if let Some(Value::String(f)) = s.parameters.as_ref().and_then(|p| p.literal_field("FunctionName")) {
+            Kind::Task {
+                resource: Resource::Direct(r),
+                ..
+            } => out.push(r.clone()),
+            Kind::Task {
+                resource: Resource::LambdaInvoke,
+                ..
+            } => {
+                if let Some(Value::String(f)) = s
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.literal_field("FunctionName"))
+                {
                     out.push(f.clone());
                 }
             }

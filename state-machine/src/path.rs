@@ -63,7 +63,9 @@ impl Path {
                         root,
                         kind: Kind::Query(Box::new(p)),
                     }),
-                    Err(e) => Err(format!("{src:?} is not a valid path ({reference_err}; as JSONPath: {e})")),
+                    Err(e) => Err(format!(
+                        "{src:?} is not a valid path ({reference_err}; as JSONPath: {e})"
+                    )),
                 }
             }
         }
@@ -72,7 +74,8 @@ impl Path {
     /// Parses a reference path: one that can only identify a single node.
     pub fn parse_reference(src: &str) -> Result<Path, String> {
         let (root, rest) = split_root(src)?;
-        let segments = parse_segments(rest).map_err(|e| format!("{src:?} is not a reference path: {e}"))?;
+        let segments =
+            parse_segments(rest).map_err(|e| format!("{src:?} is not a reference path: {e}"))?;
         Ok(Path {
             src: src.to_owned(),
             root,
@@ -101,7 +104,9 @@ impl Path {
     pub fn select(&self, doc: &Value) -> Option<Value> {
         match &self.kind {
             Kind::Reference(segments) => lookup(doc, segments).cloned(),
-            Kind::Query(q) => Some(Value::Array(q.query(doc).all().into_iter().cloned().collect())),
+            Kind::Query(q) => Some(Value::Array(
+                q.query(doc).all().into_iter().cloned().collect(),
+            )),
         }
     }
 
@@ -162,7 +167,9 @@ fn parse_segments(mut rest: &str) -> Result<Vec<Segment>, String> {
                 let body = &after[1..];
                 let end = body.find(q).ok_or("unterminated quoted name")?;
                 let name = &body[..end];
-                let tail = body[end + 1..].strip_prefix(']').ok_or("expected \"]\" after quoted name")?;
+                let tail = body[end + 1..]
+                    .strip_prefix(']')
+                    .ok_or("expected \"]\" after quoted name")?;
                 out.push(Segment::Field(name.to_owned()));
                 rest = tail;
             } else {
@@ -189,7 +196,9 @@ pub fn set_at(input: Value, segments: &[Segment], result: Value) -> Result<Value
     };
     match (first, input) {
         (Segment::Field(name), Value::Object(mut map)) => {
-            let child = map.remove(name).unwrap_or_else(|| Value::Object(Default::default()));
+            let child = map
+                .remove(name)
+                .unwrap_or_else(|| Value::Object(Default::default()));
             let child = if rest.is_empty() {
                 result
             } else {
@@ -211,10 +220,9 @@ pub fn set_at(input: Value, segments: &[Segment], result: Value) -> Result<Value
             ": cannot set field {name:?} on a {}",
             type_name(&other)
         )),
-        (Segment::Index(i), other) => Err(format!(
-            ": cannot set index {i} on a {}",
-            type_name(&other)
-        )),
+        (Segment::Index(i), other) => {
+            Err(format!(": cannot set index {i} on a {}", type_name(&other)))
+        }
     }
 }
 
@@ -240,7 +248,10 @@ mod tests {
         let p = Path::parse("$.a.b-c[1]").unwrap();
         assert!(p.segments().is_some());
         assert_eq!(p.select(&doc), Some(json!(20)));
-        assert_eq!(Path::parse("$['x y']").unwrap().select(&doc), Some(json!(1)));
+        assert_eq!(
+            Path::parse("$['x y']").unwrap().select(&doc),
+            Some(json!(1))
+        );
         assert_eq!(Path::parse("$.a.nope").unwrap().select(&doc), None);
     }
 
@@ -257,9 +268,17 @@ mod tests {
 
     #[test]
     fn set_at_creates_and_fails() {
-        let out = set_at(json!({"a": 1}), &[Segment::Field("b".into()), Segment::Field("c".into())], json!(2));
+        let out = set_at(
+            json!({"a": 1}),
+            &[Segment::Field("b".into()), Segment::Field("c".into())],
+            json!(2),
+        );
         assert_eq!(out, Ok(json!({"a": 1, "b": {"c": 2}})));
-        let err = set_at(json!({"a": 1}), &[Segment::Field("a".into()), Segment::Field("c".into())], json!(2));
+        let err = set_at(
+            json!({"a": 1}),
+            &[Segment::Field("a".into()), Segment::Field("c".into())],
+            json!(2),
+        );
         assert!(err.is_err());
     }
 }

@@ -21,7 +21,9 @@ impl Template {
     pub fn compile(v: &Value, at: &str, errs: &mut Vec<(String, String)>) -> Template {
         let t = compile(v, at, errs);
         match t {
-            Template::Object(_) | Template::Array(_) if !is_dynamic(&t) => Template::Literal(v.clone()),
+            Template::Object(_) | Template::Array(_) if !is_dynamic(&t) => {
+                Template::Literal(v.clone())
+            }
             other => other,
         }
     }
@@ -48,7 +50,11 @@ impl Template {
                 }
                 Ok(Value::Object(out))
             }
-            Template::Array(items) => items.iter().map(|t| t.eval(env)).collect::<Result<Vec<_>, _>>().map(Value::Array),
+            Template::Array(items) => items
+                .iter()
+                .map(|t| t.eval(env))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
             Template::Path(p) => {
                 let found = match p.root() {
                     Root::Input => p.select(env.input()),
@@ -85,10 +91,14 @@ fn is_dynamic(t: &Template) -> bool {
 /// Compiles a `.$` value: a path or an intrinsic call.
 pub fn compile_dynamic(v: &Value) -> Result<Template, String> {
     let Some(s) = v.as_str() else {
-        return Err(format!("{v} is not a string holding a JSONPath or intrinsic function"));
+        return Err(format!(
+            "{v} is not a string holding a JSONPath or intrinsic function"
+        ));
     };
     if looks_like_call(s) {
-        Call::parse(s).map(Template::Call).map_err(|e| format!("{s:?} is not a valid intrinsic function call: {e}"))
+        Call::parse(s)
+            .map(Template::Call)
+            .map_err(|e| format!("{s:?} is not a valid intrinsic function call: {e}"))
     } else if s.starts_with('$') {
         Path::parse(s).map(Template::Path)
     } else {

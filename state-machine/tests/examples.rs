@@ -14,14 +14,25 @@ fn load(name: &str) -> Value {
 
 #[tokio::test]
 async fn wait_until_ready_polls_three_times() {
-    let e = common::run(load("wait-until-ready.asl.json"), load("wait-until-ready.input.json")).await;
-    assert_eq!(common::output(&e), &json!({ "message": "ready after 3 polls" }));
+    let e = common::run(
+        load("wait-until-ready.asl.json"),
+        load("wait-until-ready.input.json"),
+    )
+    .await;
+    assert_eq!(
+        common::output(&e),
+        &json!({ "message": "ready after 3 polls" })
+    );
     assert_eq!(e.virtual_elapsed, Duration::from_secs(90));
 }
 
 #[tokio::test]
 async fn teardown_all_maps_parallel_checks_over_environments() {
-    let e = common::run(load("teardown-all.asl.json"), load("teardown-all.input.json")).await;
+    let e = common::run(
+        load("teardown-all.asl.json"),
+        load("teardown-all.input.json"),
+    )
+    .await;
     let checks = json!(["dns clean", "cluster gone"]);
     assert_eq!(
         common::output(&e),
@@ -37,6 +48,10 @@ async fn teardown_all_maps_parallel_checks_over_environments() {
 
 #[tokio::test]
 async fn teardown_all_with_no_environments_fails() {
-    let e = common::run(load("teardown-all.asl.json"), json!({ "requestedBy": "x", "environments": [] })).await;
+    let e = common::run(
+        load("teardown-all.asl.json"),
+        json!({ "requestedBy": "x", "environments": [] }),
+    )
+    .await;
     assert_eq!(common::error(&e), "labflow.InvalidInput");
 }

@@ -18,7 +18,10 @@ fn errors(def: Value) -> Vec<String> {
 
 fn assert_has(def: Value, want: &str) {
     let errs = errors(def);
-    assert!(errs.iter().any(|e| e.contains(want)), "expected {want:?} in {errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.contains(want)),
+        "expected {want:?} in {errs:#?}"
+    );
 }
 
 fn pass_end() -> Value {
@@ -28,12 +31,18 @@ fn pass_end() -> Value {
 #[test]
 fn next_to_nowhere_names_state_and_field() {
     let def = json!({ "StartAt": "Foo", "States": { "Foo": { "Type": "Pass", "Next": "Nope" } } });
-    assert_eq!(errors(def), vec![r#"States.Foo.Next: "Nope" is not a state"#.to_owned()]);
+    assert_eq!(
+        errors(def),
+        vec![r#"States.Foo.Next: "Nope" is not a state"#.to_owned()]
+    );
 }
 
 #[test]
 fn unknown_fields_are_rejected_at_every_level() {
-    assert_has(json!({ "StartAt": "A", "Bogus": 1, "States": { "A": pass_end() } }), "Bogus: unknown field");
+    assert_has(
+        json!({ "StartAt": "A", "Bogus": 1, "States": { "A": pass_end() } }),
+        "Bogus: unknown field",
+    );
     assert_has(
         json!({ "StartAt": "A", "States": { "A": { "Type": "Pass", "Resource": "x", "End": true } } }),
         "States.A.Resource: unknown field for a Pass state",
@@ -53,18 +62,27 @@ fn unknown_fields_are_rejected_at_every_level() {
 #[test]
 fn missing_start_at_and_unknown_start() {
     assert_has(json!({ "States": { "A": pass_end() } }), "StartAt: missing");
-    assert_has(json!({ "StartAt": "Z", "States": { "A": pass_end() } }), "StartAt: \"Z\" is not a state");
+    assert_has(
+        json!({ "StartAt": "Z", "States": { "A": pass_end() } }),
+        "StartAt: \"Z\" is not a state",
+    );
 }
 
 #[test]
 fn unreachable_states() {
     let def = json!({ "StartAt": "A", "States": { "A": pass_end(), "Orphan": pass_end() } });
-    assert_eq!(errors(def), vec!["States.Orphan: unreachable: no transition leads to this state".to_owned()]);
+    assert_eq!(
+        errors(def),
+        vec!["States.Orphan: unreachable: no transition leads to this state".to_owned()]
+    );
 }
 
 #[test]
 fn non_terminal_state_without_next_and_both_next_and_end() {
-    assert_has(json!({ "StartAt": "A", "States": { "A": { "Type": "Pass" } } }), "States.A: is not terminal");
+    assert_has(
+        json!({ "StartAt": "A", "States": { "A": { "Type": "Pass" } } }),
+        "States.A: is not terminal",
+    );
     assert_has(
         json!({ "StartAt": "A", "States": { "A": { "Type": "Pass", "Next": "A", "End": true } } }),
         "States.A: has both Next and End",
@@ -73,18 +91,28 @@ fn non_terminal_state_without_next_and_both_next_and_end() {
 
 #[test]
 fn choice_rule_shapes() {
-    let choice = |rule: Value| json!({ "StartAt": "C", "States": {
-        "C": { "Type": "Choice", "Choices": [rule], "Default": "D" }, "D": pass_end() } });
-    assert_has(choice(json!({ "Variable": "$.x", "StringEquals": "a" })), "States.C.Choices[0].Next: missing");
+    let choice = |rule: Value| {
+        json!({ "StartAt": "C", "States": {
+        "C": { "Type": "Choice", "Choices": [rule], "Default": "D" }, "D": pass_end() } })
+    };
     assert_has(
-        choice(json!({ "And": [{ "Variable": "$.x", "StringEquals": "a", "Next": "D" }], "Next": "D" })),
+        choice(json!({ "Variable": "$.x", "StringEquals": "a" })),
+        "States.C.Choices[0].Next: missing",
+    );
+    assert_has(
+        choice(
+            json!({ "And": [{ "Variable": "$.x", "StringEquals": "a", "Next": "D" }], "Next": "D" }),
+        ),
         "States.C.Choices[0].And[0].Next: only top-level choice rules may have Next",
     );
     assert_has(
         choice(json!({ "Variable": "$.x", "StringEquals": "a", "NumericEquals": 1, "Next": "D" })),
         "a comparison needs exactly one operator",
     );
-    assert_has(choice(json!({ "StringEquals": "a", "Next": "D" })), "States.C.Choices[0].Variable: missing");
+    assert_has(
+        choice(json!({ "StringEquals": "a", "Next": "D" })),
+        "States.C.Choices[0].Variable: missing",
+    );
     assert_has(
         choice(json!({ "Variable": "$.x", "NumericEquals": "1", "Next": "D" })),
         "States.C.Choices[0].NumericEquals: \"1\" is not a number",
@@ -93,33 +121,68 @@ fn choice_rule_shapes() {
         choice(json!({ "Variable": "$.x", "TimestampEquals": "yesterday", "Next": "D" })),
         "is not an RFC 3339 timestamp",
     );
-    assert_has(choice(json!({ "Variable": "$.x", "StringFoo": "a", "Next": "D" })), "unknown choice rule operator");
-    assert_has(choice(json!({ "Or": [], "Next": "D" })), "States.C.Choices[0].Or: must be a non-empty array");
-    assert_has(choice(json!({ "Variable": "$.x[*]", "IsPresent": true, "Next": "D" })), "is not a reference path");
+    assert_has(
+        choice(json!({ "Variable": "$.x", "StringFoo": "a", "Next": "D" })),
+        "unknown choice rule operator",
+    );
+    assert_has(
+        choice(json!({ "Or": [], "Next": "D" })),
+        "States.C.Choices[0].Or: must be a non-empty array",
+    );
+    assert_has(
+        choice(json!({ "Variable": "$.x[*]", "IsPresent": true, "Next": "D" })),
+        "is not a reference path",
+    );
 }
 
 #[test]
 fn retry_and_catch_states_all_rules() {
-    let task = |retry: Value, catch: Value| json!({ "StartAt": "T", "States": {
-        "T": { "Type": "Task", "Resource": "x", "Retry": retry, "Catch": catch, "End": true }, "H": pass_end() } });
+    let task = |retry: Value, catch: Value| {
+        json!({ "StartAt": "T", "States": {
+        "T": { "Type": "Task", "Resource": "x", "Retry": retry, "Catch": catch, "End": true }, "H": pass_end() } })
+    };
     assert_has(
-        task(json!([{ "ErrorEquals": ["States.ALL"] }, { "ErrorEquals": ["E"] }]), json!([{ "ErrorEquals": ["E"], "Next": "H" }])),
+        task(
+            json!([{ "ErrorEquals": ["States.ALL"] }, { "ErrorEquals": ["E"] }]),
+            json!([{ "ErrorEquals": ["E"], "Next": "H" }]),
+        ),
         "States.T.Retry[0].ErrorEquals: States.ALL must be in the last retrier/catcher",
     );
     assert_has(
-        task(json!([]), json!([{ "ErrorEquals": ["States.ALL", "E"], "Next": "H" }])),
+        task(
+            json!([]),
+            json!([{ "ErrorEquals": ["States.ALL", "E"], "Next": "H" }]),
+        ),
         "States.T.Catch[0].ErrorEquals: States.ALL must appear alone",
     );
     assert_has(
-        task(json!([{ "ErrorEquals": ["E"], "BackoffRate": 0.5 }]), json!([{ "ErrorEquals": ["E"], "Next": "H" }])),
+        task(
+            json!([{ "ErrorEquals": ["E"], "BackoffRate": 0.5 }]),
+            json!([{ "ErrorEquals": ["E"], "Next": "H" }]),
+        ),
         "States.T.Retry[0].BackoffRate",
     );
     assert_has(
-        task(json!([{ "ErrorEquals": ["E"], "JitterStrategy": "SOME" }]), json!([{ "ErrorEquals": ["E"], "Next": "H" }])),
+        task(
+            json!([{ "ErrorEquals": ["E"], "JitterStrategy": "SOME" }]),
+            json!([{ "ErrorEquals": ["E"], "Next": "H" }]),
+        ),
         "States.T.Retry[0].JitterStrategy",
     );
-    assert_has(task(json!([]), json!([{ "ErrorEquals": ["E"], "Next": "Nowhere" }])), "States.T.Catch[0].Next: \"Nowhere\" is not a state");
-    assert_has(task(json!([{ "ErrorEquals": [] }]), json!([{ "ErrorEquals": ["E"], "Next": "H" }])), "States.T.Retry[0].ErrorEquals");
+    assert_has(
+        task(
+            json!([]),
+            json!([{ "ErrorEquals": ["E"], "Next": "Nowhere" }]),
+        ),
+        "States.T.Catch[0].Next: \"Nowhere\" is not a state",
+    );
+    assert_has(
+        task(
+            json!([{ "ErrorEquals": [] }]),
+            json!([{ "ErrorEquals": ["E"], "Next": "H" }]),
+        ),
+        "States.T.Retry[0].ErrorEquals",
+    );
 }
 
 #[test]
@@ -131,16 +194,46 @@ fn paths_intrinsics_and_dollar_keys() {
         }
         json!({ "StartAt": "P", "States": { "P": s } })
     };
-    assert_has(pass(json!({ "InputPath": "$.a[?(@.x >" })), "States.P.InputPath");
-    assert_has(pass(json!({ "ResultPath": "$.a[*]" })), "States.P.ResultPath");
-    assert_has(pass(json!({ "ResultPath": "$$.Execution" })), "cannot write to the context object");
-    assert_has(pass(json!({ "Parameters": { "a.$": "not a path" } })), "States.P.Parameters.a.$: \"not a path\" is not a JSONPath or intrinsic function");
-    assert_has(pass(json!({ "Parameters": { "a.$": 5 } })), "States.P.Parameters.a.$");
-    assert_has(pass(json!({ "Parameters": { "n": { "a.$": "States.Nope(1)" } } })), "States.P.Parameters.n.a.$");
-    assert_has(pass(json!({ "Parameters": { "a.$": "States.Format('x', $.y" } })), "not a valid intrinsic function call");
-    assert_has(pass(json!({ "Parameters": { "a.$": "States.MathAdd(1)" } })), "States.MathAdd takes 2 arguments");
-    assert_has(pass(json!({ "Parameters": { "a": 1, "a.$": "$.a" } })), "both \"a\" and \"a.$\" are set");
-    assert!(errors(pass(json!({ "Parameters": { "ok.$": "States.Format('{}', States.ArrayLength($.x[*]))" } }))).is_empty());
+    assert_has(
+        pass(json!({ "InputPath": "$.a[?(@.x >" })),
+        "States.P.InputPath",
+    );
+    assert_has(
+        pass(json!({ "ResultPath": "$.a[*]" })),
+        "States.P.ResultPath",
+    );
+    assert_has(
+        pass(json!({ "ResultPath": "$$.Execution" })),
+        "cannot write to the context object",
+    );
+    assert_has(
+        pass(json!({ "Parameters": { "a.$": "not a path" } })),
+        "States.P.Parameters.a.$: \"not a path\" is not a JSONPath or intrinsic function",
+    );
+    assert_has(
+        pass(json!({ "Parameters": { "a.$": 5 } })),
+        "States.P.Parameters.a.$",
+    );
+    assert_has(
+        pass(json!({ "Parameters": { "n": { "a.$": "States.Nope(1)" } } })),
+        "States.P.Parameters.n.a.$",
+    );
+    assert_has(
+        pass(json!({ "Parameters": { "a.$": "States.Format('x', $.y" } })),
+        "not a valid intrinsic function call",
+    );
+    assert_has(
+        pass(json!({ "Parameters": { "a.$": "States.MathAdd(1)" } })),
+        "States.MathAdd takes 2 arguments",
+    );
+    assert_has(
+        pass(json!({ "Parameters": { "a": 1, "a.$": "$.a" } })),
+        "both \"a\" and \"a.$\" are set",
+    );
+    assert!(errors(pass(
+        json!({ "Parameters": { "ok.$": "States.Format('{}', States.ArrayLength($.x[*]))" } })
+    ))
+    .is_empty());
 }
 
 #[test]
@@ -163,7 +256,10 @@ fn unsupported_features_are_load_time_errors() {
             "StartAt": "P", "States": { "P": pass_end() } } } } }),
         "States.M.ItemReader: not supported",
     );
-    assert_has(json!({ "QueryLanguage": "JSONata", "StartAt": "A", "States": { "A": pass_end() } }), "QueryLanguage");
+    assert_has(
+        json!({ "QueryLanguage": "JSONata", "StartAt": "A", "States": { "A": pass_end() } }),
+        "QueryLanguage",
+    );
 }
 
 #[test]
@@ -172,7 +268,11 @@ fn nested_scopes_are_linted_with_their_location() {
         { "StartAt": "A", "States": { "A": { "Type": "Pass", "Next": "Outside" } } }
     ]}, "Outside": pass_end() }});
     let errs = errors(def);
-    assert!(errs.iter().any(|e| e == "States.P.Branches[0].States.A.Next: \"Outside\" is not a state"), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .any(|e| e == "States.P.Branches[0].States.A.Next: \"Outside\" is not a state"),
+        "{errs:#?}"
+    );
 }
 
 #[test]
@@ -191,7 +291,11 @@ fn example(name: &str) -> Value {
 
 #[test]
 fn examples_lint_clean_including_terraform_placeholders() {
-    for name in ["wait-until-ready.asl.json", "teardown-all.asl.json", "lifecycle-shape.asl.json"] {
+    for name in [
+        "wait-until-ready.asl.json",
+        "teardown-all.asl.json",
+        "lifecycle-shape.asl.json",
+    ] {
         let errs = errors(example(name));
         assert!(errs.is_empty(), "{name}: {errs:#?}");
     }
@@ -214,7 +318,10 @@ async fn placeholder_resources_resolve_by_name() {
         }
     });
     r.register_sync("HealthCheckArn", |_| Ok(json!({ "done": true })));
-    let e = Executor::new(machine, Arc::new(r)).with_options(common::options()).run(json!({ "environment": "dev" })).await;
+    let e = Executor::new(machine, Arc::new(r))
+        .with_options(common::options())
+        .run(json!({ "environment": "dev" }))
+        .await;
     assert_eq!(
         common::output(&e),
         &json!({ "environment": "dev", "cluster": { "report": { "done": true, "phase": "ACTIVE" } }, "health": { "done": true } })
@@ -228,5 +335,11 @@ async fn placeholder_resources_resolve_by_name() {
 #[test]
 fn task_resources_lists_what_tasks_call() {
     let machine = lint(&example("lifecycle-shape.asl.json")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(machine.task_resources(), vec!["${EnsureClusterArn}".to_owned(), "${HealthCheckArn}".to_owned()]);
+    assert_eq!(
+        machine.task_resources(),
+        vec![
+            "${EnsureClusterArn}".to_owned(),
+            "${HealthCheckArn}".to_owned()
+        ]
+    );
 }

@@ -30,8 +30,15 @@ async fn spec_input_output_processing_parameters_payload_template_example() {
         "Parameters": { "flagged": true, "parts": { "first.$": "$.vals[0]", "last3.$": "$.vals[-3:]" } },
         "End": true
     }));
-    let e = run(def, json!({ "flagged": 7, "vals": [0, 10, 20, 30, 40, 50] })).await;
-    assert_eq!(output(&e), &json!({ "flagged": true, "parts": { "first": 0, "last3": [30, 40, 50] } }));
+    let e = run(
+        def,
+        json!({ "flagged": 7, "vals": [0, 10, 20, 30, 40, 50] }),
+    )
+    .await;
+    assert_eq!(
+        output(&e),
+        &json!({ "flagged": true, "parts": { "first": 0, "last3": [30, 40, 50] } })
+    );
 }
 
 #[tokio::test]
@@ -51,7 +58,8 @@ async fn spec_input_output_processing_result_selector_on_lambda_invoke_result() 
 
 #[tokio::test]
 async fn spec_input_output_processing_result_path_null_discards_result() {
-    let def = single(json!({ "Type": "Pass", "Result": "ignored", "ResultPath": null, "End": true }));
+    let def =
+        single(json!({ "Type": "Pass", "Result": "ignored", "ResultPath": null, "End": true }));
     let e = run(def, json!({ "keep": 1 })).await;
     assert_eq!(output(&e), &json!({ "keep": 1 }));
 }
@@ -63,7 +71,11 @@ async fn spec_input_output_processing_result_path_creates_missing_nodes_and_repl
         "P1": { "Type": "Pass", "Result": "Hello", "ResultPath": "$.master.detail", "Next": "P2" },
         "P2": { "Type": "Pass", "Result": 1, "ResultPath": "$.a.b.c", "End": true }
     }});
-    let e = run(def, json!({ "master": { "detail": [1, 2, 3], "other": true } })).await;
+    let e = run(
+        def,
+        json!({ "master": { "detail": [1, 2, 3], "other": true } }),
+    )
+    .await;
     assert_eq!(
         output(&e),
         &json!({ "master": { "detail": "Hello", "other": true }, "a": { "b": { "c": 1 } } })
@@ -73,7 +85,9 @@ async fn spec_input_output_processing_result_path_creates_missing_nodes_and_repl
 #[tokio::test]
 async fn spec_input_output_processing_result_path_match_failure() {
     // `$.master.detail` is an array, so `$.master.detail.x` cannot be written.
-    let def = single(json!({ "Type": "Pass", "Result": 1, "ResultPath": "$.master.detail.x", "End": true }));
+    let def = single(
+        json!({ "Type": "Pass", "Result": 1, "ResultPath": "$.master.detail.x", "End": true }),
+    );
     let e = run(def, json!({ "master": { "detail": [1, 2, 3] } })).await;
     assert_eq!(error(&e), "States.ResultPathMatchFailure");
 }
@@ -108,12 +122,17 @@ async fn spec_input_output_processing_null_input_and_output_paths_give_empty_obj
     let def_a = json!({ "StartAt": "A", "States": {
         "A": { "Type": "Pass", "InputPath": null, "ResultPath": "$.seen", "End": true }
     }});
-    assert_eq!(output(&run(def_a, json!({ "x": 1 })).await), &json!({ "x": 1, "seen": {} }));
+    assert_eq!(
+        output(&run(def_a, json!({ "x": 1 })).await),
+        &json!({ "x": 1, "seen": {} })
+    );
 }
 
 #[tokio::test]
 async fn spec_input_output_processing_output_path_selects() {
-    let def = single(json!({ "Type": "Pass", "Result": { "a": { "b": 5 } }, "ResultPath": "$.r", "OutputPath": "$.r.a", "End": true }));
+    let def = single(
+        json!({ "Type": "Pass", "Result": { "a": { "b": 5 } }, "ResultPath": "$.r", "OutputPath": "$.r.a", "End": true }),
+    );
     let e = run(def, json!({})).await;
     assert_eq!(output(&e), &json!({ "b": 5 }));
 }
@@ -220,14 +239,19 @@ async fn spec_intrinsic_functions_uuid_and_random_are_seeded() {
     assert_eq!(output(&a), output(&b), "same seed, same values");
     let id = output(&a)["id"].as_str().unwrap_or_default().to_owned();
     let parsed = uuid::Uuid::parse_str(&id);
-    assert!(parsed.is_ok_and(|u| u.get_version_num() == 4), "{id} is a v4 UUID");
+    assert!(
+        parsed.is_ok_and(|u| u.get_version_num() == 4),
+        "{id} is a v4 UUID"
+    );
     let n = output(&a)["n"].as_i64().unwrap_or(-1);
     assert!((1..10).contains(&n), "{n} in [1, 10)");
 }
 
 #[tokio::test]
 async fn spec_intrinsic_functions_failure_is_intrinsic_failure() {
-    let def = single(json!({ "Type": "Pass", "Parameters": { "x.$": "States.StringToJson($.s)" }, "End": true }));
+    let def = single(
+        json!({ "Type": "Pass", "Parameters": { "x.$": "States.StringToJson($.s)" }, "End": true }),
+    );
     let e = run(def, json!({ "s": "not json" })).await;
     assert_eq!(error(&e), "States.IntrinsicFailure");
 }

@@ -13,8 +13,10 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn spec_pass_state_result_and_result_path() {
-    let def = single(json!({ "Type": "Pass", "Result": { "x-datum": 0.381018, "y-datum": 622.2269926397355 },
-                             "ResultPath": "$.coords", "End": true }));
+    let def = single(
+        json!({ "Type": "Pass", "Result": { "x-datum": 0.381018, "y-datum": 622.2269926397355 },
+                             "ResultPath": "$.coords", "End": true }),
+    );
     let e = run(def, json!({ "georefOf": "Home" })).await;
     assert_eq!(
         output(&e),
@@ -33,9 +35,18 @@ async fn spec_succeed_state_input_and_output_paths() {
 async fn spec_fail_state_error_and_cause() {
     let def = single(json!({ "Type": "Fail", "Error": "ErrorA", "Cause": "Kaiju attack" }));
     let e = run(def, json!({})).await;
-    let f = e.failure().cloned().unwrap_or_else(|| panic!("should fail"));
-    assert_eq!((f.error.as_str(), f.cause.as_str()), ("ErrorA", "Kaiju attack"));
-    assert_eq!(e.history.last().map(|h| h.kind), Some(EventType::ExecutionFailed));
+    let f = e
+        .failure()
+        .cloned()
+        .unwrap_or_else(|| panic!("should fail"));
+    assert_eq!(
+        (f.error.as_str(), f.cause.as_str()),
+        ("ErrorA", "Kaiju attack")
+    );
+    assert_eq!(
+        e.history.last().map(|h| h.kind),
+        Some(EventType::ExecutionFailed)
+    );
 }
 
 #[tokio::test]
@@ -43,8 +54,14 @@ async fn spec_fail_state_error_path_and_cause_path() {
     let def = single(json!({ "Type": "Fail", "ErrorPath": "$.err",
                              "CausePath": "States.Format('code {}', $.code)" }));
     let e = run(def, json!({ "err": "labflow.InvalidInput", "code": 7 })).await;
-    let f = e.failure().cloned().unwrap_or_else(|| panic!("should fail"));
-    assert_eq!((f.error.as_str(), f.cause.as_str()), ("labflow.InvalidInput", "code 7"));
+    let f = e
+        .failure()
+        .cloned()
+        .unwrap_or_else(|| panic!("should fail"));
+    assert_eq!(
+        (f.error.as_str(), f.cause.as_str()),
+        ("labflow.InvalidInput", "code 7")
+    );
 }
 
 #[tokio::test]
@@ -59,9 +76,19 @@ async fn spec_wait_state_all_four_forms_on_the_virtual_clock() {
     }});
     let started = std::time::Instant::now();
     let e = run(def, json!({ "delay": 5, "until": "2024-01-01T00:02:00Z" })).await;
-    assert_eq!(output(&e), &json!({ "delay": 5, "until": "2024-01-01T00:02:00Z" }));
-    assert_eq!(e.virtual_elapsed, Duration::from_secs(120), "a past timestamp does not wait");
-    assert!(started.elapsed() < Duration::from_secs(5), "no real sleeping");
+    assert_eq!(
+        output(&e),
+        &json!({ "delay": 5, "until": "2024-01-01T00:02:00Z" })
+    );
+    assert_eq!(
+        e.virtual_elapsed,
+        Duration::from_secs(120),
+        "a past timestamp does not wait"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no real sleeping"
+    );
     let exits: Vec<f64> = e
         .history
         .iter()
@@ -79,7 +106,9 @@ fn always_fails(retry: Value) -> Value {
 async fn spec_errors_retry_interval_backoff_and_max_attempts() {
     // Spec example: IntervalSeconds 3, MaxAttempts 2, BackoffRate 1.5 → waits of 3 s and 4.5 s.
     let calls = Arc::new(AtomicU64::new(0));
-    let def = always_fails(json!([{ "ErrorEquals": ["CustomError"], "IntervalSeconds": 3, "MaxAttempts": 2, "BackoffRate": 1.5 }]));
+    let def = always_fails(
+        json!([{ "ErrorEquals": ["CustomError"], "IntervalSeconds": 3, "MaxAttempts": 2, "BackoffRate": 1.5 }]),
+    );
     let e = run_with(def, json!({}), calls.clone(), options()).await;
     assert_eq!(error(&e), "CustomError");
     assert_eq!(calls.load(Ordering::SeqCst), 3, "one try plus two retries");
@@ -97,10 +126,21 @@ async fn spec_errors_retry_interval_backoff_and_max_attempts() {
 async fn spec_errors_retry_defaults_and_max_delay_seconds() {
     // Defaults: IntervalSeconds 1, MaxAttempts 3, BackoffRate 2.0 → 1 + 2 + 4 = 7 s.
     let calls = Arc::new(AtomicU64::new(0));
-    let e = run_with(always_fails(json!([{ "ErrorEquals": ["States.ALL"] }])), json!({}), calls.clone(), options()).await;
-    assert_eq!((calls.load(Ordering::SeqCst), e.virtual_elapsed), (4, Duration::from_secs(7)));
+    let e = run_with(
+        always_fails(json!([{ "ErrorEquals": ["States.ALL"] }])),
+        json!({}),
+        calls.clone(),
+        options(),
+    )
+    .await;
+    assert_eq!(
+        (calls.load(Ordering::SeqCst), e.virtual_elapsed),
+        (4, Duration::from_secs(7))
+    );
     // MaxDelaySeconds caps each wait: 10, then 20 → 15, then 40 → 15.
-    let def = always_fails(json!([{ "ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxDelaySeconds": 15 }]));
+    let def = always_fails(
+        json!([{ "ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxDelaySeconds": 15 }]),
+    );
     let e = run(def, json!({})).await;
     assert_eq!(e.virtual_elapsed, Duration::from_secs(40));
 }
@@ -110,12 +150,17 @@ async fn spec_errors_retry_max_attempts_zero_never_retries() {
     let calls = Arc::new(AtomicU64::new(0));
     let def = always_fails(json!([{ "ErrorEquals": ["CustomError"], "MaxAttempts": 0 }]));
     let e = run_with(def, json!({}), calls.clone(), options()).await;
-    assert_eq!((error(&e), calls.load(Ordering::SeqCst)), ("CustomError".to_owned(), 1));
+    assert_eq!(
+        (error(&e), calls.load(Ordering::SeqCst)),
+        ("CustomError".to_owned(), 1)
+    );
 }
 
 #[tokio::test]
 async fn spec_errors_retry_full_jitter_is_seeded_and_bounded() {
-    let def = always_fails(json!([{ "ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 5, "JitterStrategy": "FULL" }]));
+    let def = always_fails(
+        json!([{ "ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 5, "JitterStrategy": "FULL" }]),
+    );
     let with_seed = |seed| Options { seed, ..options() };
     let calls = || Arc::new(AtomicU64::new(0));
     let a = run_with(def.clone(), json!({}), calls(), with_seed(7)).await;
@@ -137,7 +182,10 @@ async fn spec_errors_retry_then_success_resets_into_next_state() {
     }});
     let e = run_with(def, json!({ "ok": 1 }), calls.clone(), options()).await;
     assert_eq!(output(&e), &json!({ "ok": 1 }));
-    assert_eq!((calls.load(Ordering::SeqCst), e.virtual_elapsed), (3, Duration::from_secs(6)));
+    assert_eq!(
+        (calls.load(Ordering::SeqCst), e.virtual_elapsed),
+        (3, Duration::from_secs(6))
+    );
 }
 
 #[tokio::test]
@@ -159,13 +207,21 @@ async fn spec_errors_catch_result_path_error_output() {
 #[tokio::test]
 async fn spec_errors_states_all_matching_rules() {
     // States.ALL catches any named error...
-    let catch_all = |resource: &str| json!({ "StartAt": "T", "States": {
-        "T": { "Type": "Task", "Resource": resource, "Catch": [{ "ErrorEquals": ["States.ALL"], "Next": "C" }], "End": true },
-        "C": { "Type": "Pass", "Result": "caught", "End": true }
-    }});
-    assert_eq!(output(&run(catch_all("Boom"), json!({})).await), &json!("caught"));
+    let catch_all = |resource: &str| {
+        json!({ "StartAt": "T", "States": {
+            "T": { "Type": "Task", "Resource": resource, "Catch": [{ "ErrorEquals": ["States.ALL"], "Next": "C" }], "End": true },
+            "C": { "Type": "Pass", "Result": "caught", "End": true }
+        }})
+    };
+    assert_eq!(
+        output(&run(catch_all("Boom"), json!({})).await),
+        &json!("caught")
+    );
     // ...including an unknown resource (a clear, catchable error)...
-    assert_eq!(output(&run(catch_all("NoSuchFunction"), json!({})).await), &json!("caught"));
+    assert_eq!(
+        output(&run(catch_all("NoSuchFunction"), json!({})).await),
+        &json!("caught")
+    );
     // ...but never States.Runtime (here: InputPath that matches nothing).
     let mut def = catch_all("Echo");
     def["States"]["T"]["InputPath"] = json!("$.nope");
@@ -175,17 +231,25 @@ async fn spec_errors_states_all_matching_rules() {
 #[tokio::test(start_paused = true)]
 async fn spec_errors_states_timeout_and_task_failed_rules() {
     // TimeoutSeconds 2 on a 10 s task → States.Timeout. States.TaskFailed does not match it...
-    let def = |errors: Value| json!({ "StartAt": "T", "States": {
-        "T": { "Type": "Task", "Resource": "Sleep", "TimeoutSeconds": 2,
-               "Catch": [{ "ErrorEquals": errors, "Next": "C" }], "End": true },
-        "C": { "Type": "Pass", "Result": "caught", "End": true }
-    }});
+    let def = |errors: Value| {
+        json!({ "StartAt": "T", "States": {
+            "T": { "Type": "Task", "Resource": "Sleep", "TimeoutSeconds": 2,
+                   "Catch": [{ "ErrorEquals": errors, "Next": "C" }], "End": true },
+            "C": { "Type": "Pass", "Result": "caught", "End": true }
+        }})
+    };
     let e = run(def(json!(["States.TaskFailed"])), json!({})).await;
     assert_eq!(error(&e), "States.Timeout");
     assert!(e.event_types().contains(&EventType::TaskTimedOut));
     // ...while States.Timeout and States.ALL do.
-    assert_eq!(output(&run(def(json!(["States.Timeout"])), json!({})).await), &json!("caught"));
-    assert_eq!(output(&run(def(json!(["States.ALL"])), json!({})).await), &json!("caught"));
+    assert_eq!(
+        output(&run(def(json!(["States.Timeout"])), json!({})).await),
+        &json!("caught")
+    );
+    assert_eq!(
+        output(&run(def(json!(["States.ALL"])), json!({})).await),
+        &json!("caught")
+    );
     // States.TaskFailed matches any other error.
     let tf = json!({ "StartAt": "T", "States": {
         "T": { "Type": "Task", "Resource": "Boom", "Catch": [{ "ErrorEquals": ["States.TaskFailed"], "Next": "C" }], "End": true },
@@ -196,9 +260,11 @@ async fn spec_errors_states_timeout_and_task_failed_rules() {
 
 #[tokio::test]
 async fn spec_task_lambda_invoke_history_events() {
-    let def = single(json!({ "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+    let def = single(
+        json!({ "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": { "FunctionName": "arn:aws:lambda:eu-west-1:1:function:Echo:live", "Payload": { "a": 1 } },
-        "OutputPath": "$.Payload", "End": true }));
+        "OutputPath": "$.Payload", "End": true }),
+    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let listener: labflow_states::Listener = Arc::new(move |ev: &labflow_states::HistoryEvent| {
@@ -206,20 +272,37 @@ async fn spec_task_lambda_invoke_history_events() {
             s.push((ev.id, ev.kind));
         }
     });
-    let opts = Options { listener: Some(listener), ..options() };
+    let opts = Options {
+        listener: Some(listener),
+        ..options()
+    };
     let e = run_with(def, json!({}), Arc::new(AtomicU64::new(0)), opts).await;
     assert_eq!(output(&e), &json!({ "a": 1 }));
     use EventType::*;
     assert_eq!(
         e.event_types(),
-        vec![ExecutionStarted, TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited, ExecutionSucceeded]
+        vec![
+            ExecutionStarted,
+            TaskStateEntered,
+            TaskScheduled,
+            TaskStarted,
+            TaskSucceeded,
+            TaskStateExited,
+            ExecutionSucceeded
+        ]
     );
     let streamed = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let ids: Vec<u64> = e.history.iter().map(|h| h.id).collect();
     assert_eq!(streamed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), ids);
     assert_eq!(ids, (1..=7).collect::<Vec<u64>>());
     let scheduled = &e.history[2].details;
-    assert_eq!((scheduled["resourceType"].as_str(), scheduled["resource"].as_str()), (Some("lambda"), Some("invoke")));
+    assert_eq!(
+        (
+            scheduled["resourceType"].as_str(),
+            scheduled["resource"].as_str()
+        ),
+        (Some("lambda"), Some("invoke"))
+    );
     assert_eq!(e.history[4].details["output"]["StatusCode"], json!(200));
 }
 
@@ -236,10 +319,23 @@ async fn spec_parallel_state_outputs_array_in_branch_order() {
         ]}
     }});
     let e = run(def, json!({ "id": 42 })).await;
-    assert_eq!(output(&e), &json!({ "id": 42, "lookups": [{ "address": 42 }, "555-0100"] }));
-    assert_eq!(e.virtual_elapsed, Duration::from_secs(30), "branches run side by side");
+    assert_eq!(
+        output(&e),
+        &json!({ "id": 42, "lookups": [{ "address": 42 }, "555-0100"] })
+    );
+    assert_eq!(
+        e.virtual_elapsed,
+        Duration::from_secs(30),
+        "branches run side by side"
+    );
     let types = e.event_types();
-    assert_eq!(types.iter().filter(|t| **t == EventType::PassStateEntered).count(), 2);
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == EventType::PassStateEntered)
+            .count(),
+        2
+    );
     assert!(types.contains(&EventType::ParallelStateSucceeded));
 }
 
@@ -282,21 +378,31 @@ async fn spec_map_state_example_item_selector_and_context() {
             { "prod": "R31", "by": "UQS", "i": 0 }, { "prod": "S39", "by": "UQS", "i": 1 }, { "prod": "R31", "by": "UQS", "i": 2 }
         ]}})
     );
-    let iterations = e.event_types().iter().filter(|t| **t == EventType::MapIterationSucceeded).count();
+    let iterations = e
+        .event_types()
+        .iter()
+        .filter(|t| **t == EventType::MapIterationSucceeded)
+        .count();
     assert_eq!(iterations, 3);
 }
 
 #[tokio::test]
 async fn spec_map_state_max_concurrency_on_the_virtual_clock() {
-    let def = |mc: u64| json!({ "StartAt": "M", "States": {
-        "M": { "Type": "Map", "MaxConcurrency": mc, "End": true,
-               "Iterator": { "StartAt": "W", "States": { "W": { "Type": "Wait", "SecondsPath": "$", "End": true } } } }
-    }});
+    let def = |mc: u64| {
+        json!({ "StartAt": "M", "States": {
+            "M": { "Type": "Map", "MaxConcurrency": mc, "End": true,
+                   "Iterator": { "StartAt": "W", "States": { "W": { "Type": "Wait", "SecondsPath": "$", "End": true } } } }
+        }})
+    };
     let items = json!([10, 10, 10, 10]);
     for (mc, secs) in [(1, 40), (2, 20), (0, 10)] {
         let e = run(def(mc), items.clone()).await;
         assert_eq!(output(&e), &items);
-        assert_eq!(e.virtual_elapsed, Duration::from_secs(secs), "MaxConcurrency {mc}");
+        assert_eq!(
+            e.virtual_elapsed,
+            Duration::from_secs(secs),
+            "MaxConcurrency {mc}"
+        );
     }
 }
 
@@ -327,8 +433,14 @@ async fn spec_state_machine_timeout_seconds_times_out_the_execution() {
     }});
     let e = run(def, json!({})).await;
     assert_eq!(error(&e), "States.Timeout");
-    assert!(matches!(e.status, labflow_states::ExecutionStatus::TimedOut { .. }));
-    assert_eq!(e.history.last().map(|h| h.kind), Some(EventType::ExecutionTimedOut));
+    assert!(matches!(
+        e.status,
+        labflow_states::ExecutionStatus::TimedOut { .. }
+    ));
+    assert_eq!(
+        e.history.last().map(|h| h.kind),
+        Some(EventType::ExecutionTimedOut)
+    );
 }
 
 #[tokio::test]
@@ -337,7 +449,10 @@ async fn executor_transition_limit_ends_an_infinite_loop() {
         "A": { "Type": "Pass", "Next": "B" },
         "B": { "Type": "Pass", "Next": "A" }
     }});
-    let opts = Options { max_transitions: 100, ..options() };
+    let opts = Options {
+        max_transitions: 100,
+        ..options()
+    };
     let e = run_with(def, json!({}), Arc::new(AtomicU64::new(0)), opts).await;
     let f = e.failure().cloned().unwrap_or_else(|| panic!("must fail"));
     assert_eq!(f.error, "States.Runtime");
@@ -347,10 +462,16 @@ async fn executor_transition_limit_ends_an_infinite_loop() {
 
 #[tokio::test]
 async fn executor_unknown_resource_names_the_resource() {
-    let def = single(json!({ "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": { "FunctionName": "${EnsureClusterArn}", "Payload.$": "$" }, "End": true }));
+    let def = single(
+        json!({ "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": { "FunctionName": "${EnsureClusterArn}", "Payload.$": "$" }, "End": true }),
+    );
     let e = run(def, json!({})).await;
     let f = e.failure().cloned().unwrap_or_else(|| panic!("must fail"));
     assert_eq!(f.error, "Lambda.ResourceNotFoundException");
-    assert!(f.cause.contains("${EnsureClusterArn}") && f.cause.contains("Echo"), "{}", f.cause);
+    assert!(
+        f.cause.contains("${EnsureClusterArn}") && f.cause.contains("Echo"),
+        "{}",
+        f.cause
+    );
 }

@@ -9,7 +9,9 @@ use labflow_states::{Execution, Executor, Options, RegistryInvoker, TaskError};
 use serde_json::{json, Value};
 
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 /// Handlers the tests call: `Add` sums val1 + val2; `Echo` returns its input; `Boom` always fails
@@ -17,8 +19,12 @@ pub fn t0() -> DateTime<Utc> {
 pub fn invoker(calls: Arc<AtomicU64>) -> RegistryInvoker {
     let mut r = RegistryInvoker::new();
     r.register_sync("Add", |v: Value| {
-        let a = v["val1"].as_i64().ok_or_else(|| TaskError::new("BadInput", "val1"))?;
-        let b = v["val2"].as_i64().ok_or_else(|| TaskError::new("BadInput", "val2"))?;
+        let a = v["val1"]
+            .as_i64()
+            .ok_or_else(|| TaskError::new("BadInput", "val1"))?;
+        let b = v["val2"]
+            .as_i64()
+            .ok_or_else(|| TaskError::new("BadInput", "val2"))?;
         Ok(json!(a + b))
     });
     r.register_sync("Echo", Ok);
@@ -52,12 +58,20 @@ pub fn options() -> Options {
     }
 }
 
-pub async fn run_with(def: Value, input: Value, calls: Arc<AtomicU64>, options: Options) -> Execution {
+pub async fn run_with(
+    def: Value,
+    input: Value,
+    calls: Arc<AtomicU64>,
+    options: Options,
+) -> Execution {
     let machine = match labflow_states::lint(&def) {
         Ok(m) => m,
         Err(e) => panic!("definition does not lint: {e}"),
     };
-    Executor::new(machine, Arc::new(invoker(calls))).with_options(options).run(input).await
+    Executor::new(machine, Arc::new(invoker(calls)))
+        .with_options(options)
+        .run(input)
+        .await
 }
 
 pub async fn run(def: Value, input: Value) -> Execution {
