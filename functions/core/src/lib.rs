@@ -6,6 +6,7 @@ pub mod config;
 pub mod contract;
 pub mod eks_token;
 pub mod error;
+pub mod flux;
 pub mod kube_client;
 pub mod lambda;
 pub mod logging;

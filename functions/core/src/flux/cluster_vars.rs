@@ -1,0 +1,97 @@
+//! The ConfigMap `flux-system/labflow-cluster-vars`: the cluster-specific values the GitOps tree
+//! substitutes (`postBuild.substituteFrom`). The key list mirrors `cli/src/gitops/vars.rs` and
+//! infra/gitops/README.md; flux-bootstrap's tests check it against the tree's `${VAR}`s.
+
+use std::collections::BTreeMap;
+
+use crate::config::EnvironmentConfig;
+use crate::error::StepError;
+
+/// Name of the ConfigMap (namespace [`super::NAMESPACE`]).
+pub const CONFIGMAP: &str = "labflow-cluster-vars";
+
+/// Every key the ConfigMap holds, no more, no less.
+pub const KEYS: [&str; 8] = [
+    "CLUSTER_NAME",
+    "AWS_REGION",
+    "DOMAIN",
+    "HOSTED_ZONE_ID",
+    "OWNER_ID",
+    "CERT_ARN",
+    "AVAILABILITY_ZONES",
+    "ENVIRONMENT",
+];
+
+/// The values for `environment`, running in `region`.
+///
+/// `CERT_ARN` is required: the tree's ALB Ingresses terminate TLS with it, and an empty value would
+/// only fail later, inside the AWS load balancer controller.
+pub fn values(
+    environment: &str,
+    config: &EnvironmentConfig,
+    region: &str,
+) -> Result<BTreeMap<String, String>, StepError> {
+    let cert_arn = config
+        .dns
+        .certificate_arn
+        .clone()
+        .filter(|arn| !arn.is_empty())
+        .ok_or_else(|| {
+            StepError::InvalidInput(format!(
+                "environment {environment:?}: dns.certificateArn is required (the GitOps tree's Ingresses use CERT_ARN)"
+            ))
+        })?;
+    // A YAML list is substituted from this value, so it must be a JSON array string.
+    let zones = serde_json::to_string(&config.cluster.availability_zones)
+        .map_err(|e| StepError::InvalidInput(format!("availability zones: {e}")))?;
+    let values = [
+        ("CLUSTER_NAME", config.cluster.name.clone()),
+        ("AWS_REGION", region.to_string()),
+        ("DOMAIN", config.dns.domain.clone()),
+        ("HOSTED_ZONE_ID", config.dns.hosted_zone_id.clone()),
+        ("OWNER_ID", config.dns.owner_id.clone()),
+        ("CERT_ARN", cert_arn),
+        ("AVAILABILITY_ZONES", zones),
+        ("ENVIRONMENT", environment.to_string()),
+    ];
+    Ok(values
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> EnvironmentConfig {
+        let json = include_str!("../../../../examples/environments/lab.json");
+        crate::config::parse("lab", json).expect("example config is valid")
+    }
+
+    #[test]
+    fn values_cover_exactly_the_keys() {
+        let values = values("lab", &example(), "eu-west-1").expect("complete config");
+        let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+        let mut expected = KEYS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(values["CLUSTER_NAME"], "labflow-lab");
+        assert_eq!(values["AWS_REGION"], "eu-west-1");
+        assert_eq!(values["ENVIRONMENT"], "lab");
+        assert_eq!(
+            values["AVAILABILITY_ZONES"],
+            r#"["eu-west-1a","eu-west-1b","eu-west-1c"]"#
+        );
+        assert_eq!(values["HOSTED_ZONE_ID"], "Z0123456789ABCDEFGHIJ");
+    }
+
+    #[test]
+    fn missing_certificate_is_invalid_input() {
+        let mut config = example();
+        config.dns.certificate_arn = None;
+        let err = values("lab", &config, "eu-west-1").expect_err("CERT_ARN required");
+        assert_eq!(err.name(), "labflow.InvalidInput");
+        assert!(err.message().contains("certificateArn"));
+    }
+}
