@@ -1,0 +1,189 @@
+//! Managed add-ons: observe every configured one, then create, tag, update or wait.
+
+use aws_sdk_eks::types::ResolveConflicts;
+use labflow_core::config::{AddonConfig, EnvironmentConfig};
+use labflow_core::error::classify_sdk_error;
+use labflow_core::StepError;
+
+use crate::aws_error::error_code;
+use crate::cluster;
+use crate::nodegroups::issues_text;
+use crate::observed::ObservedAddon;
+use crate::plan;
+use crate::report::{AddonReport, Change};
+
+/// Statuses that will not recover by waiting. DEGRADED is not among them: an add-on such as
+/// coredns is DEGRADED until nodes exist to run it, so it is waited for (and reported).
+const FAILED: &[&str] = &["CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED"];
+
+/// DescribeAddon for each configured add-on (`None` = not installed).
+pub async fn observe<'a>(
+    eks: &aws_sdk_eks::Client,
+    cluster_name: &str,
+    config: &'a EnvironmentConfig,
+) -> Result<Vec<(&'a AddonConfig, Option<ObservedAddon>)>, StepError> {
+    let mut found = Vec::new();
+    for addon in &config.addons {
+        let response = eks
+            .describe_addon()
+            .cluster_name(cluster_name)
+            .addon_name(&addon.name)
+            .send()
+            .await;
+        let observed = match response {
+            Ok(out) => out.addon.as_ref().map(ObservedAddon::from),
+            Err(err) if error_code(&err) == Some("ResourceNotFoundException") => None,
+            Err(err) => {
+                return Err(classify_sdk_error(
+                    &format!("describing add-on {}", addon.name),
+                    err,
+                ))
+            }
+        };
+        found.push((addon, observed));
+    }
+    Ok(found)
+}
+
+/// Refusals and failures before anything is changed.
+pub fn check(
+    environment: &str,
+    config: &EnvironmentConfig,
+    observed: &[(&AddonConfig, Option<ObservedAddon>)],
+) -> Result<(), StepError> {
+    let mut failed = Vec::new();
+    for (_, have) in observed {
+        let Some(have) = have else { continue };
+        if !labflow_core::ownership::is_owned(environment, &have.tags) {
+            return Err(StepError::NotOwned(format!(
+                "add-on {} of cluster {} exists without the tags labflow:environment={environment} and labflow:managed-by=labflow; labflow does not adopt or modify it",
+                have.name, config.cluster.name
+            )));
+        }
+        if FAILED.contains(&have.status.as_str()) {
+            failed.push(format!(
+                "add-on {} is {}: {}",
+                have.name,
+                have.status,
+                issues_text(&have.health_issues)
+            ));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::ComponentFailed(failed.join("; ")))
+    }
+}
+
+/// Install what is missing, move versions that differ. Returns the reports and whether every
+/// add-on is ACTIVE at the configured version.
+pub async fn reconcile(
+    eks: &aws_sdk_eks::Client,
+    environment: &str,
+    config: &EnvironmentConfig,
+    observed: Vec<(&AddonConfig, Option<ObservedAddon>)>,
+    changes: &mut Vec<Change>,
+) -> Result<(Vec<AddonReport>, bool), StepError> {
+    let tags = labflow_core::ownership::tags(environment, config);
+    let cluster_name = &config.cluster.name;
+    let mut reports = Vec::new();
+    let mut ready = true;
+    for (want, have) in observed {
+        let resource = format!("addon/{}", want.name);
+        let Some(have) = have else {
+            let request = eks
+                .create_addon()
+                .cluster_name(cluster_name)
+                .addon_name(&want.name)
+                .set_addon_version(want.version.clone())
+                // The managed add-on replaces the self-managed copy EKS bootstraps.
+                .resolve_conflicts(ResolveConflicts::Overwrite)
+                .set_tags(Some(tags.clone()));
+            let status = match request.send().await {
+                Ok(out) => out
+                    .addon
+                    .and_then(|a| a.status)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "CREATING".to_string()),
+                Err(err) if error_code(&err) == Some("ResourceInUseException") => {
+                    "CREATING".to_string()
+                }
+                Err(err) => {
+                    return Err(classify_sdk_error(
+                        &format!("creating add-on {}", want.name),
+                        err,
+                    ))
+                }
+            };
+            changes.push(Change::new(
+                &resource,
+                "create",
+                format!(
+                    "version {}",
+                    want.version.as_deref().unwrap_or("(EKS default)")
+                ),
+            ));
+            ready = false;
+            reports.push(AddonReport {
+                name: want.name.clone(),
+                status,
+                version: want.version.clone(),
+                health_issues: Vec::new(),
+            });
+            continue;
+        };
+        if let Some(arn) = &have.arn {
+            cluster::tag(
+                eks,
+                &resource,
+                arn,
+                plan::missing_tags(&tags, &have.tags),
+                changes,
+            )
+            .await?;
+        }
+        let version_differs = want
+            .version
+            .as_ref()
+            .is_some_and(|v| have.version.as_ref() != Some(v));
+        if have.status == "ACTIVE" && version_differs {
+            let to = want.version.clone().unwrap_or_default();
+            let response = eks
+                .update_addon()
+                .cluster_name(cluster_name)
+                .addon_name(&want.name)
+                .addon_version(&to)
+                .resolve_conflicts(ResolveConflicts::Overwrite)
+                .send()
+                .await;
+            match response {
+                Ok(_) => changes.push(Change::new(
+                    &resource,
+                    "update",
+                    format!(
+                        "version {} → {to}",
+                        have.version.as_deref().unwrap_or("(unknown)")
+                    ),
+                )),
+                Err(err) if error_code(&err) == Some("ResourceInUseException") => {}
+                Err(err) => {
+                    return Err(classify_sdk_error(
+                        &format!("updating add-on {} to {to}", want.name),
+                        err,
+                    ))
+                }
+            }
+            ready = false;
+        } else if have.status != "ACTIVE" {
+            ready = false;
+        }
+        reports.push(AddonReport {
+            name: have.name.clone(),
+            status: have.status.clone(),
+            version: have.version.clone(),
+            health_issues: have.health_issues.clone(),
+        });
+    }
+    Ok((reports, ready))
+}
