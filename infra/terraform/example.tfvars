@@ -1,0 +1,48 @@
+# The seed's lab environment. Copy, set `domain` (an existing public Route53 zone) and the Flux
+# repository, then: terraform apply -var-file=example.tfvars
+
+aws_region = "eu-west-1"
+domain     = "example.com" # the lab answers on <app>.lab.example.com
+
+availability_zone_count = 3
+
+environments = {
+  lab = {
+    kubernetes_version = "1.33"
+
+    nodegroups = [
+      {
+        name           = "spot-general"
+        instance_types = ["m6a.xlarge", "m6i.xlarge", "m5a.xlarge", "m5.xlarge"]
+        capacity_type  = "SPOT"
+        min            = 1
+        max            = 4
+        desired        = 2
+        labels         = { "labflow.dev/pool" = "general" }
+      },
+    ]
+
+    access_principals = [
+      # { principal_arn = "arn:aws:iam::123456789012:role/platform-engineers" },
+    ]
+
+    flux = {
+      version = "2.7.3"
+      # sha256 of https://github.com/fluxcd/flux2/releases/download/v2.7.3/install.yaml — pin the
+      # real value: curl -sL <that URL> | sha256sum
+      manifest_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+      repository_url  = "https://github.com/example/labflow"
+      branch          = "main"
+    }
+
+    health_deadline_minutes = 30
+    nightly_teardown        = true
+    protected               = false
+    tags                    = { team = "platform", cost-center = "labs" }
+
+    webhook_branches = ["main"]
+  }
+}
+
+nightly_teardown_cron     = "0 20 ? * MON-FRI *"
+nightly_teardown_timezone = "Europe/Berlin"

@@ -1,0 +1,197 @@
+# One role per Lambda with exactly the IAM actions its crate declares.
+#
+# `local.lambda_permissions` is the one place the actions live here: function → action →
+# resources. tests/infra (cargo test -p labflow-infra-tests) parses this file and checks, per
+# function, that the set of actions equals the crate's `AWS_OPERATIONS` (plus its
+# `IMPLIED_PERMISSIONS`, the permissions AWS checks on the caller's behalf, e.g. iam:PassRole for
+# CreateCluster), and that `"*"` appears only for the actions in `local.lambda_unscoped_actions`.
+
+locals {
+  lambda_role_name = { for fn in keys(local.lambda_functions) : fn => "${local.prefix}-${fn}" }
+
+  # ---- resources the statements name -------------------------------------------------------
+  cluster_name_list = values(local.cluster_names)
+
+  eks_clusters       = [for c in local.cluster_name_list : "${local.arn_eks}:cluster/${c}"]
+  eks_nodegroups     = [for c in local.cluster_name_list : "${local.arn_eks}:nodegroup/${c}/*/*"]
+  eks_addons         = [for c in local.cluster_name_list : "${local.arn_eks}:addon/${c}/*/*"]
+  eks_pod_identities = [for c in local.cluster_name_list : "${local.arn_eks}:podidentityassociation/${c}/*"]
+  eks_access_entries = [for c in local.cluster_name_list : "${local.arn_eks}:access-entry/${c}/*"]
+  # TagResource applies to whichever of these ensure-cluster created.
+  eks_everything = concat(local.eks_clusters, local.eks_nodegroups, local.eks_addons, local.eks_pod_identities, local.eks_access_entries)
+
+  # Any environment name: an unconfigured one must read as ParameterNotFound (-> InvalidInput),
+  # not AccessDenied (-> Transient), so the config path is not narrowed to var.environments.
+  ssm_env_configs    = ["${local.arn_ssm}/labflow/environments/*"]
+  ssm_env_path       = ["${local.arn_ssm}/labflow/environments"]
+  ssm_kubeconfigs    = ["${local.arn_ssm}/labflow/environments/*/kubeconfig"]
+  ssm_locks          = ["${local.arn_ssm}/labflow/locks/*"]
+  ssm_locks_path     = ["${local.arn_ssm}/labflow/locks"]
+  ssm_github_token   = [aws_ssm_parameter.github_token.arn]
+  ssm_webhook_secret = [aws_ssm_parameter.webhook_secret.arn]
+  ssm_webhook_routes = [aws_ssm_parameter.webhook_routes.arn]
+
+  sfn_state_machine = [local.state_machine_arn]
+  sfn_executions    = [local.state_machine_execution]
+
+  # ensure-cluster passes the environments' cluster, node and controller roles, nothing else.
+  passable_roles = concat(
+    [for env in keys(var.environments) : "${local.arn_iam}:role/${local.prefix}-${env}-cluster"],
+    [for env in keys(var.environments) : "${local.arn_iam}:role/${local.prefix}-${env}-node"],
+    [for key, role in local.pod_identity_roles : "${local.arn_iam}:role/${local.prefix}-${role.env}-${role.controller}"],
+  )
+
+  zone_arns = [local.zone_arn]
+
+  # ---- function → action → resources --------------------------------------------------------
+  lambda_permissions = {
+    "run-guard" = {
+      "ssm:GetParameter"         = concat(local.ssm_env_configs, local.ssm_locks)
+      "ssm:PutParameter"         = local.ssm_locks
+      "ssm:DeleteParameter"      = local.ssm_locks
+      "ssm:GetParametersByPath"  = concat(local.ssm_env_path, local.ssm_env_configs, local.ssm_locks_path)
+      "states:DescribeExecution" = local.sfn_executions
+    }
+
+    "ensure-cluster" = {
+      "ssm:GetParameter"                   = local.ssm_env_configs
+      "eks:DescribeCluster"                = local.eks_clusters
+      "eks:CreateCluster"                  = local.eks_clusters
+      "eks:UpdateClusterConfig"            = local.eks_clusters
+      "eks:UpdateClusterVersion"           = local.eks_clusters
+      "eks:TagResource"                    = local.eks_everything
+      "eks:DescribeNodegroup"              = local.eks_nodegroups
+      "eks:CreateNodegroup"                = local.eks_clusters
+      "eks:UpdateNodegroupConfig"          = local.eks_nodegroups
+      "eks:UpdateNodegroupVersion"         = local.eks_nodegroups
+      "eks:DescribeAddon"                  = local.eks_addons
+      "eks:CreateAddon"                    = local.eks_clusters
+      "eks:UpdateAddon"                    = local.eks_addons
+      "eks:ListPodIdentityAssociations"    = local.eks_clusters
+      "eks:DescribePodIdentityAssociation" = local.eks_pod_identities
+      "eks:CreatePodIdentityAssociation"   = local.eks_clusters
+      "eks:UpdatePodIdentityAssociation"   = local.eks_pod_identities
+      "iam:PassRole"                       = local.passable_roles
+      "kms:DescribeKey"                    = [aws_kms_key.eks_secrets.arn]
+      "kms:CreateGrant"                    = [aws_kms_key.eks_secrets.arn]
+    }
+
+    "cluster-access" = {
+      "ssm:GetParameter"                 = local.ssm_env_configs
+      "ssm:PutParameter"                 = local.ssm_kubeconfigs
+      "eks:DescribeCluster"              = local.eks_clusters
+      "eks:CreateAccessEntry"            = local.eks_clusters
+      "eks:DescribeAccessEntry"          = local.eks_access_entries
+      "eks:AssociateAccessPolicy"        = local.eks_access_entries
+      "eks:ListAssociatedAccessPolicies" = local.eks_access_entries
+    }
+
+    "flux-bootstrap" = {
+      "ssm:GetParameter"    = concat(local.ssm_env_configs, local.ssm_github_token)
+      "eks:DescribeCluster" = local.eks_clusters
+    }
+
+    "health-check" = {
+      "ssm:GetParameter"               = local.ssm_env_configs
+      "eks:DescribeCluster"            = local.eks_clusters
+      "route53:ListResourceRecordSets" = local.zone_arns
+    }
+
+    "teardown" = {
+      "ssm:GetParameter"                 = local.ssm_env_configs
+      "ssm:DeleteParameter"              = local.ssm_kubeconfigs
+      "eks:DescribeCluster"              = local.eks_clusters
+      "eks:DeleteCluster"                = local.eks_clusters
+      "eks:ListNodegroups"               = local.eks_clusters
+      "eks:DescribeNodegroup"            = local.eks_nodegroups
+      "eks:DeleteNodegroup"              = local.eks_nodegroups
+      "eks:ListAddons"                   = local.eks_clusters
+      "eks:DeleteAddon"                  = local.eks_addons
+      "route53:ListResourceRecordSets"   = local.zone_arns
+      "route53:ChangeResourceRecordSets" = local.zone_arns
+    }
+
+    "github-webhook" = {
+      "ssm:GetParameter"         = concat(local.ssm_webhook_secret, local.ssm_webhook_routes, local.ssm_env_configs)
+      "states:StartExecution"    = local.sfn_state_machine
+      "states:DescribeExecution" = local.sfn_executions
+    }
+
+    "github-status" = {
+      "ssm:GetParameter" = local.ssm_github_token
+    }
+  }
+
+  # Actions AWS offers no resource-level scoping for: the only ones whose resource is "*".
+  lambda_unscoped_actions = {
+    "xray:PutTraceSegments"    = "X-Ray has no resource types; needed for active tracing of the function"
+    "xray:PutTelemetryRecords" = "X-Ray has no resource types; needed for active tracing of the function"
+  }
+
+  # What the Lambda runtime itself needs, for every function (not calls made by the code):
+  # its own log group, X-Ray segments, and decrypting its environment and labflow's SecureStrings.
+  lambda_runtime_actions = {
+    logs = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    xray = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    kms  = ["kms:Decrypt"]
+  }
+}
+
+# The standard Lambda trust: Lambda does not document confused-deputy condition keys for
+# execution roles, and a wrong condition would make every function fail to start.
+data "aws_iam_policy_document" "lambda_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "lambda" {
+  for_each = local.lambda_functions
+
+  name               = local.lambda_role_name[each.key]
+  description        = "labflow ${each.key}: exactly the actions its crate declares"
+  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
+}
+
+data "aws_iam_policy_document" "lambda" {
+  for_each = local.lambda_permissions
+
+  # The function's own calls: one statement per action.
+  dynamic "statement" {
+    for_each = each.value
+    content {
+      actions   = [statement.key]
+      resources = statement.value
+    }
+  }
+
+  statement {
+    sid       = "RuntimeLogs"
+    actions   = local.lambda_runtime_actions.logs
+    resources = ["${aws_cloudwatch_log_group.lambda[each.key].arn}:*"]
+  }
+
+  statement {
+    sid       = "RuntimeTracing"
+    actions   = local.lambda_runtime_actions.xray
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "RuntimeDecrypt"
+    actions   = local.lambda_runtime_actions.kms
+    resources = [aws_kms_key.labflow.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  for_each = local.lambda_permissions
+
+  name   = "labflow-${each.key}"
+  role   = aws_iam_role.lambda[each.key].id
+  policy = data.aws_iam_policy_document.lambda[each.key].json
+}

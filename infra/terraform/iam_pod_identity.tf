@@ -1,0 +1,425 @@
+# One role per controller and environment, assumed through EKS Pod Identity. ensure-cluster creates
+# the associations from the environment config's podIdentities (built in ssm.tf from these roles).
+# The service account names match infra/gitops (and the aws-ebs-csi-driver add-on).
+
+locals {
+  pod_identity_controllers = {
+    aws-load-balancer-controller = { namespace = "kube-system", service_account = "aws-load-balancer-controller" }
+    external-dns                 = { namespace = "external-dns", service_account = "external-dns" }
+    cluster-autoscaler           = { namespace = "kube-system", service_account = "cluster-autoscaler" }
+    cert-manager                 = { namespace = "cert-manager", service_account = "cert-manager" }
+    ebs-csi                      = { namespace = "kube-system", service_account = "ebs-csi-controller-sa" }
+  }
+
+  pod_identity_roles = {
+    for pair in setproduct(keys(var.environments), keys(local.pod_identity_controllers)) :
+    "${pair[0]}:${pair[1]}" => merge(local.pod_identity_controllers[pair[1]], {
+      env        = pair[0]
+      controller = pair[1]
+    })
+  }
+
+  zone_arn = "arn:${local.partition}:route53:::hostedzone/${data.aws_route53_zone.main.zone_id}"
+}
+
+data "aws_iam_policy_document" "pod_identity_trust" {
+  for_each = var.environments
+
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+    principals {
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+    # Only this environment's cluster may hand the role to its pods.
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = ["${local.arn_eks}:cluster/${local.cluster_names[each.key]}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "pod_identity" {
+  for_each = local.pod_identity_roles
+
+  name               = "${local.prefix}-${each.value.env}-${each.value.controller}"
+  assume_role_policy = data.aws_iam_policy_document.pod_identity_trust[each.value.env].json
+  tags               = { "labflow:environment" = each.value.env }
+}
+
+# ---- external-dns: records in the environment's zone only -----------------------------------
+
+data "aws_iam_policy_document" "external_dns" {
+  statement {
+    sid       = "ChangeRecordsInZone"
+    actions   = ["route53:ChangeResourceRecordSets"]
+    resources = [local.zone_arn]
+  }
+  statement {
+    sid       = "ReadZone"
+    actions   = ["route53:ListResourceRecordSets", "route53:ListTagsForResource"]
+    resources = [local.zone_arn]
+  }
+  # ListHostedZones has no resource-level permissions; external-dns filters by zone id itself.
+  statement {
+    sid       = "FindZones"
+    actions   = ["route53:ListHostedZones"]
+    resources = ["*"]
+  }
+}
+
+# ---- cert-manager: DNS-01 TXT records under the zone --------------------------------------
+
+data "aws_iam_policy_document" "cert_manager" {
+  statement {
+    sid       = "GetChange"
+    actions   = ["route53:GetChange"]
+    resources = ["arn:${local.partition}:route53:::change/*"]
+  }
+  statement {
+    sid       = "AcmeChallengeRecords"
+    actions   = ["route53:ChangeResourceRecordSets"]
+    resources = [local.zone_arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "route53:ChangeResourceRecordSetsRecordTypes"
+      values   = ["TXT"]
+    }
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+      values   = ["_acme-challenge.*"]
+    }
+  }
+  statement {
+    sid       = "ReadZone"
+    actions   = ["route53:ListResourceRecordSets"]
+    resources = [local.zone_arn]
+  }
+  statement {
+    sid       = "FindZone"
+    actions   = ["route53:ListHostedZonesByName"]
+    resources = ["*"]
+  }
+}
+
+# ---- cluster-autoscaler: only the node groups tagged for this cluster --------------------
+
+data "aws_iam_policy_document" "cluster_autoscaler" {
+  for_each = var.environments
+
+  statement {
+    sid = "ScaleOwnGroups"
+    actions = [
+      "autoscaling:SetDesiredCapacity",
+      "autoscaling:TerminateInstanceInAutoScalingGroup",
+    ]
+    resources = ["arn:${local.partition}:autoscaling:${local.region}:${local.account_id}:autoScalingGroup:*:autoScalingGroupName/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/k8s.io/cluster-autoscaler/${local.cluster_names[each.key]}"
+      values   = ["owned"]
+    }
+  }
+  # Describe/Get calls have no resource-level permissions.
+  statement {
+    sid = "Discover"
+    actions = [
+      "autoscaling:DescribeAutoScalingGroups",
+      "autoscaling:DescribeAutoScalingInstances",
+      "autoscaling:DescribeLaunchConfigurations",
+      "autoscaling:DescribeScalingActivities",
+      "autoscaling:DescribeTags",
+      "ec2:DescribeImages",
+      "ec2:DescribeInstanceTypes",
+      "ec2:DescribeLaunchTemplateVersions",
+      "ec2:GetInstanceTypesFromInstanceRequirements",
+      "eks:DescribeNodegroup",
+    ]
+    resources = ["*"]
+  }
+}
+
+# ---- aws-load-balancer-controller: the upstream policy, tag-conditioned writes ------------
+
+data "aws_iam_policy_document" "aws_load_balancer_controller" {
+  statement {
+    sid       = "ServiceLinkedRole"
+    actions   = ["iam:CreateServiceLinkedRole"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
+      values   = ["elasticloadbalancing.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "Describe"
+    actions = [
+      "ec2:DescribeAccountAttributes",
+      "ec2:DescribeAddresses",
+      "ec2:DescribeAvailabilityZones",
+      "ec2:DescribeInternetGateways",
+      "ec2:DescribeVpcs",
+      "ec2:DescribeVpcPeeringConnections",
+      "ec2:DescribeSubnets",
+      "ec2:DescribeSecurityGroups",
+      "ec2:DescribeInstances",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeTags",
+      "ec2:GetCoipPoolUsage",
+      "ec2:DescribeCoipPools",
+      "ec2:GetSecurityGroupsForVpc",
+      "ec2:DescribeIpamPools",
+      "ec2:DescribeRouteTables",
+      "elasticloadbalancing:DescribeLoadBalancers",
+      "elasticloadbalancing:DescribeLoadBalancerAttributes",
+      "elasticloadbalancing:DescribeListeners",
+      "elasticloadbalancing:DescribeListenerCertificates",
+      "elasticloadbalancing:DescribeSSLPolicies",
+      "elasticloadbalancing:DescribeRules",
+      "elasticloadbalancing:DescribeTargetGroups",
+      "elasticloadbalancing:DescribeTargetGroupAttributes",
+      "elasticloadbalancing:DescribeTargetHealth",
+      "elasticloadbalancing:DescribeTags",
+      "elasticloadbalancing:DescribeTrustStores",
+      "elasticloadbalancing:DescribeListenerAttributes",
+      "elasticloadbalancing:DescribeCapacityReservation",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "CertificatesAndShield"
+    actions = [
+      "cognito-idp:DescribeUserPoolClient",
+      "acm:ListCertificates",
+      "acm:DescribeCertificate",
+      "iam:ListServerCertificates",
+      "iam:GetServerCertificate",
+      "waf-regional:GetWebACL",
+      "waf-regional:GetWebACLForResource",
+      "waf-regional:AssociateWebACL",
+      "waf-regional:DisassociateWebACL",
+      "wafv2:GetWebACL",
+      "wafv2:GetWebACLForResource",
+      "wafv2:AssociateWebACL",
+      "wafv2:DisassociateWebACL",
+      "shield:GetSubscriptionState",
+      "shield:DescribeProtection",
+      "shield:CreateProtection",
+      "shield:DeleteProtection",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "SecurityGroupRulesInVpc"
+    actions   = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ec2:Vpc"
+      values   = [aws_vpc.main.arn]
+    }
+  }
+
+  statement {
+    sid     = "CreateSecurityGroupInVpc"
+    actions = ["ec2:CreateSecurityGroup"]
+    resources = [
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*",
+      aws_vpc.main.arn,
+    ]
+  }
+
+  statement {
+    sid       = "TagNewSecurityGroups"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["CreateSecurityGroup"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "ManageOwnSecurityGroups"
+    actions   = ["ec2:CreateTags", "ec2:DeleteTags", "ec2:DeleteSecurityGroup"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*"]
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid = "CreateLoadBalancers"
+    actions = [
+      "elasticloadbalancing:CreateLoadBalancer",
+      "elasticloadbalancing:CreateTargetGroup",
+    ]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*",
+    ]
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid = "ListenersAndRules"
+    actions = [
+      "elasticloadbalancing:CreateListener",
+      "elasticloadbalancing:DeleteListener",
+      "elasticloadbalancing:CreateRule",
+      "elasticloadbalancing:DeleteRule",
+    ]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/*",
+    ]
+  }
+
+  statement {
+    sid     = "TagOwnLoadBalancers"
+    actions = ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/net/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/app/*/*",
+    ]
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid     = "TagListenersAndRules"
+    actions = ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/net/*/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/app/*/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/net/*/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/app/*/*/*",
+    ]
+  }
+
+  statement {
+    sid = "ModifyOwnLoadBalancers"
+    actions = [
+      "elasticloadbalancing:ModifyLoadBalancerAttributes",
+      "elasticloadbalancing:SetIpAddressType",
+      "elasticloadbalancing:SetSecurityGroups",
+      "elasticloadbalancing:SetSubnets",
+      "elasticloadbalancing:DeleteLoadBalancer",
+      "elasticloadbalancing:ModifyTargetGroup",
+      "elasticloadbalancing:ModifyTargetGroupAttributes",
+      "elasticloadbalancing:DeleteTargetGroup",
+      "elasticloadbalancing:ModifyListenerAttributes",
+      "elasticloadbalancing:ModifyCapacityReservation",
+      "elasticloadbalancing:ModifyIpPools",
+    ]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/*",
+    ]
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid     = "TagOnCreate"
+    actions = ["elasticloadbalancing:AddTags"]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/net/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/app/*/*",
+    ]
+    condition {
+      test     = "StringEquals"
+      variable = "elasticloadbalancing:CreateAction"
+      values   = ["CreateTargetGroup", "CreateLoadBalancer"]
+    }
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "Targets"
+    actions   = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]
+    resources = ["arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*"]
+  }
+
+  statement {
+    sid = "ListenerSettings"
+    actions = [
+      "elasticloadbalancing:SetWebAcl",
+      "elasticloadbalancing:ModifyListener",
+      "elasticloadbalancing:AddListenerCertificates",
+      "elasticloadbalancing:RemoveListenerCertificates",
+      "elasticloadbalancing:ModifyRule",
+      "elasticloadbalancing:SetRulePriorities",
+    ]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/*",
+    ]
+  }
+}
+
+locals {
+  # Inline policy per controller role; ebs-csi uses the AWS-managed policy below instead.
+  pod_identity_inline_policies = {
+    for key, role in local.pod_identity_roles : key => (
+      role.controller == "aws-load-balancer-controller" ? data.aws_iam_policy_document.aws_load_balancer_controller.json :
+      role.controller == "external-dns" ? data.aws_iam_policy_document.external_dns.json :
+      role.controller == "cert-manager" ? data.aws_iam_policy_document.cert_manager.json :
+      role.controller == "cluster-autoscaler" ? data.aws_iam_policy_document.cluster_autoscaler[role.env].json :
+      null
+    ) if role.controller != "ebs-csi"
+  }
+}
+
+resource "aws_iam_role_policy" "pod_identity" {
+  for_each = local.pod_identity_inline_policies
+
+  name   = "controller"
+  role   = aws_iam_role.pod_identity[each.key].id
+  policy = each.value
+}
+
+resource "aws_iam_role_policy_attachment" "ebs_csi" {
+  for_each = var.environments
+
+  role       = aws_iam_role.pod_identity["${each.key}:ebs-csi"].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+}

@@ -1,0 +1,69 @@
+# Nightly `teardown-all`: every environment with nightlyTeardown = true (and not protected) is
+# destroyed. The input is an ExecutionInput (labflow-core contract) with source kind "schedule".
+
+resource "aws_scheduler_schedule" "nightly_teardown" {
+  name        = "${local.prefix}-nightly-teardown"
+  description = "labflow: teardown-all"
+  state       = var.nightly_teardown_enabled ? "ENABLED" : "DISABLED"
+
+  schedule_expression          = "cron(${var.nightly_teardown_cron})"
+  schedule_expression_timezone = var.nightly_teardown_timezone
+  kms_key_arn                  = aws_kms_key.labflow.arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_sfn_state_machine.lifecycle.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input = jsonencode({
+      action = "teardown-all"
+      source = { kind = "schedule" }
+    })
+
+    retry_policy {
+      maximum_retry_attempts       = 3
+      maximum_event_age_in_seconds = 3600
+    }
+  }
+}
+
+data "aws_iam_policy_document" "scheduler_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${local.prefix}-scheduler"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_trust.json
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "StartTeardownAll"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.lifecycle.arn]
+  }
+  statement {
+    sid       = "ScheduleEncryption"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.labflow.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "start-teardown-all"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}

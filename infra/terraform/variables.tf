@@ -1,0 +1,225 @@
+variable "aws_region" {
+  description = "Region for everything labflow deploys (the Lambdas read it from AWS_REGION)."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (Lambdas, roles, state machine, VPC)."
+  type        = string
+  default     = "labflow"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
+    error_message = "name_prefix: 2-21 lower-case letters, digits or '-', starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags on every resource Terraform creates."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------------------------------------
+# Lambdas
+# ---------------------------------------------------------------------------------------------
+
+variable "lambda_architecture" {
+  description = "Instruction set of the Lambda zips; must match `make package` (LABFLOW_ARCH)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_dist_dir" {
+  description = "Directory with <function>.zip as written by `make package`; relative paths are relative to this module."
+  type        = string
+  default     = "../../dist/lambda"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Lambda, state machine and flow log groups."
+  type        = number
+  default     = 365
+}
+
+variable "rust_log" {
+  description = "RUST_LOG of every function (tracing filter)."
+  type        = string
+  default     = "info"
+}
+
+variable "github_api_url" {
+  description = "GitHub API base URL for github-status (GitHub Enterprise); empty = https://api.github.com."
+  type        = string
+  default     = ""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Network and DNS
+# ---------------------------------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  description = "CIDR of the VPC the lab clusters run in."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "availability_zone_count" {
+  description = "How many availability zones the subnets span."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.availability_zone_count >= 2 && var.availability_zone_count <= 6
+    error_message = "EKS needs subnets in at least two availability zones."
+  }
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all private subnets (cheap, for labs) instead of one per zone."
+  type        = bool
+  default     = true
+}
+
+variable "domain" {
+  description = "Name of the existing public Route53 hosted zone (e.g. example.com). Each environment's apps answer on <app>.<env>.<domain> unless the environment sets its own domain."
+  type        = string
+}
+
+# ---------------------------------------------------------------------------------------------
+# Operations
+# ---------------------------------------------------------------------------------------------
+
+variable "nightly_teardown_enabled" {
+  description = "Start `teardown-all` every night (it tears down the environments with nightly_teardown = true)."
+  type        = bool
+  default     = true
+}
+
+variable "nightly_teardown_cron" {
+  description = "EventBridge Scheduler cron expression (without cron(...)) for the nightly teardown-all."
+  type        = string
+  default     = "0 20 ? * MON-FRI *"
+}
+
+variable "nightly_teardown_timezone" {
+  description = "IANA time zone of nightly_teardown_cron."
+  type        = string
+  default     = "Europe/Berlin"
+}
+
+variable "alarm_email" {
+  description = "Address subscribed to the failed-execution alarm topic; empty = no subscription."
+  type        = string
+  default     = ""
+}
+
+variable "ecr_repositories" {
+  description = "ECR repositories for the lab's own application images."
+  type        = list(string)
+  default     = ["apps"]
+}
+
+variable "ecr_untagged_expire_days" {
+  description = "Untagged images older than this are expired."
+  type        = number
+  default     = 14
+}
+
+variable "ecr_keep_tagged_images" {
+  description = "How many tagged images each repository keeps."
+  type        = number
+  default     = 50
+}
+
+# ---------------------------------------------------------------------------------------------
+# Environments: each one becomes /labflow/environments/<name> (labflow-core EnvironmentConfig)
+# ---------------------------------------------------------------------------------------------
+
+variable "environments" {
+  description = "Lab environments. The key is the environment name (1-40 lower-case letters, digits or '-'). Written to SSM as labflow-core's EnvironmentConfig JSON; IAM roles, subnets, KMS key, zone and certificate are filled in by Terraform."
+  type = map(object({
+    cluster_name          = optional(string) # default "<name_prefix>-<env>"
+    kubernetes_version    = optional(string, "1.33")
+    endpoint_public       = optional(bool, true)
+    endpoint_private      = optional(bool, true)
+    endpoint_public_cidrs = optional(list(string), [])
+    logging               = optional(list(string), ["api", "audit", "authenticator"])
+    authentication_mode   = optional(string, "API_AND_CONFIG_MAP")
+
+    nodegroups = list(object({
+      name           = string
+      instance_types = list(string)
+      capacity_type  = optional(string, "ON_DEMAND")
+      min            = number
+      max            = number
+      desired        = number
+      disk_size_gib  = optional(number)
+      labels         = optional(map(string), {})
+      taints = optional(list(object({
+        key    = string
+        value  = optional(string)
+        effect = string
+      })), [])
+    }))
+
+    addons = optional(list(object({
+      name    = string
+      version = optional(string)
+      })), [
+      { name = "vpc-cni" },
+      { name = "coredns" },
+      { name = "kube-proxy" },
+      { name = "eks-pod-identity-agent" },
+      { name = "aws-ebs-csi-driver" },
+    ])
+
+    # People and roles that get an access entry (default policy: cluster admin). The roles of the
+    # Lambdas that talk to Kubernetes are always added by Terraform.
+    access_principals = optional(list(object({
+      principal_arn = string
+      policies      = optional(list(string), [])
+    })), [])
+
+    flux = object({
+      version         = string
+      manifest_sha256 = string
+      repository_url  = string
+      branch          = optional(string, "main")
+      path            = optional(string) # default ./infra/gitops/clusters/<env>
+      interval        = optional(string, "1m")
+    })
+
+    domain                  = optional(string) # default "<env>.<domain>"
+    health_deadline_minutes = optional(number, 30)
+    nightly_teardown        = optional(bool, true)
+    protected               = optional(bool, false)
+    tags                    = optional(map(string), {})
+
+    # Branches whose pushes sync this environment (github-webhook routes).
+    webhook_branches = optional(list(string), [])
+  }))
+
+  validation {
+    condition     = alltrue([for name in keys(var.environments) : can(regex("^[a-z][a-z0-9-]{0,39}$", name))])
+    error_message = "Environment names: 1-40 lower-case letters, digits or '-', starting with a letter."
+  }
+
+  validation {
+    condition = alltrue(flatten([for env in values(var.environments) : [
+      for ng in env.nodegroups : contains(["ON_DEMAND", "SPOT"], ng.capacity_type) && ng.min <= ng.desired && ng.desired <= ng.max
+    ]]))
+    error_message = "Node groups: capacity_type ON_DEMAND or SPOT, and min <= desired <= max."
+  }
+}
+
+variable "webhook_prefix_routes" {
+  description = "Prefix routes for github-webhook: a push to <prefix><env> syncs environment <env>, deleting the branch tears it down."
+  type        = list(string)
+  default     = []
+}
