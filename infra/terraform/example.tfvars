@@ -4,7 +4,7 @@
 aws_region = "eu-west-1"
 domain     = "example.com" # the lab answers on <app>.lab.example.com
 
-availability_zone_count = 3
+availability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 
 environments = {
   lab = {

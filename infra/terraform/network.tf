@@ -1,17 +1,18 @@
 # One VPC shared by the lab clusters: public subnets for internet-facing load balancers and the
 # NAT gateway(s), private subnets for nodes and internal load balancers, across N zones.
 
-data "aws_availability_zones" "available" {
+# Looked up (not just used) so a misspelt or unavailable zone fails the plan.
+data "aws_availability_zones" "selected" {
   state = "available"
 
   filter {
-    name   = "opt-in-status"
-    values = ["opt-in-not-required"]
+    name   = "zone-name"
+    values = var.availability_zones
   }
 }
 
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, var.availability_zone_count)
+  azs = sort(data.aws_availability_zones.selected.names)
 
   # /20 per subnet: public at index 0..N-1, private at 8..8+N-1.
   public_subnet_cidrs  = [for i, _ in local.azs : cidrsubnet(var.vpc_cidr, 4, i)]

@@ -101,6 +101,7 @@ locals {
 }
 
 resource "aws_ssm_parameter" "environment" {
+  # checkov:skip=CKV2_AWS_34: not secret (ARNs, sizes, URLs); labflow-core reads it without decryption
   for_each = local.environment_configs
 
   name        = "/labflow/environments/${each.key}"
@@ -113,6 +114,7 @@ resource "aws_ssm_parameter" "environment" {
 }
 
 resource "aws_ssm_parameter" "webhook_routes" {
+  # checkov:skip=CKV2_AWS_34: not secret (branch names); github-webhook reads it without decryption
   name        = "/labflow/webhook/routes"
   description = "labflow github-webhook: branch -> environment routes"
   type        = "String"

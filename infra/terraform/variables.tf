@@ -69,14 +69,13 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 }
 
-variable "availability_zone_count" {
-  description = "How many availability zones the subnets span."
-  type        = number
-  default     = 3
+variable "availability_zones" {
+  description = "Availability zones (names) the subnets span, e.g. [\"eu-west-1a\", \"eu-west-1b\", \"eu-west-1c\"]. Named explicitly so the network never changes when AWS adds a zone."
+  type        = list(string)
 
   validation {
-    condition     = var.availability_zone_count >= 2 && var.availability_zone_count <= 6
-    error_message = "EKS needs subnets in at least two availability zones."
+    condition     = length(var.availability_zones) >= 2 && length(var.availability_zones) <= 8
+    error_message = "EKS needs subnets in at least two availability zones (at most 8 fit the /20 layout)."
   }
 }
 
