@@ -38,6 +38,10 @@ pub struct Options {
     pub state_machine_name: String,
     /// Called for every history event as it is recorded.
     pub listener: Option<Listener>,
+    /// When set, Waits and retry backoffs also sleep for real: virtual seconds × this factor.
+    /// Local runs against live simulators need real time to pass between polls; tests and
+    /// `labflow states run` leave it off and finish at once.
+    pub real_time_scale: Option<f64>,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
             execution_name: "local".into(),
             state_machine_name: "local".into(),
             listener: None,
+            real_time_scale: None,
         }
     }
 }
@@ -62,6 +67,7 @@ impl std::fmt::Debug for Options {
             .field("execution_name", &self.execution_name)
             .field("state_machine_name", &self.state_machine_name)
             .field("listener", &self.listener.is_some())
+            .field("real_time_scale", &self.real_time_scale)
             .finish()
     }
 }
@@ -176,6 +182,7 @@ impl Executor {
                 .machine
                 .timeout_seconds
                 .map(|s| o.start_time + chrono::Duration::seconds(s as i64)),
+            real_time_scale: o.real_time_scale.filter(|f| f.is_finite() && *f > 0.0),
             context,
         });
         let mut run = Run {
@@ -252,6 +259,7 @@ struct Shared {
     transitions: AtomicU64,
     max_transitions: u64,
     deadline: Option<DateTime<Utc>>,
+    real_time_scale: Option<f64>,
     /// Execution and StateMachine parts of the context object.
     context: Value,
 }
@@ -547,6 +555,8 @@ impl Run {
                 let until = self.wait_until(wait, &eff, here)?;
                 let waited = (until - self.now).max(chrono::Duration::zero());
                 self.now += waited;
+                self.sleep_real(waited.num_milliseconds() as f64 / 1000.0)
+                    .await;
                 let out = self.select(&state.output_path, eff, "OutputPath", here)?;
                 let secs = waited.num_milliseconds() as f64 / 1000.0;
                 (out, next, json!({ "waitedSeconds": secs }))
@@ -581,6 +591,7 @@ impl Run {
                             self.record_failure(state, &failure, Some((counts[i], delay)));
                             self.now +=
                                 chrono::Duration::milliseconds((delay * 1000.0).round() as i64);
+                            self.sleep_real(delay).await;
                             here.retry_count += 1;
                             continue;
                         }
@@ -622,6 +633,16 @@ impl Run {
             );
         }
         self.record(kind, Some(&state.name), d);
+    }
+
+    /// Sleep `virtual_seconds` × the real-time scale, when one is set.
+    async fn sleep_real(&self, virtual_seconds: f64) {
+        if let Some(scale) = self.shared.real_time_scale {
+            let real = (virtual_seconds * scale).clamp(0.0, 3600.0);
+            if real > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(real)).await;
+            }
+        }
     }
 
     fn backoff(&mut self, r: &Retrier, retries_so_far: u64) -> f64 {
