@@ -3,6 +3,8 @@
 
 use kube::core::{ApiResource, GroupVersionKind};
 
+use crate::error::{classify_kube_error, StepError};
+
 /// Whether a kind is namespaced or cluster-scoped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -224,6 +226,28 @@ pub fn known(group: &str, version: &str, kind: &str) -> Option<(ApiResource, Sco
             let gvk = GroupVersionKind::gvk(g, version, k);
             (ApiResource::from_gvk_with_plural(&gvk, plural), *scope)
         })
+}
+
+/// The API resource and scope of any kind: the table above, else one discovery request for the
+/// kind's group-version (a constant number of requests per kind, never per object).
+pub async fn resolve(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Result<(ApiResource, Scope), StepError> {
+    if let Some(found) = known(group, version, kind) {
+        return Ok(found);
+    }
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|e| classify_kube_error(&format!("discovering {kind}.{group}/{version}"), e))?;
+    let scope = match caps.scope {
+        kube::discovery::Scope::Cluster => Scope::Cluster,
+        kube::discovery::Scope::Namespaced => Scope::Namespaced,
+    };
+    Ok((ar, scope))
 }
 
 /// Split an `apiVersion` into (group, version); the core group is empty.
