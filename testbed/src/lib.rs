@@ -2,6 +2,8 @@
 //!
 //! This crate depends on nothing of labflow: it is the peer the code is tested against.
 
+pub mod controllers;
+pub mod faults;
 pub mod kubesim;
 pub mod moto;
 pub mod paths;

@@ -48,6 +48,8 @@ pub struct KubeSimOptions {
     pub credentials: Vec<(String, String)>,
     /// An additional fixed bearer token (for a developer's kubeconfig). Off by default.
     pub static_token: Option<String>,
+    /// Request faults (429/500/hang/latency) consulted before each request is handled.
+    pub faults: crate::faults::FaultPlan,
 }
 
 impl KubeSimOptions {
@@ -56,6 +58,7 @@ impl KubeSimOptions {
             cluster_name: cluster_name.into(),
             credentials: Vec::new(),
             static_token: None,
+            faults: crate::faults::FaultPlan::new(),
         }
     }
 
@@ -66,6 +69,12 @@ impl KubeSimOptions {
     ) -> Self {
         self.credentials
             .push((access_key_id.into(), secret_access_key.into()));
+        self
+    }
+
+    /// Shares a fault plan (e.g. the testbed's) instead of this kubesim's own.
+    pub fn with_faults(mut self, plan: crate::faults::FaultPlan) -> Self {
+        self.faults = plan;
         self
     }
 
@@ -89,6 +98,7 @@ pub struct KubeSim {
     ca_pem: String,
     store: Store,
     requests: requests::RequestLog,
+    faults: crate::faults::FaultPlan,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -109,6 +119,7 @@ impl KubeSim {
             },
             requests: requests.clone(),
             server_address: addr.to_string(),
+            faults: options.faults.clone(),
         });
         // The built-in namespaces every cluster has.
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -125,6 +136,7 @@ impl KubeSim {
             ca_pem: tls.ca_pem,
             store,
             requests,
+            faults: options.faults.clone(),
             tasks: vec![controller, server],
         })
     }
@@ -152,6 +164,11 @@ impl KubeSim {
     /// Every request answered so far, oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.requests.all()
+    }
+
+    /// The fault plan this kubesim's requests are checked against.
+    pub fn faults(&self) -> crate::faults::FaultPlan {
+        self.faults.clone()
     }
 
     pub fn clear_requests(&self) {

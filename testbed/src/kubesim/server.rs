@@ -29,6 +29,7 @@ pub struct Context {
     pub auth: AuthConfig,
     pub requests: RequestLog,
     pub server_address: String,
+    pub faults: crate::faults::FaultPlan,
 }
 
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ctx: Arc<Context>) {
@@ -128,6 +129,16 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
             error_response(&ApiError::unauthorized())
         }
         Ok(_) => {
+            let info = crate::faults::RequestInfo::kubernetes(&ctx.auth.cluster_name, &method, &path);
+            if let Some(action) = ctx.faults.check(&info) {
+                if let crate::faults::FaultAction::Respond { code, message } = &action {
+                    let resp = error_response(&crate::faults::kube_error(*code, message));
+                    record.status = resp.status().as_u16();
+                    ctx.requests.push(record);
+                    return resp;
+                }
+                action.wait().await;
+            }
             let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
                 .collect()
                 .await
