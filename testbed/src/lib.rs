@@ -3,7 +3,9 @@
 //! This crate depends on nothing of labflow: it is the peer the code is tested against.
 
 pub mod controllers;
+pub mod eks;
 pub mod faults;
 pub mod kubesim;
 pub mod moto;
 pub mod paths;
+pub mod releases;
