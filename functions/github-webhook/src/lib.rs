@@ -1,1 +1,427 @@
-//! placeholder
+//! github-webhook: a verified GitHub push becomes exactly one Step Functions execution.
+//!
+//! Behind a Lambda Function URL. In order: only POST (405); body over 1 MiB → 413;
+//! `X-Hub-Signature-256` checked against the secret in SSM before anything is parsed → 401;
+//! wrong content type, missing GitHub headers or a body that is not the expected JSON → 400.
+//! Then `ping` → 200; `push` to a routed branch → execution (`sync`, or `teardown` for a deleted
+//! branch on a prefix route) → 202 with the execution ARN; a route naming an environment without
+//! config → 422; everything else → 202 ignored, with the reason. The body, the signature and the
+//! secret are never logged or returned.
+
+pub mod execution;
+pub mod push;
+pub mod routes;
+pub mod signature;
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use base64::Engine;
+use labflow_core::aws::AwsClients;
+use labflow_core::contract::{Action, ExecutionInput, Source};
+use labflow_core::error::classify_sdk_error;
+use labflow_core::StepError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+pub use signature::Secret;
+
+/// Exactly the IAM actions this function calls (checked against Terraform).
+pub const AWS_OPERATIONS: &[&str] = &[
+    "ssm:GetParameter",
+    "states:DescribeExecution",
+    "states:StartExecution",
+];
+
+/// SSM parameter holding the webhook secret (SecureString).
+pub const SECRET_PARAMETER: &str = "/labflow/github/webhook-secret";
+
+/// Largest body accepted (GitHub caps payloads at 25 MB; pushes we act on are far smaller).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long the secret is reused before it is read again (rotation takes effect within this).
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
+
+/// Clients and settings, built once per cold start.
+#[derive(Debug)]
+pub struct Ctx {
+    pub ssm: aws_sdk_ssm::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    /// From `LABFLOW_STATE_MACHINE_ARN`.
+    pub state_machine_arn: String,
+    pub secret_ttl: Duration,
+    secret: Mutex<Option<(Instant, Secret)>>,
+}
+
+impl Ctx {
+    pub fn new(
+        clients: &AwsClients,
+        state_machine_arn: impl Into<String>,
+        secret_ttl: Duration,
+    ) -> Self {
+        Self {
+            ssm: clients.ssm.clone(),
+            sfn: clients.sfn.clone(),
+            state_machine_arn: state_machine_arn.into(),
+            secret_ttl,
+            secret: Mutex::new(None),
+        }
+    }
+
+    pub fn from_env(clients: &AwsClients) -> Result<Self, StepError> {
+        let arn = std::env::var("LABFLOW_STATE_MACHINE_ARN")
+            .map_err(|_| StepError::InvalidInput("LABFLOW_STATE_MACHINE_ARN is not set".into()))?;
+        if execution::execution_arn(&arn, "x").is_none() {
+            return Err(StepError::InvalidInput(format!(
+                "LABFLOW_STATE_MACHINE_ARN {arn:?} is not a state machine ARN"
+            )));
+        }
+        Ok(Self::new(clients, arn, DEFAULT_SECRET_TTL))
+    }
+
+    /// The webhook secret, cached for `secret_ttl`.
+    async fn secret(&self) -> Result<Secret, StepError> {
+        let mut cached = self.secret.lock().await;
+        if let Some((at, secret)) = cached.as_ref() {
+            if at.elapsed() < self.secret_ttl {
+                return Ok(secret.clone());
+            }
+        }
+        let value = read_parameter(&self.ssm, SECRET_PARAMETER, true)
+            .await?
+            .ok_or_else(|| StepError::InvalidInput(format!("{SECRET_PARAMETER} is not set")))?;
+        if value.is_empty() {
+            return Err(StepError::InvalidInput(format!(
+                "{SECRET_PARAMETER} is empty"
+            )));
+        }
+        let secret = Secret::new(value.into_bytes());
+        *cached = Some((Instant::now(), secret.clone()));
+        Ok(secret)
+    }
+}
+
+/// What the webhook did, as the JSON body of every response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reply {
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    /// The execution already existed (a redelivery): nothing new was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivery: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Pong,
+    Started,
+    Ignored,
+    Rejected,
+    Error,
+}
+
+impl Reply {
+    fn new(outcome: Outcome, reason: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            reason: Some(reason.into()),
+            environment: None,
+            action: None,
+            execution_arn: None,
+            redelivery: None,
+        }
+    }
+}
+
+/// An HTTP status and its reply.
+type Answer = (u16, Reply);
+
+fn reject(status: u16, reason: impl Into<String>) -> Answer {
+    (status, Reply::new(Outcome::Rejected, reason))
+}
+
+fn ignore(reason: impl Into<String>) -> Answer {
+    (202, Reply::new(Outcome::Ignored, reason))
+}
+
+/// A step error while serving: our configuration (500) or a passing AWS problem (503).
+fn failed(err: &StepError) -> Answer {
+    let status = if matches!(err, StepError::Transient(_)) {
+        503
+    } else {
+        500
+    };
+    (status, Reply::new(Outcome::Error, err.message()))
+}
+
+/// Serve one Function URL request. Never panics on any input; errors become HTTP answers.
+pub async fn handle(ctx: &Ctx, request: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
+    let delivery = header(&request, "x-github-delivery")
+        .unwrap_or("-")
+        .chars()
+        .take(64)
+        .collect::<String>();
+    let event = header(&request, "x-github-event")
+        .unwrap_or("-")
+        .chars()
+        .take(64)
+        .collect::<String>();
+    let (status, reply) = serve(ctx, &request).await;
+    tracing::info!(
+        delivery = %delivery,
+        event = %event,
+        status,
+        outcome = ?reply.outcome,
+        reason = reply.reason.as_deref().unwrap_or(""),
+        environment = reply.environment.as_deref().unwrap_or(""),
+        execution_arn = reply.execution_arn.as_deref().unwrap_or(""),
+        "webhook answered"
+    );
+    response(status, &reply)
+}
+
+fn response(status: u16, reply: &Reply) -> LambdaFunctionUrlResponse {
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status);
+    response.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response.body =
+        Some(serde_json::to_string(reply).unwrap_or_else(|_| r#"{"outcome":"error"}"#.to_string()));
+    response.is_base64_encoded = false;
+    response
+}
+
+fn header<'a>(request: &'a LambdaFunctionUrlRequest, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn serve(ctx: &Ctx, request: &LambdaFunctionUrlRequest) -> Answer {
+    let method = request.request_context.http.method.as_deref().unwrap_or("");
+    if !method.eq_ignore_ascii_case("POST") {
+        return reject(405, "only POST is accepted");
+    }
+    let body = match raw_body(request) {
+        Ok(body) => body,
+        Err(answer) => return answer,
+    };
+
+    // Authenticate before looking at anything else in the request.
+    let Some(signature) = header(request, "x-hub-signature-256") else {
+        return reject(401, "missing X-Hub-Signature-256");
+    };
+    let secret = match ctx.secret().await {
+        Ok(secret) => secret,
+        Err(err) => return failed(&err),
+    };
+    if !signature::verify(&secret, &body, signature) {
+        return reject(401, "invalid signature");
+    }
+
+    let content_type = header(request, "content-type").unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return reject(400, "content type must be application/json");
+    }
+    let Some(event) = header(request, "x-github-event") else {
+        return reject(400, "missing X-GitHub-Event");
+    };
+    let Some(delivery_id) = header(request, "x-github-delivery").filter(|d| !d.trim().is_empty())
+    else {
+        return reject(400, "missing X-GitHub-Delivery");
+    };
+    let payload: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(value @ serde_json::Value::Object(_)) => value,
+        _ => return reject(400, "body is not a JSON object"),
+    };
+    match event {
+        "ping" => (200, Reply::new(Outcome::Pong, "pong")),
+        "push" => match serde_json::from_value::<push::PushEvent>(payload) {
+            Ok(push) => on_push(ctx, delivery_id, &body, push).await,
+            Err(err) => reject(400, format!("not a push event payload: {err}")),
+        },
+        other => ignore(format!(
+            "event {:?} is not handled",
+            other.chars().take(64).collect::<String>()
+        )),
+    }
+}
+
+/// The body bytes, decoded from base64 when the Function URL encoded it.
+fn raw_body(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Answer> {
+    let text = request.body.as_deref().unwrap_or("");
+    let too_large = || reject(413, format!("body is larger than {MAX_BODY_BYTES} bytes"));
+    if request.is_base64_encoded {
+        // Four base64 characters carry three bytes: reject before decoding anything huge.
+        if text.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
+            return Err(too_large());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| reject(400, "body is not valid base64"))?;
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        Ok(bytes)
+    } else if text.len() > MAX_BODY_BYTES {
+        Err(too_large())
+    } else {
+        Ok(text.as_bytes().to_vec())
+    }
+}
+
+async fn on_push(ctx: &Ctx, delivery_id: &str, body: &[u8], push: push::PushEvent) -> Answer {
+    if push.git_ref.starts_with("refs/tags/") {
+        return ignore("tag pushes are not deployed");
+    }
+    let Some(branch) = push.git_ref.strip_prefix("refs/heads/") else {
+        return ignore("not a branch push");
+    };
+    let branch = branch.to_string();
+    if !push::is_repository(&push.repository.full_name) {
+        return reject(400, "repository.full_name is not owner/name");
+    }
+    let routes = match load_routes(ctx).await {
+        Ok(Some(routes)) => routes,
+        Ok(None) => {
+            return ignore(format!(
+                "branch {branch:?} is not routed (no routes configured)"
+            ))
+        }
+        Err(err) => return failed(&err),
+    };
+    let Some(matched) = routes.route(&branch) else {
+        return ignore(format!("branch {branch:?} is not routed"));
+    };
+    let (action, sha) = if push.deleted {
+        if !matched.by_prefix {
+            return ignore(format!(
+                "branch {branch:?} was deleted; only branches on prefix routes tear their environment down"
+            ));
+        }
+        (Action::Teardown, push.before.clone())
+    } else {
+        (Action::Sync, push.after.clone())
+    };
+    if !push::is_sha(&sha) {
+        return reject(400, "the pushed commit id is not a hex sha");
+    }
+    let environment = matched.environment;
+    let unconfigured = |reason: String| {
+        let mut reply = Reply::new(Outcome::Rejected, reason);
+        reply.environment = Some(environment.clone());
+        reply.action = Some(action);
+        (422, reply)
+    };
+    if let Err(err) = labflow_core::config::check_environment_name(&environment) {
+        return unconfigured(format!(
+            "branch {branch:?} routes to an invalid environment name: {}",
+            err.message()
+        ));
+    }
+    match labflow_core::config::load(&ctx.ssm, &environment).await {
+        Ok(_) => {}
+        Err(StepError::InvalidInput(message)) => return unconfigured(message),
+        Err(err) => return failed(&err),
+    }
+    let input = ExecutionInput {
+        action,
+        environment: Some(environment.clone()),
+        source: Source::Github {
+            repository: push.repository.full_name.clone(),
+            branch,
+            sha,
+            delivery_id: delivery_id.chars().take(100).collect(),
+            pusher: push.pusher.and_then(|p| p.name),
+        },
+        poll_seconds: None,
+    };
+    // Absent optional fields are left out rather than sent as null (the console shows this JSON).
+    let input_json = match serde_json::to_value(&input)
+        .map(strip_nulls)
+        .and_then(|v| serde_json::to_string(&v))
+    {
+        Ok(json) => json,
+        Err(err) => {
+            return failed(&StepError::InvalidInput(format!(
+                "cannot encode input: {err}"
+            )))
+        }
+    };
+    let name = execution::execution_name(delivery_id, body);
+    match execution::start_once(&ctx.sfn, &ctx.state_machine_arn, &name, &input_json).await {
+        Ok(started) => (
+            202,
+            Reply {
+                outcome: Outcome::Started,
+                reason: None,
+                environment: Some(environment),
+                action: Some(action),
+                execution_arn: Some(started.execution_arn),
+                redelivery: Some(started.redelivery),
+            },
+        ),
+        Err(err) => failed(&err),
+    }
+}
+
+async fn load_routes(ctx: &Ctx) -> Result<Option<routes::Routes>, StepError> {
+    match read_parameter(&ctx.ssm, routes::PARAMETER, false).await? {
+        None => Ok(None),
+        Some(text) => routes::Routes::parse(&text)
+            .map(Some)
+            .map_err(StepError::InvalidInput),
+    }
+}
+
+/// A parameter's value, `None` when it does not exist.
+async fn read_parameter(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    decrypt: bool,
+) -> Result<Option<String>, StepError> {
+    match ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(decrypt)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(classify_sdk_error(
+            &format!("reading SSM parameter {name}"),
+            err,
+        )),
+    }
+}
+
+fn strip_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}

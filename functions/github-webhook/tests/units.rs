@@ -1,0 +1,91 @@
+//! Pure parts: routes, execution names, signatures.
+
+use labflow_github_webhook::execution::{execution_arn, execution_name};
+use labflow_github_webhook::routes::Routes;
+use labflow_github_webhook::signature::{sign, verify};
+use labflow_github_webhook::Secret;
+
+#[test]
+fn routes_exact_beats_prefix_and_longest_prefix_wins() -> Result<(), String> {
+    let routes = Routes::parse(
+        r#"{"routes":[{"prefix":"env/","environment":"*"},{"prefix":"env/special/","environment":"special"},{"branch":"env/pinned","environment":"lab"}]}"#,
+    )?;
+    let m = routes.route("env/pinned").ok_or("no match")?;
+    assert_eq!((m.environment.as_str(), m.by_prefix), ("lab", false));
+    let m = routes.route("env/special/x").ok_or("no match")?;
+    assert_eq!(m.environment, "special");
+    let m = routes.route("env/demo").ok_or("no match")?;
+    assert_eq!((m.environment.as_str(), m.by_prefix), ("demo", true));
+    assert_eq!(routes.route("env/"), None);
+    assert_eq!(routes.route("main"), None);
+    Ok(())
+}
+
+#[test]
+fn invalid_routes_report_every_problem() {
+    let err = Routes::parse(
+        r#"{"routes":[{"branch":"a","prefix":"b","environment":"x"},{"branch":"main","environment":"*"},{"prefix":"","environment":"Bad Name"}]}"#,
+    )
+    .err()
+    .unwrap_or_default();
+    for fragment in [
+        "routes[0]: needs exactly one",
+        "routes[1].environment",
+        "routes[2].prefix",
+        "routes[2].environment",
+    ] {
+        assert!(err.contains(fragment), "missing {fragment:?} in {err}");
+    }
+    assert!(Routes::parse(r#"{"routes":[],"extra":1}"#).is_err());
+}
+
+#[test]
+fn execution_names_are_valid_stable_and_body_bound() {
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let a = execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0958", body);
+    assert_eq!(
+        a,
+        execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0958", body)
+    );
+    assert_ne!(
+        a,
+        execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0958", b"{}")
+    );
+    assert_ne!(
+        a,
+        execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0959", body)
+    );
+    let hostile = execution_name(&"<>!:/ ".repeat(100), body);
+    for name in [&a, &hostile] {
+        assert!(name.len() <= 80, "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        execution_arn(
+            "arn:aws:states:eu-west-1:1:stateMachine:labflow-lifecycle",
+            "n"
+        )
+        .as_deref(),
+        Some("arn:aws:states:eu-west-1:1:execution:labflow-lifecycle:n")
+    );
+}
+
+#[test]
+fn signature_matches_githubs_documented_example() {
+    // From GitHub's "Validating webhook deliveries" documentation.
+    let secret = Secret::new("It's a Secret to Everybody");
+    let expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    assert_eq!(sign(&secret, b"Hello, World!"), expected);
+    assert!(verify(&secret, b"Hello, World!", expected));
+    assert!(!verify(&secret, b"Hello, World?", expected));
+    assert!(!verify(
+        &secret,
+        b"Hello, World!",
+        &expected.to_uppercase().replace("SHA256=", "sha256=x")
+    ));
+    assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+}

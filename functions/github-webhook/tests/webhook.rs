@@ -1,0 +1,375 @@
+//! The webhook against the AWS emulator: real signed payloads in, responses and the executions
+//! started in the emulator's Step Functions out.
+
+mod common;
+
+use anyhow::Result;
+use base64::Engine;
+use common::{executions, push_body, reply, request, signed, SHA_A, SHA_B};
+use labflow_github_webhook::{handle, signature, Outcome, Secret, MAX_BODY_BYTES};
+use serde_json::json;
+
+#[tokio::test]
+async fn push_to_an_exact_route_starts_one_sync() -> Result<()> {
+    let (ctx, clients, world) = common::ctx().await?;
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let response = handle(&ctx, signed("push", "d-main-1", &body)?).await;
+    assert_eq!(response.status_code, 202, "{:?}", response.body);
+    let r = reply(&response)?;
+    assert_eq!(r.outcome, Outcome::Started);
+    assert_eq!(r.redelivery, Some(false));
+    let started = executions(&clients, &ctx).await?;
+    assert_eq!(started.len(), 1);
+    assert_eq!(Some(&started[0].0), r.execution_arn.as_ref());
+    assert_eq!(
+        started[0].1,
+        json!({"action": "sync", "environment": world.main_env, "source": {
+            "kind": "github", "repository": "acme/labflow", "branch": "main", "sha": SHA_A,
+            "deliveryId": "d-main-1", "pusher": "octocat"}})
+    );
+    // The input is exactly what run-guard and the other steps decode.
+    let typed: labflow_core::contract::ExecutionInput =
+        serde_json::from_value(started[0].1.clone())?;
+    assert_eq!(typed.source.target_sha(), Some(SHA_A));
+    Ok(())
+}
+
+#[tokio::test]
+async fn redelivery_starts_no_second_execution() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let first = reply(&handle(&ctx, signed("push", "d-redeliver", &body)?).await)?;
+    let again = handle(&ctx, signed("push", "d-redeliver", &body)?).await;
+    assert_eq!(again.status_code, 202);
+    let again = reply(&again)?;
+    assert_eq!(again.redelivery, Some(true));
+    assert_eq!(again.execution_arn, first.execution_arn);
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+
+    // Still exactly once after the first execution finished.
+    let arn = first.execution_arn.clone().unwrap_or_default();
+    clients
+        .sfn
+        .stop_execution()
+        .execution_arn(&arn)
+        .send()
+        .await?;
+    let late = reply(&handle(&ctx, signed("push", "d-redeliver", &body)?).await)?;
+    assert_eq!(
+        (late.redelivery, late.execution_arn),
+        (Some(true), Some(arn))
+    );
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+
+    // A new delivery of another push is a new execution.
+    let other = push_body("refs/heads/main", SHA_A, SHA_B, false);
+    let second = reply(&handle(&ctx, signed("push", "d-redeliver-2", &other)?).await)?;
+    assert_eq!(second.redelivery, Some(false));
+    assert_eq!(executions(&clients, &ctx).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn prefix_route_syncs_and_branch_deletion_tears_down() -> Result<()> {
+    let (ctx, clients, world) = common::ctx().await?;
+    let branch = format!("refs/heads/env/{}", world.prefix_env);
+    let push = reply(
+        &handle(
+            &ctx,
+            signed(
+                "push",
+                "d-prefix-1",
+                &push_body(&branch, SHA_B, SHA_A, false),
+            )?,
+        )
+        .await,
+    )?;
+    assert_eq!(
+        (push.outcome, push.action),
+        (Outcome::Started, Some(labflow_core::contract::Action::Sync))
+    );
+    assert_eq!(push.environment.as_deref(), Some(world.prefix_env.as_str()));
+
+    let zero = "0".repeat(40);
+    let response = handle(
+        &ctx,
+        signed(
+            "push",
+            "d-prefix-2",
+            &push_body(&branch, SHA_A, &zero, true),
+        )?,
+    )
+    .await;
+    assert_eq!(response.status_code, 202);
+    let deletion = reply(&response)?;
+    assert_eq!(
+        deletion.action,
+        Some(labflow_core::contract::Action::Teardown)
+    );
+    let started = executions(&clients, &ctx).await?;
+    assert_eq!(started.len(), 2);
+    let teardown = started
+        .iter()
+        .find(|(arn, _)| Some(arn) == deletion.execution_arn.as_ref())
+        .map(|(_, input)| input.clone())
+        .unwrap_or_default();
+    assert_eq!(teardown["action"], "teardown");
+    assert_eq!(teardown["environment"], json!(world.prefix_env));
+    // The deleted branch's last commit carries the status; the all-zero "after" is no commit.
+    assert_eq!(teardown["source"]["sha"], SHA_A);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_an_exactly_routed_branch_tears_nothing_down() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let zero = "0".repeat(40);
+    let response = handle(
+        &ctx,
+        signed(
+            "push",
+            "d-del-main",
+            &push_body("refs/heads/main", SHA_A, &zero, true),
+        )?,
+    )
+    .await;
+    assert_eq!(response.status_code, 202);
+    let r = reply(&response)?;
+    assert_eq!(r.outcome, Outcome::Ignored);
+    assert!(r.reason.unwrap_or_default().contains("prefix routes"));
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn ping_tags_unrouted_branches_and_other_events() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let ping = handle(
+        &ctx,
+        signed(
+            "ping",
+            "d-ping",
+            r#"{"zen":"Keep it logically awesome.","hook_id":1}"#,
+        )?,
+    )
+    .await;
+    assert_eq!(ping.status_code, 200);
+    assert_eq!(reply(&ping)?.outcome, Outcome::Pong);
+
+    let cases = [
+        (
+            "push",
+            push_body("refs/tags/v1.0.0", SHA_B, SHA_A, false),
+            "tag",
+        ),
+        (
+            "push",
+            push_body("refs/heads/feature/x", SHA_B, SHA_A, false),
+            "not routed",
+        ),
+        (
+            "push",
+            push_body("refs/heads/env/", SHA_B, SHA_A, false),
+            "not routed",
+        ),
+        (
+            "issues",
+            json!({"action": "opened"}).to_string(),
+            "not handled",
+        ),
+    ];
+    for (i, (event, body, reason)) in cases.iter().enumerate() {
+        let response = handle(&ctx, signed(event, &format!("d-ign-{i}"), body)?).await;
+        assert_eq!(response.status_code, 202, "{event}: {:?}", response.body);
+        let r = reply(&response)?;
+        assert_eq!(r.outcome, Outcome::Ignored);
+        assert!(
+            r.reason.as_deref().unwrap_or_default().contains(reason),
+            "{r:?}"
+        );
+    }
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn route_to_an_environment_without_config_is_422() -> Result<()> {
+    let (ctx, clients, world) = common::ctx().await?;
+    for (i, branch) in [
+        "refs/heads/orphan".to_string(),
+        format!("refs/heads/env/{}", common::unique("nocfg")),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let response = handle(
+            &ctx,
+            signed(
+                "push",
+                &format!("d-orphan-{i}"),
+                &push_body(branch, SHA_B, SHA_A, false),
+            )?,
+        )
+        .await;
+        assert_eq!(response.status_code, 422, "{:?}", response.body);
+        let r = reply(&response)?;
+        assert!(r.reason.unwrap_or_default().contains("is not configured"));
+    }
+    let bad_name = handle(
+        &ctx,
+        signed(
+            "push",
+            "d-badname",
+            &push_body("refs/heads/env/Not_Valid", SHA_B, SHA_A, false),
+        )?,
+    )
+    .await;
+    assert_eq!(bad_name.status_code, 422);
+    assert!(reply(
+        &handle(
+            &ctx,
+            signed(
+                "push",
+                "d-orphan-0",
+                &push_body("refs/heads/orphan", SHA_B, SHA_A, false)
+            )?
+        )
+        .await
+    )?
+    .environment
+    .is_some_and(|e| e == world.orphan_env));
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_or_missing_signatures_are_401_and_start_nothing() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let good = signature::sign(&Secret::new(common::SECRET), body.as_bytes());
+    let wrong_secret = signature::sign(&Secret::new("not-the-secret"), body.as_bytes());
+    let other_body = signature::sign(&Secret::new(common::SECRET), b"{}");
+    let truncated = good[..good.len() - 2].to_string();
+    let sha1_style = good.replacen("sha256=", "sha1=", 1);
+    for sig in [
+        Some(wrong_secret.as_str()),
+        Some(other_body.as_str()),
+        Some(truncated.as_str()),
+        Some(sha1_style.as_str()),
+        Some(""),
+        None,
+    ] {
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "d-sig"),
+        ];
+        if let Some(sig) = sig {
+            headers.push(("x-hub-signature-256", sig));
+        }
+        let response = handle(&ctx, request("POST", &headers, Some(&body), false)?).await;
+        assert_eq!(response.status_code, 401, "signature {sig:?}");
+        assert_eq!(reply(&response)?.outcome, Outcome::Rejected);
+    }
+    // Tampering with one byte of the body breaks the signature.
+    let tampered = body.replace("octocat", "octocaT");
+    let mut req = request(
+        "POST",
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "d-sig"),
+            ("x-hub-signature-256", &good),
+        ],
+        Some(&tampered),
+        false,
+    )?;
+    assert_eq!(handle(&ctx, req.clone()).await.status_code, 401);
+    req.body = Some(body.clone());
+    assert_eq!(
+        handle(&ctx, req).await.status_code,
+        202,
+        "the untampered body is accepted"
+    );
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn oversize_malformed_and_wrong_method() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let huge = "x".repeat(MAX_BODY_BYTES + 1);
+    let big = handle(&ctx, signed("push", "d-big", &huge)?).await;
+    assert_eq!(big.status_code, 413);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(huge.as_bytes());
+    let big64 = handle(
+        &ctx,
+        request("POST", &[("x-github-event", "push")], Some(&encoded), true)?,
+    )
+    .await;
+    assert_eq!(big64.status_code, 413);
+
+    let not_json = handle(&ctx, signed("push", "d-nj", "{\"ref\": ")?).await;
+    assert_eq!(not_json.status_code, 400);
+    let array = handle(&ctx, signed("push", "d-arr", "[1,2]")?).await;
+    assert_eq!(array.status_code, 400);
+    let missing_fields = handle(
+        &ctx,
+        signed("push", "d-mf", r#"{"ref":"refs/heads/main"}"#)?,
+    )
+    .await;
+    assert_eq!(missing_fields.status_code, 400);
+
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let sig = signature::sign(&Secret::new(common::SECRET), body.as_bytes());
+    let form = request(
+        "POST",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "d-form"),
+            ("x-hub-signature-256", &sig),
+        ],
+        Some(&body),
+        false,
+    )?;
+    assert_eq!(handle(&ctx, form).await.status_code, 400);
+    let no_delivery = request(
+        "POST",
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-hub-signature-256", &sig),
+        ],
+        Some(&body),
+        false,
+    )?;
+    assert_eq!(handle(&ctx, no_delivery).await.status_code, 400);
+    let get = request("GET", &[], None, false)?;
+    assert_eq!(handle(&ctx, get).await.status_code, 405);
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn base64_encoded_body_is_verified_on_the_decoded_bytes() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let sig = signature::sign(&Secret::new(common::SECRET), body.as_bytes());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
+    let req = request(
+        "POST",
+        &[
+            ("content-type", "application/json; charset=utf-8"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "d-b64"),
+            ("x-hub-signature-256", &sig),
+        ],
+        Some(&encoded),
+        true,
+    )?;
+    let response = handle(&ctx, req).await;
+    assert_eq!(response.status_code, 202, "{:?}", response.body);
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+    Ok(())
+}
