@@ -1,0 +1,143 @@
+//! Route53: delete the records external-dns made for this environment — its TXT registry entries
+//! naming our owner id and the records they own — and never any other record.
+
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
+use labflow_core::config::DnsConfig;
+use labflow_core::error::classify_sdk_error;
+use labflow_core::teardown_plan::{owned_records, RecordId};
+use labflow_core::StepError;
+
+use crate::report::{Phase, Progress, Report};
+
+/// Route53 accepts at most 1,000 changes per batch; more are removed on the next call.
+const MAX_CHANGES: usize = 1000;
+
+pub(crate) async fn run(
+    route53: &aws_sdk_route53::Client,
+    dns: &DnsConfig,
+    txt_prefix: &str,
+    report: &mut Report,
+) -> Result<Progress, StepError> {
+    let Some(record_sets) = list_zone(route53, &dns.hosted_zone_id).await? else {
+        // No zone, no records of ours.
+        return Ok(Progress::Complete);
+    };
+    let ids: Vec<(RecordId, Vec<String>)> = record_sets
+        .iter()
+        .map(|set| {
+            let values = set
+                .resource_records()
+                .iter()
+                .map(|r| r.value().to_string())
+                .collect();
+            (id_of(set), values)
+        })
+        .collect();
+    let owned = owned_records(&ids, &dns.owner_id, txt_prefix);
+    if owned.is_empty() {
+        return Ok(Progress::Complete);
+    }
+    // Delete the owned records before their registry entries, in one atomic batch: if it fails,
+    // nothing changed and the next call sees the same zone.
+    let mut doomed: Vec<&ResourceRecordSet> = record_sets
+        .iter()
+        .filter(|set| owned.contains(&id_of(set)))
+        .collect();
+    doomed.sort_by_key(|set| set.r#type() == &RrType::Txt);
+    doomed.truncate(MAX_CHANGES);
+    let mut changes = Vec::with_capacity(doomed.len());
+    for set in &doomed {
+        let change = Change::builder()
+            .action(ChangeAction::Delete)
+            .resource_record_set((*set).clone())
+            .build()
+            .map_err(|e| StepError::InvalidInput(format!("building a Route53 change: {e}")))?;
+        changes.push(change);
+    }
+    let batch = ChangeBatch::builder()
+        .comment("labflow teardown: records owned by this environment")
+        .set_changes(Some(changes))
+        .build()
+        .map_err(|e| StepError::InvalidInput(format!("building a Route53 change batch: {e}")))?;
+    route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&dns.hosted_zone_id)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| {
+            classify_sdk_error(
+                &format!("deleting records in hosted zone {}", dns.hosted_zone_id),
+                e,
+            )
+        })?;
+    for set in &doomed {
+        let id = id_of(set);
+        report.removed(format!("DNS {} {}", id.record_type, id.name));
+    }
+    if owned.len() > doomed.len() {
+        report.waiting(format!(
+            "{} more DNS records owned by {}",
+            owned.len() - doomed.len(),
+            dns.owner_id
+        ));
+        return Ok(Progress::Pending(Phase::Dns));
+    }
+    Ok(Progress::Complete)
+}
+
+fn id_of(set: &ResourceRecordSet) -> RecordId {
+    RecordId {
+        name: set.name().to_string(),
+        record_type: set.r#type().as_str().to_string(),
+    }
+}
+
+/// Every record set of the zone; `None` when the zone does not exist.
+async fn list_zone(
+    route53: &aws_sdk_route53::Client,
+    zone_id: &str,
+) -> Result<Option<Vec<ResourceRecordSet>>, StepError> {
+    let mut sets = Vec::new();
+    let mut start: Option<(String, RrType, Option<String>)> = None;
+    loop {
+        let mut request = route53.list_resource_record_sets().hosted_zone_id(zone_id);
+        if let Some((name, record_type, identifier)) = start.take() {
+            request = request
+                .start_record_name(name)
+                .start_record_type(record_type)
+                .set_start_record_identifier(identifier);
+        }
+        let page = match request.send().await {
+            Ok(page) => page,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_hosted_zone()) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => {
+                return Err(classify_sdk_error(
+                    &format!("listing records of hosted zone {zone_id}"),
+                    err,
+                ))
+            }
+        };
+        sets.extend(page.resource_record_sets().iter().cloned());
+        match (
+            page.is_truncated(),
+            page.next_record_name(),
+            page.next_record_type(),
+        ) {
+            (true, Some(name), Some(record_type)) => {
+                start = Some((
+                    name.to_string(),
+                    record_type.clone(),
+                    page.next_record_identifier().map(str::to_string),
+                ))
+            }
+            _ => return Ok(Some(sets)),
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Everything inside the cluster (DESIGN.md §5): stop Flux from re-creating things, delete the
+//! child Kustomizations unsuspended, leaves first, one at a time while every controller still
+//! runs; sweep what no Kustomization removed (Ingresses, LoadBalancer Services, PVCs) before the
+//! controllers go; then uninstall Flux like `flux uninstall`.
+
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use labflow_core::flux::{self, inventory};
+use labflow_core::teardown_plan::{deletion_order, KustomizationNode, ObjectKey};
+use labflow_core::StepError;
+use serde_json::{json, Value};
+
+use crate::k8s;
+use crate::report::{Phase, Progress, Report};
+use crate::stuck::{self, Terminating};
+use crate::Ctx;
+
+/// The finalizer every Flux object carries while its controller runs.
+pub const FLUX_FINALIZER: &str = "finalizers.fluxcd.io";
+
+fn kustomizations() -> ApiResource {
+    k8s::resource(
+        flux::KUSTOMIZE_GROUP,
+        flux::KUSTOMIZE_VERSION,
+        "Kustomization",
+        "kustomizations",
+    )
+}
+fn helmreleases() -> ApiResource {
+    k8s::resource(
+        flux::HELM_GROUP,
+        flux::HELM_VERSION,
+        "HelmRelease",
+        "helmreleases",
+    )
+}
+fn gitrepositories() -> ApiResource {
+    k8s::resource(
+        flux::SOURCE_GROUP,
+        flux::SOURCE_VERSION,
+        "GitRepository",
+        "gitrepositories",
+    )
+}
+
+fn root_key() -> ObjectKey {
+    ObjectKey::new(flux::NAMESPACE, flux::BOOTSTRAP_NAME)
+}
+
+fn key_of(obj: &DynamicObject) -> ObjectKey {
+    ObjectKey::new(
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// A Flux CRD the cluster serves, as an API resource.
+struct FluxKind {
+    crd: DynamicObject,
+    ar: ApiResource,
+}
+
+fn flux_kinds(crds: Vec<DynamicObject>) -> Vec<FluxKind> {
+    crds.into_iter()
+        .filter_map(|crd| {
+            let spec = crd.data.get("spec")?;
+            let group = spec.get("group")?.as_str()?;
+            if !flux::is_flux_group(group) {
+                return None;
+            }
+            let kind = spec.pointer("/names/kind")?.as_str()?;
+            let plural = spec.pointer("/names/plural")?.as_str()?;
+            let versions = spec.get("versions")?.as_array()?;
+            let version = versions
+                .iter()
+                .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .or_else(|| versions.first())?
+                .get("name")?
+                .as_str()?;
+            let ar = k8s::resource(group, version, kind, plural);
+            Some(FluxKind { crd, ar })
+        })
+        .collect()
+}
+
+/// Run the in-cluster part of teardown as far as it goes in one call.
+pub(crate) async fn run(
+    ctx: &Ctx,
+    client: &kube::Client,
+    report: &mut Report,
+) -> Result<Progress, StepError> {
+    let flux_kinds = flux_kinds(k8s::list(client, &k8s::crds(), None).await?);
+    let serves = |plural: &str, group: &str| {
+        flux_kinds
+            .iter()
+            .any(|k| k.ar.plural == plural && k.ar.group == group)
+    };
+    let has_kustomizations = serves("kustomizations", flux::KUSTOMIZE_GROUP);
+    let has_helmreleases = serves("helmreleases", flux::HELM_GROUP);
+
+    // 1. Stop Flux from re-creating what we delete: suspend the root source and Kustomization only.
+    if serves("gitrepositories", flux::SOURCE_GROUP) {
+        suspend_root(client, &gitrepositories()).await?;
+    }
+    if has_kustomizations {
+        suspend_root(client, &kustomizations()).await?;
+    }
+
+    // 2. Anything terminating is the previous deletion still in flight (or stuck).
+    let kustomization_list = if has_kustomizations {
+        k8s::list(client, &kustomizations(), None).await?
+    } else {
+        Vec::new()
+    };
+    let helmrelease_list = if has_helmreleases {
+        k8s::list(client, &helmreleases(), None).await?
+    } else {
+        Vec::new()
+    };
+    let mut in_flight: Vec<Terminating> = Vec::new();
+    in_flight.extend(stuck::terminating(
+        &kustomizations(),
+        kustomization_list.clone(),
+    ));
+    in_flight.extend(stuck::terminating(
+        &helmreleases(),
+        helmrelease_list.clone(),
+    ));
+    for ar in [
+        k8s::namespaces(),
+        k8s::ingresses(),
+        k8s::services(),
+        k8s::pvcs(),
+        k8s::pvs(),
+    ] {
+        let items = k8s::list(client, &ar, None).await?;
+        in_flight.extend(stuck::terminating(&ar, items));
+    }
+    if stuck::settle(ctx, client, in_flight, report).await? {
+        return Ok(Progress::Pending(Phase::Workloads));
+    }
+
+    // 3. Child Kustomizations, one at a time, leaves first, never suspended.
+    let children: Vec<&DynamicObject> = kustomization_list
+        .iter()
+        .filter(|k| key_of(k) != root_key())
+        .collect();
+    if !children.is_empty() {
+        for hr in &helmrelease_list {
+            unsuspend(client, &helmreleases(), hr).await?;
+        }
+        let nodes: Vec<KustomizationNode> = children.iter().map(|k| node(k)).collect();
+        let order = deletion_order(&nodes);
+        let Some(next_key) = order.first() else {
+            return Ok(Progress::Pending(Phase::Workloads));
+        };
+        let Some(next) = children.iter().find(|k| &key_of(k) == next_key) else {
+            return Ok(Progress::Pending(Phase::Workloads));
+        };
+        let is_foundation = nodes
+            .iter()
+            .find(|n| &n.key == next_key)
+            .is_some_and(|n| n.depends_on.is_empty());
+        // The layers nothing depends on hold the controllers: before they go, remove what
+        // needs them (load balancers, volumes) even if no Kustomization listed it.
+        if is_foundation && sweep(client, report).await? {
+            return Ok(Progress::Pending(Phase::Sweep));
+        }
+        unsuspend(client, &kustomizations(), next).await?;
+        if k8s::delete(client, &kustomizations(), next).await? {
+            report.removed(format!("Kustomization {next_key}"));
+        }
+        report.waiting(format!(
+            "Kustomization {next_key} garbage-collecting its inventory"
+        ));
+        return Ok(Progress::Pending(Phase::Workloads));
+    }
+
+    // 4. Whatever no Kustomization removed, while the CSI driver (an EKS add-on) still runs.
+    if sweep(client, report).await? {
+        return Ok(Progress::Pending(Phase::Sweep));
+    }
+
+    // 5. Flux itself.
+    uninstall_flux(client, flux_kinds, report).await
+}
+
+fn node(obj: &DynamicObject) -> KustomizationNode {
+    let key = key_of(obj);
+    let depends_on = k8s::field(obj, "/spec/dependsOn")
+        .and_then(Value::as_array)
+        .map(|deps| {
+            deps.iter()
+                .filter_map(|d| {
+                    let name = d.get("name")?.as_str()?;
+                    let namespace = d
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&key.namespace);
+                    Some(ObjectKey::new(namespace, name))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = json!({"status": obj.data.get("status").cloned().unwrap_or(Value::Null)});
+    let contains = match inventory::entries(&body) {
+        Some(Ok(entries)) => entries
+            .iter()
+            .filter(|e| inventory::is_kustomization(e))
+            .map(|e| ObjectKey::new(e.namespace.clone(), e.name.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    KustomizationNode {
+        key,
+        depends_on,
+        contains,
+    }
+}
+
+async fn suspend_root(client: &kube::Client, ar: &ApiResource) -> Result<(), StepError> {
+    let objects = k8s::list(client, ar, Some(flux::NAMESPACE)).await?;
+    if let Some(root) = objects.iter().find(|o| key_of(o) == root_key()) {
+        let suspended = k8s::field(root, "/spec/suspend").and_then(Value::as_bool) == Some(true);
+        if !suspended && root.metadata.deletion_timestamp.is_none() {
+            k8s::merge_patch(client, ar, root, json!({"spec": {"suspend": true}})).await?;
+            tracing::info!(kind = %ar.kind, "suspended the root {}", root_key());
+        }
+    }
+    Ok(())
+}
+
+/// A suspended Kustomization does not garbage-collect and a suspended HelmRelease skips the helm
+/// uninstall: whatever is deleted must not be suspended.
+async fn unsuspend(
+    client: &kube::Client,
+    ar: &ApiResource,
+    obj: &DynamicObject,
+) -> Result<(), StepError> {
+    if k8s::field(obj, "/spec/suspend").and_then(Value::as_bool) == Some(true)
+        && key_of(obj) != root_key()
+    {
+        k8s::merge_patch(client, ar, obj, json!({"spec": {"suspend": false}})).await?;
+        tracing::info!(kind = %ar.kind, name = %k8s::describe(obj), "resumed before deletion");
+    }
+    Ok(())
+}
+
+/// Delete every Ingress, LoadBalancer Service and PVC. Returns whether any existed.
+async fn sweep(client: &kube::Client, report: &mut Report) -> Result<bool, StepError> {
+    let mut found = false;
+    for ar in [k8s::ingresses(), k8s::services(), k8s::pvcs()] {
+        for obj in k8s::list(client, &ar, None).await? {
+            if ar.kind == "Service"
+                && k8s::field(&obj, "/spec/type").and_then(Value::as_str) != Some("LoadBalancer")
+            {
+                continue;
+            }
+            found = true;
+            if k8s::delete(client, &ar, &obj).await? {
+                report.removed(format!("{} {}", ar.kind, k8s::describe(&obj)));
+            }
+            report.waiting(format!("{} {} going away", ar.kind, k8s::describe(&obj)));
+        }
+    }
+    Ok(found)
+}
+
+/// `flux uninstall`: controllers, then `finalizers.fluxcd.io` from what remains, then the CRDs,
+/// then the namespace.
+async fn uninstall_flux(
+    client: &kube::Client,
+    kinds: Vec<FluxKind>,
+    report: &mut Report,
+) -> Result<Progress, StepError> {
+    let namespace_exists = k8s::list(client, &k8s::namespaces(), None)
+        .await?
+        .iter()
+        .any(|ns| ns.metadata.name.as_deref() == Some(flux::NAMESPACE));
+    if kinds.is_empty() && !namespace_exists {
+        return Ok(Progress::Complete);
+    }
+    if namespace_exists {
+        let controllers = k8s::list(client, &k8s::deployments(), Some(flux::NAMESPACE)).await?;
+        if !controllers.is_empty() {
+            for deployment in &controllers {
+                if k8s::delete(client, &k8s::deployments(), deployment).await? {
+                    report.removed(format!("Deployment {}", k8s::describe(deployment)));
+                }
+                report.waiting(format!("Deployment {} stopping", k8s::describe(deployment)));
+            }
+            return Ok(Progress::Pending(Phase::FluxUninstall));
+        }
+    }
+    for kind in &kinds {
+        for obj in k8s::list(client, &kind.ar, None).await? {
+            if k8s::remove_finalizer(client, &kind.ar, &obj, FLUX_FINALIZER).await? {
+                report.removed(format!(
+                    "finalizer {FLUX_FINALIZER} of {} {}",
+                    kind.ar.kind,
+                    k8s::describe(&obj)
+                ));
+            }
+        }
+    }
+    for kind in &kinds {
+        if kind.crd.metadata.deletion_timestamp.is_none()
+            && k8s::delete(client, &k8s::crds(), &kind.crd).await?
+        {
+            report.removed(format!(
+                "CustomResourceDefinition {}",
+                k8s::describe(&kind.crd)
+            ));
+        }
+        report.waiting(format!(
+            "CustomResourceDefinition {} going away",
+            k8s::describe(&kind.crd)
+        ));
+    }
+    if namespace_exists {
+        let namespace = k8s::list(client, &k8s::namespaces(), None)
+            .await?
+            .into_iter()
+            .find(|ns| ns.metadata.name.as_deref() == Some(flux::NAMESPACE));
+        if let Some(namespace) = namespace {
+            if namespace.metadata.deletion_timestamp.is_none()
+                && k8s::delete(client, &k8s::namespaces(), &namespace).await?
+            {
+                report.removed(format!("Namespace {}", flux::NAMESPACE));
+            }
+            report.waiting(format!("Namespace {} going away", flux::NAMESPACE));
+        }
+    }
+    Ok(Progress::Pending(Phase::FluxUninstall))
+}

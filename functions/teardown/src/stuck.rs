@@ -1,0 +1,195 @@
+//! Objects that are terminating: wait for them during the grace period (measured from each
+//! object's own `deletionTimestamp`, so no state is kept between calls); after it, remove a
+//! finalizer only if it is on the known-safe list and its controller is gone, otherwise fail
+//! with `labflow.ComponentFailed` naming the object and the finalizer.
+
+use std::collections::BTreeSet;
+
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use kube::discovery::{verbs, Discovery, Scope};
+use labflow_core::teardown_plan::{finalizer_decision, FinalizerDecision};
+use labflow_core::StepError;
+
+use crate::k8s;
+use crate::report::Report;
+use crate::Ctx;
+
+/// One terminating object and its resource type.
+pub(crate) struct Terminating {
+    pub ar: ApiResource,
+    pub obj: DynamicObject,
+}
+
+impl Terminating {
+    fn label(&self) -> String {
+        format!("{} {}", self.ar.kind, k8s::describe(&self.obj))
+    }
+}
+
+/// The objects of `list` that are terminating.
+pub(crate) fn terminating(ar: &ApiResource, list: Vec<DynamicObject>) -> Vec<Terminating> {
+    list.into_iter()
+        .filter(|obj| obj.metadata.deletion_timestamp.is_some())
+        .map(|obj| Terminating {
+            ar: ar.clone(),
+            obj,
+        })
+        .collect()
+}
+
+/// Deployments that run, by name and by `app.kubernetes.io/name` (how the safe list names
+/// controllers).
+pub(crate) async fn running_controllers(
+    client: &kube::Client,
+) -> Result<BTreeSet<String>, StepError> {
+    let mut running = BTreeSet::new();
+    for deployment in k8s::list(client, &k8s::deployments(), None).await? {
+        if deployment.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        if let Some(name) = &deployment.metadata.name {
+            running.insert(name.clone());
+        }
+        if let Some(name) = deployment
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/name"))
+        {
+            running.insert(name.clone());
+        }
+    }
+    Ok(running)
+}
+
+/// Deal with terminating objects. Returns whether anything is still terminating (the caller
+/// then waits instead of deleting more).
+pub(crate) async fn settle(
+    ctx: &Ctx,
+    client: &kube::Client,
+    items: Vec<Terminating>,
+    report: &mut Report,
+) -> Result<bool, StepError> {
+    if items.is_empty() {
+        return Ok(false);
+    }
+    let now = (ctx.clock)();
+    let grace = ctx.options.grace_period;
+    let mut overdue = Vec::new();
+    for item in items {
+        let since = k8s::deletion_time(&item.obj);
+        match since {
+            Some(since) if now - since >= grace => overdue.push(item),
+            _ => report.waiting(format!(
+                "{} terminating (finalizers: {})",
+                item.label(),
+                list_or_none(&k8s::finalizers(&item.obj))
+            )),
+        }
+    }
+    if overdue.is_empty() {
+        return Ok(true);
+    }
+    // A namespace past the grace period waits on something inside it: find what.
+    let mut stuck = Vec::new();
+    for item in overdue {
+        if item.ar.kind == "Namespace" && k8s::finalizers(&item.obj).is_empty() {
+            let name = item.obj.metadata.name.clone().unwrap_or_default();
+            let inside = terminating_inside(client, &name).await?;
+            if inside.is_empty() {
+                report.waiting(format!(
+                    "Namespace {name} terminating past the grace period; nothing inside holds a finalizer"
+                ));
+            }
+            for inner in inside {
+                match k8s::deletion_time(&inner.obj) {
+                    Some(since) if now - since >= grace => stuck.push(inner),
+                    _ => report.waiting(format!("{} terminating", inner.label())),
+                }
+            }
+        } else {
+            stuck.push(item);
+        }
+    }
+    if stuck.is_empty() {
+        return Ok(true);
+    }
+    let running = running_controllers(client).await?;
+    let mut failures = Vec::new();
+    for item in &stuck {
+        for finalizer in k8s::finalizers(&item.obj) {
+            match finalizer_decision(&finalizer, &ctx.options.safe_finalizers, &running) {
+                FinalizerDecision::Remove => {
+                    if k8s::remove_finalizer(client, &item.ar, &item.obj, &finalizer).await? {
+                        report.removed(format!(
+                            "finalizer {finalizer} of {} (its controller is gone)",
+                            item.label()
+                        ));
+                    }
+                }
+                FinalizerDecision::ControllerRunning(controller) => failures.push(format!(
+                    "{} is stuck terminating past the grace period on finalizer {finalizer} \
+                     (its controller {controller} still runs but does not remove it)",
+                    item.label()
+                )),
+                FinalizerDecision::NotSafe => failures.push(format!(
+                    "{} is stuck terminating past the grace period on finalizer {finalizer}, \
+                     which teardown does not remove (not on the known-safe list)",
+                    item.label()
+                )),
+            }
+        }
+        if k8s::finalizers(&item.obj).is_empty() {
+            report.waiting(format!(
+                "{} terminating past the grace period (no finalizers left)",
+                item.label()
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        for failure in &failures {
+            report.leftover(failure.clone());
+        }
+        return Err(StepError::ComponentFailed(format!(
+            "teardown cannot finish: {}",
+            failures.join("; ")
+        )));
+    }
+    Ok(true)
+}
+
+/// Terminating objects that hold finalizers inside a namespace, over every listable namespaced
+/// resource the server serves (discovery: only done for a namespace stuck past the grace period).
+async fn terminating_inside(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<Vec<Terminating>, StepError> {
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(|e| labflow_core::error::classify_kube_error("API discovery", e))?;
+    let mut found = Vec::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
+                continue;
+            }
+            let items = k8s::list(client, &ar, Some(namespace)).await?;
+            found.extend(
+                terminating(&ar, items)
+                    .into_iter()
+                    .filter(|t| !k8s::finalizers(&t.obj).is_empty()),
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
