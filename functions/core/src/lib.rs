@@ -11,5 +11,6 @@ pub mod kube_client;
 pub mod lambda;
 pub mod logging;
 pub mod ownership;
+pub mod teardown_plan;
 
 pub use error::StepError;
