@@ -44,11 +44,20 @@ fn kind_of(obj: &Value) -> Kind {
     (r.group, r.version, r.kind)
 }
 
-fn api(client: &kube::Client, ar: &ApiResource, scope: Scope, namespace: &str) -> Api<DynamicObject> {
+fn api(
+    client: &kube::Client,
+    ar: &ApiResource,
+    scope: Scope,
+    namespace: &str,
+) -> Api<DynamicObject> {
     match scope {
         Scope::Cluster => Api::all_with(client.clone(), ar),
         Scope::Namespaced => {
-            let ns = if namespace.is_empty() { "default" } else { namespace };
+            let ns = if namespace.is_empty() {
+                "default"
+            } else {
+                namespace
+            };
             Api::namespaced_with(client.clone(), ns, ar)
         }
     }
@@ -115,7 +124,8 @@ pub async fn apply(client: &kube::Client, objects: Vec<Value>) -> Result<Applied
             }
             Err(e) => return Err(classify_kube_error(&format!("applying {r}"), e)),
         };
-        let unchanged = previous.is_some_and(|rv| live.metadata.resource_version.as_ref() == Some(rv));
+        let unchanged =
+            previous.is_some_and(|rv| live.metadata.resource_version.as_ref() == Some(rv));
         if unchanged {
             result.unchanged += 1;
         } else {

@@ -57,7 +57,10 @@ impl Ctx {
     pub fn new(aws: AwsClients) -> Result<Self, StepError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .user_agent(concat!("labflow-flux-bootstrap/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "labflow-flux-bootstrap/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| StepError::InvalidInput(format!("building the HTTP client: {e}")))?;
         Ok(Self {
@@ -206,7 +209,11 @@ async fn github_token(ssm: &aws_sdk_ssm::Client) -> Result<String, StepError> {
         .await;
     let output = match response {
         Ok(output) => output,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => {
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) =>
+        {
             return Err(StepError::InvalidInput(format!(
                 "SSM parameter {GITHUB_TOKEN_PARAMETER} does not exist"
             )))
@@ -237,7 +244,11 @@ async fn request_reconcile(client: &kube::Client, now: &str) -> Result<(), StepE
     };
     for (group, version, kind) in [
         (flux::SOURCE_GROUP, flux::SOURCE_VERSION, "GitRepository"),
-        (flux::KUSTOMIZE_GROUP, flux::KUSTOMIZE_VERSION, "Kustomization"),
+        (
+            flux::KUSTOMIZE_GROUP,
+            flux::KUSTOMIZE_VERSION,
+            "Kustomization",
+        ),
     ] {
         let (ar, _) = resources::resolve(client, group, version, kind).await?;
         Api::<DynamicObject>::namespaced_with(client.clone(), flux::NAMESPACE, &ar)
@@ -245,7 +256,11 @@ async fn request_reconcile(client: &kube::Client, now: &str) -> Result<(), StepE
             .await
             .map_err(|e| {
                 classify_kube_error(
-                    &format!("requesting a reconcile of {kind} {}/{}", flux::NAMESPACE, flux::BOOTSTRAP_NAME),
+                    &format!(
+                        "requesting a reconcile of {kind} {}/{}",
+                        flux::NAMESPACE,
+                        flux::BOOTSTRAP_NAME
+                    ),
                     e,
                 )
             })?;

@@ -151,11 +151,17 @@ metadata:
         assert_eq!(objects.len(), 4);
         let (one, two) = split(objects);
         let kinds = |v: &[Value]| -> Vec<String> {
-            v.iter().map(|o| o["kind"].as_str().unwrap_or("").to_string()).collect()
+            v.iter()
+                .map(|o| o["kind"].as_str().unwrap_or("").to_string())
+                .collect()
         };
         assert_eq!(
             kinds(&one),
-            ["Namespace", "CustomResourceDefinition", "ClusterRoleBinding"]
+            [
+                "Namespace",
+                "CustomResourceDefinition",
+                "ClusterRoleBinding"
+            ]
         );
         assert_eq!(kinds(&two), ["Deployment"]);
     }

@@ -112,6 +112,9 @@ mod tests {
         let mut obj = json!({"metadata": {"name": "x", "labels": {"a": "b"}}});
         label_owned(&mut obj);
         assert_eq!(obj["metadata"]["labels"]["a"], "b");
-        assert_eq!(obj["metadata"]["labels"]["app.kubernetes.io/managed-by"], "labflow");
+        assert_eq!(
+            obj["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "labflow"
+        );
     }
 }

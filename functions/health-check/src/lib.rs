@@ -1,0 +1,424 @@
+//! health-check: is the lab really running, at the revision this execution is about?
+//! (DESIGN.md §1, §5)
+//!
+//! Healthy means all of:
+//! - the root Kustomization `flux-system/flux-system` has applied `<branch>@sha1:<target sha>`
+//!   (when the execution came from a push; otherwise the revision its GitRepository fetched), and
+//!   so has every child Kustomization fed by the same GitRepository;
+//! - every object in its inventory, transitively through child Kustomizations, is Current by the
+//!   kstatus rules of [`labflow_core::flux::kstatus`] (Secrets are counted, never read);
+//! - Flux's controller Deployments are Available;
+//! - the mesh posture holds ([`mesh`]): STRICT mTLS mesh-wide, injection on the app namespaces,
+//!   a sidecar in every running app pod (`mesh.sidecarsChecked` says whether any pod existed);
+//! - every host the inventory's Ingresses request from external-dns has an address record in the
+//!   environment's Route53 zone ([`dns`]).
+//!
+//! Any Failed object once the target revision is applied → `labflow.ComponentFailed` naming each
+//! one; anything still progressing → `done: false` (the state machine Waits and calls again); not
+//! healthy `healthDeadlineMinutes` after `startedAt` (when the input carries it) →
+//! `labflow.DeadlineExceeded`.
+//!
+//! Cost per call: one list per kind in the tree plus Kustomizations, GitRepositories,
+//! Deployments, Namespaces and PeerAuthentications (each once, cluster-wide), pods in the two
+//! app namespaces, and the zone's record listing — never a GET per object.
+
+pub mod dns;
+pub mod evaluate;
+pub mod mesh;
+pub mod observe;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use labflow_core::aws::AwsClients;
+use labflow_core::config;
+use labflow_core::contract::{Action, Source, StepInput};
+use labflow_core::flux::inventory::ObjectRef;
+use labflow_core::flux::{self, BOOTSTRAP_NAME, NAMESPACE};
+use labflow_core::StepError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use dns::DnsReport;
+pub use evaluate::{Counts, FailedObject, PendingObject};
+pub use mesh::MeshReport;
+
+/// Exactly the IAM actions this function calls (checked against Terraform).
+pub const AWS_OPERATIONS: &[&str] = &[
+    "ssm:GetParameter",
+    "eks:DescribeCluster",
+    "route53:ListResourceRecordSets",
+];
+
+/// At most this many pending objects are listed in the output (`counts` has the totals).
+pub const MAX_LISTED: usize = 50;
+
+/// The step input plus, optionally, when the wait for health began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Input {
+    pub environment: String,
+    pub action: Action,
+    pub source: Source,
+    #[serde(default)]
+    pub execution_arn: Option<String>,
+    /// When the health wait began (RFC 3339). With it, the step enforces
+    /// `healthDeadlineMinutes` itself; without it, the state machine does.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+impl From<StepInput> for Input {
+    fn from(step: StepInput) -> Self {
+        Self {
+            environment: step.environment,
+            action: step.action,
+            source: step.source,
+            execution_arn: step.execution_arn,
+            started_at: None,
+        }
+    }
+}
+
+/// Clients, built once per cold start.
+#[derive(Clone)]
+pub struct Ctx {
+    pub aws: AwsClients,
+    /// A client to use instead of DescribeCluster + EKS token (tests).
+    pub kube: Option<kube::Client>,
+}
+
+impl Ctx {
+    pub fn new(aws: AwsClients) -> Self {
+        Self { aws, kube: None }
+    }
+
+    pub fn with_kube(mut self, client: kube::Client) -> Self {
+        self.kube = Some(client);
+        self
+    }
+
+    async fn kube_client(&self, cluster_name: &str) -> Result<kube::Client, StepError> {
+        if let Some(client) = &self.kube {
+            return Ok(client.clone());
+        }
+        labflow_core::kube_client::cluster_client(&self.aws, cluster_name)
+            .await?
+            .ok_or_else(|| {
+                StepError::Transient(format!(
+                    "EKS cluster {cluster_name} has no reachable API endpoint"
+                ))
+            })
+    }
+}
+
+/// The report of one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    /// Healthy: the state machine moves on. `false`: Wait and call again.
+    pub done: bool,
+    pub healthy: bool,
+    /// What is being waited for: `flux-not-installed`, `waiting-root`, `waiting-revision`,
+    /// `progressing`, `waiting-controllers`, `waiting-mesh`, `waiting-dns`, or `healthy`.
+    pub phase: String,
+    /// The root Kustomization's `status.lastAppliedRevision`.
+    pub revision: Option<String>,
+    /// `<branch>@sha1:<sha>` this execution waits for (push executions only).
+    pub target_revision: Option<String>,
+    /// The root Kustomization and its tree, by kstatus status.
+    pub counts: Counts,
+    /// Objects not Current yet (the first [`MAX_LISTED`]).
+    pub pending: Vec<PendingObject>,
+    /// Failed objects (reported before the target revision is applied; an error after).
+    pub failed: Vec<FailedObject>,
+    /// Why Flux's own controllers are not ready (empty when they are).
+    pub controller_problems: Vec<String>,
+    pub mesh: MeshReport,
+    pub dns: DnsReport,
+}
+
+pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
+    let environment = input.environment.as_str();
+    config::check_environment_name(environment)?;
+    if !matches!(input.action, Action::Create | Action::Sync) {
+        return Err(StepError::InvalidInput(format!(
+            "health-check runs for create and sync, not {}",
+            input.action.as_str()
+        )));
+    }
+    let config = config::load(&ctx.aws.ssm, environment).await?;
+    let target = input
+        .source
+        .target_sha()
+        .map(|sha| flux::revision_for(&config.flux.repository.branch, sha));
+    let client = ctx.kube_client(&config.cluster.name).await?;
+
+    let mut output = Output {
+        done: false,
+        healthy: false,
+        phase: String::new(),
+        revision: None,
+        target_revision: target.clone(),
+        counts: Counts::default(),
+        pending: Vec::new(),
+        failed: Vec::new(),
+        controller_problems: Vec::new(),
+        mesh: MeshReport::default(),
+        dns: DnsReport {
+            hosted_zone_id: config.dns.hosted_zone_id.clone(),
+            ..Default::default()
+        },
+    };
+
+    let Some(kustomizations) = observe::list_all(
+        &client,
+        flux::KUSTOMIZE_GROUP,
+        flux::KUSTOMIZE_VERSION,
+        "Kustomization",
+    )
+    .await?
+    else {
+        output.phase = "flux-not-installed".into();
+        return finish(output, &input, &config);
+    };
+    let Some(root) = evaluate::root(&kustomizations).cloned() else {
+        output.phase = "waiting-root".into();
+        return finish(output, &input, &config);
+    };
+    output.revision = root
+        .pointer("/status/lastAppliedRevision")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    let refs = evaluate::tree(&kustomizations);
+
+    // One list per kind: the tree's kinds plus what the other checks need.
+    let mut listed = evaluate::Listed::default();
+    listed.insert_all(flux::KUSTOMIZE_GROUP, "Kustomization", kustomizations);
+    let mut kinds: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (group, version, kind) in [
+        (flux::SOURCE_GROUP, flux::SOURCE_VERSION, "GitRepository"),
+        ("apps", "v1", "Deployment"),
+        ("", "v1", "Namespace"),
+        ("security.istio.io", "v1", "PeerAuthentication"),
+    ] {
+        kinds.insert((group.into(), kind.into()), version.into());
+    }
+    for r in &refs {
+        kinds
+            .entry((r.group.clone(), r.kind.clone()))
+            .or_insert_with(|| r.version.clone());
+    }
+    let mut unserved = Vec::new();
+    for ((group, kind), version) in &kinds {
+        if group == flux::KUSTOMIZE_GROUP && kind == "Kustomization" {
+            continue;
+        }
+        if group.is_empty() && kind == "Secret" {
+            listed.unread.insert((group.clone(), kind.clone()));
+            continue;
+        }
+        match observe::list_all(&client, group, version, kind).await? {
+            Some(items) => listed.insert_all(group, kind, items),
+            None => unserved.push((group.clone(), kind.clone())),
+        }
+    }
+
+    let tree = evaluate::assess_tree(&root, &refs, &listed, target.as_deref());
+    output.counts = tree.counts;
+    output.failed = tree.failed;
+    output.pending = tree.pending.into_iter().take(MAX_LISTED).collect();
+
+    let revision_reached = match &target {
+        Some(target) => output.revision.as_deref() == Some(target.as_str()),
+        None => {
+            let fetched = listed
+                .get(&bootstrap_ref(flux::SOURCE_GROUP, "GitRepository"))
+                .and_then(|g| g.pointer("/status/artifact/revision"))
+                .and_then(Value::as_str);
+            output.revision.is_some()
+                && (fetched.is_none() || fetched == output.revision.as_deref())
+        }
+    };
+
+    let flux_deployments: Vec<Value> = listed
+        .by_kind
+        .get(&("apps".to_string(), "Deployment".to_string()))
+        .map(|m| {
+            m.iter()
+                .filter(|((ns, _), _)| ns == NAMESPACE)
+                .map(|(_, d)| d.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    output.controller_problems = evaluate::controller_problems(&flux_deployments);
+
+    let all = |group: &str, kind: &str| -> Vec<Value> {
+        listed
+            .by_kind
+            .get(&(group.to_string(), kind.to_string()))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    };
+    let peer_authentications = (!unserved.contains(&(
+        "security.istio.io".to_string(),
+        "PeerAuthentication".to_string(),
+    )))
+    .then(|| all("security.istio.io", "PeerAuthentication"));
+    let mut app_pods = Vec::new();
+    for namespace in mesh::APP_NAMESPACES {
+        if let Some(pods) = observe::list_in(&client, namespace, "", "v1", "Pod").await? {
+            app_pods.extend(pods);
+        }
+    }
+    output.mesh = mesh::evaluate(
+        peer_authentications.as_deref(),
+        &all("", "Namespace"),
+        &app_pods,
+    );
+
+    let ingresses: Vec<&Value> = refs
+        .iter()
+        .filter(|r| r.group == "networking.k8s.io" && r.kind == "Ingress")
+        .filter_map(|r| listed.get(r))
+        .collect();
+    output.dns.hosts = dns::requested_hosts(ingresses);
+    if !output.dns.hosts.is_empty() {
+        let records = dns::address_records(&ctx.aws.route53, &config.dns.hosted_zone_id).await?;
+        output.dns.missing = dns::missing(&output.dns.hosts, &records);
+    }
+
+    if revision_reached && !output.failed.is_empty() {
+        return Err(StepError::ComponentFailed(failure_message(
+            output.revision.as_deref().unwrap_or(""),
+            &output.failed,
+        )));
+    }
+    output.phase = if !revision_reached {
+        "waiting-revision"
+    } else if output.counts.in_progress > 0 {
+        "progressing"
+    } else if !output.controller_problems.is_empty() {
+        "waiting-controllers"
+    } else if !output.mesh.holds() {
+        "waiting-mesh"
+    } else if !output.dns.missing.is_empty() {
+        "waiting-dns"
+    } else {
+        "healthy"
+    }
+    .into();
+    finish(output, &input, &config)
+}
+
+fn bootstrap_ref(group: &str, kind: &str) -> ObjectRef {
+    ObjectRef {
+        group: group.into(),
+        version: String::new(),
+        kind: kind.into(),
+        namespace: NAMESPACE.into(),
+        name: BOOTSTRAP_NAME.into(),
+    }
+}
+
+/// Mark the report healthy, or enforce the deadline.
+fn finish(
+    mut output: Output,
+    input: &Input,
+    config: &config::EnvironmentConfig,
+) -> Result<Output, StepError> {
+    output.healthy = output.phase == "healthy";
+    output.done = output.healthy;
+    if !output.healthy {
+        if let Some(started) = input.started_at {
+            let deadline =
+                started + chrono::Duration::minutes(i64::from(config.health_deadline_minutes));
+            if Utc::now() > deadline {
+                return Err(StepError::DeadlineExceeded(deadline_message(
+                    &output, started, config,
+                )));
+            }
+        }
+    }
+    tracing::info!(
+        phase = %output.phase,
+        current = output.counts.current,
+        in_progress = output.counts.in_progress,
+        failed = output.counts.failed,
+        "health-check"
+    );
+    Ok(output)
+}
+
+fn describe(kind: &str, namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
+}
+
+/// `labflow.ComponentFailed`'s message: every failed object with its reason and message.
+pub fn failure_message(revision: &str, failed: &[FailedObject]) -> String {
+    let listed: Vec<String> = failed
+        .iter()
+        .take(MAX_LISTED)
+        .map(|f| {
+            format!(
+                "{} ({}): {}",
+                describe(&f.kind, &f.namespace, &f.name),
+                f.reason,
+                f.message
+            )
+        })
+        .collect();
+    let more = failed.len().saturating_sub(MAX_LISTED);
+    let tail = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} Flux component(s) failed at {revision}: {}{tail}",
+        failed.len(),
+        listed.join("; ")
+    )
+}
+
+fn deadline_message(
+    output: &Output,
+    started: DateTime<Utc>,
+    config: &config::EnvironmentConfig,
+) -> String {
+    let mut message = format!(
+        "not healthy {} minutes after {}: phase {}",
+        config.health_deadline_minutes,
+        started.to_rfc3339(),
+        output.phase
+    );
+    if let Some(p) = output.pending.first() {
+        message.push_str(&format!(
+            "; {} object(s) not current, e.g. {} ({}): {}",
+            output.counts.in_progress,
+            describe(&p.kind, &p.namespace, &p.name),
+            p.reason,
+            p.message
+        ));
+    }
+    for problem in output
+        .controller_problems
+        .iter()
+        .chain(&output.mesh.problems)
+    {
+        message.push_str("; ");
+        message.push_str(problem);
+    }
+    if !output.dns.missing.is_empty() {
+        message.push_str(&format!(
+            "; no DNS record for {}",
+            output.dns.missing.join(", ")
+        ));
+    }
+    message
+}
