@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "labflow", version, about = "Ephemeral EKS + Istio + Flux labs, driven by a state machine")]
+#[command(
+    name = "labflow",
+    version,
+    about = "Ephemeral EKS + Istio + Flux labs, driven by a state machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

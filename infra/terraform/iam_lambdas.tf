@@ -84,6 +84,9 @@ locals {
       "eks:DescribeAccessEntry"          = local.eks_access_entries
       "eks:AssociateAccessPolicy"        = local.eks_access_entries
       "eks:ListAssociatedAccessPolicies" = local.eks_access_entries
+      "eks:TagResource"                  = local.eks_access_entries
+      "ssm:AddTagsToResource"            = local.ssm_kubeconfigs
+      "sts:GetCallerIdentity"            = ["*"]
     }
 
     "flux-bootstrap" = {
@@ -106,7 +109,13 @@ locals {
       "eks:DescribeNodegroup"            = local.eks_nodegroups
       "eks:DeleteNodegroup"              = local.eks_nodegroups
       "eks:ListAddons"                   = local.eks_clusters
+      "eks:DescribeAddon"                = local.eks_addons
       "eks:DeleteAddon"                  = local.eks_addons
+      "eks:ListAccessEntries"            = local.eks_clusters
+      "eks:DeleteAccessEntry"            = local.eks_access_entries
+      "eks:ListPodIdentityAssociations"  = local.eks_clusters
+      "eks:DeletePodIdentityAssociation" = local.eks_pod_identities
+      "sts:GetCallerIdentity"            = ["*"]
       "route53:ListResourceRecordSets"   = local.zone_arns
       "route53:ChangeResourceRecordSets" = local.zone_arns
     }
@@ -124,6 +133,7 @@ locals {
 
   # Actions AWS offers no resource-level scoping for: the only ones whose resource is "*".
   lambda_unscoped_actions = {
+    "sts:GetCallerIdentity"    = "GetCallerIdentity has no resource types and needs no permission; listed so the role states it"
     "xray:PutTraceSegments"    = "X-Ray has no resource types; needed for active tracing of the function"
     "xray:PutTelemetryRecords" = "X-Ray has no resource types; needed for active tracing of the function"
   }

@@ -64,6 +64,9 @@ pub async fn client_for(
         current_context: Some("eks".into()),
         ..Default::default()
     };
+    // kube's rustls client uses the process-default crypto provider; with ring and aws-lc-rs
+    // both linked (the AWS SDK brings the latter) none is chosen unless we install one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|e| StepError::InvalidInput(format!("kube config: {e}")))?;

@@ -68,9 +68,10 @@ pub async fn apply(client: &kube::Client, objects: Vec<Value>) -> Result<Applied
     let mut kinds: BTreeMap<Kind, (ApiResource, Scope)> = BTreeMap::new();
     for obj in &objects {
         let kind = kind_of(obj);
-        if !kinds.contains_key(&kind) {
-            let resolved = resources::resolve(client, &kind.0, &kind.1, &kind.2).await?;
-            kinds.insert(kind, resolved);
+        if let std::collections::btree_map::Entry::Vacant(slot) = kinds.entry(kind) {
+            let (group, version, kind) = slot.key();
+            let resolved = resources::resolve(client, group, version, kind).await?;
+            slot.insert(resolved);
         }
     }
     let selector = format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1);

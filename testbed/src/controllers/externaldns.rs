@@ -106,16 +106,25 @@ impl ExternalDnsController {
     }
 
     fn zone_id(&self) -> &str {
-        self.options.hosted_zone_id.trim_start_matches("/hostedzone/")
+        self.options
+            .hosted_zone_id
+            .trim_start_matches("/hostedzone/")
     }
 
     fn desired(&self, zone: &str) -> Desired {
         let mut out = Desired::new();
         let mut add = |obj: &Value, kind: &str, extra: Vec<String>| {
-            let Some(target) = obj.pointer("/status/loadBalancer/ingress/0/hostname").and_then(Value::as_str) else {
+            let Some(target) = obj
+                .pointer("/status/loadBalancer/ingress/0/hostname")
+                .and_then(Value::as_str)
+            else {
                 return;
             };
-            let resource = format!("{kind}/{}/{}", objects::namespace(obj).unwrap_or("default"), objects::name(obj));
+            let resource = format!(
+                "{kind}/{}/{}",
+                objects::namespace(obj).unwrap_or("default"),
+                objects::name(obj)
+            );
             let mut hosts: Vec<String> = objects::annotation(obj, HOSTNAME_ANNOTATION)
                 .unwrap_or("")
                 .split(',')
@@ -127,7 +136,8 @@ impl ExternalDnsController {
                 let name = fqdn(&h);
                 // Only hosts inside the zone (external-dns's domain filter is the zone).
                 if name == zone || name.ends_with(&format!(".{zone}")) {
-                    out.entry(name).or_insert_with(|| (target.to_string(), resource.clone()));
+                    out.entry(name)
+                        .or_insert_with(|| (target.to_string(), resource.clone()));
                 }
             }
         };
@@ -141,7 +151,13 @@ impl ExternalDnsController {
                 let rules: Vec<String> = ing
                     .pointer("/spec/rules")
                     .and_then(Value::as_array)
-                    .map(|r| r.iter().filter_map(|r| r.get("host").and_then(Value::as_str).map(str::to_string)).collect())
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(|r| {
+                                r.get("host").and_then(Value::as_str).map(str::to_string)
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 add(&ing, "ingress", rules);
             }
@@ -159,8 +175,16 @@ impl ExternalDnsController {
                     .id(self.zone_id())
                     .send()
                     .await
-                    .map_err(|e| format!("GetHostedZone: {}", aws_sdk_route53::error::DisplayErrorContext(e)))?;
-                let name = out.hosted_zone().map(|z| fqdn(z.name())).ok_or("GetHostedZone: no zone")?;
+                    .map_err(|e| {
+                        format!(
+                            "GetHostedZone: {}",
+                            aws_sdk_route53::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                let name = out
+                    .hosted_zone()
+                    .map(|z| fqdn(z.name()))
+                    .ok_or("GetHostedZone: no zone")?;
                 self.zone_name = Some(name.clone());
                 name
             }
@@ -175,14 +199,19 @@ impl ExternalDnsController {
         let mut records = Vec::new();
         let mut next: Option<(String, Option<RrType>)> = None;
         loop {
-            let mut req = self.route53.list_resource_record_sets().hosted_zone_id(self.zone_id());
+            let mut req = self
+                .route53
+                .list_resource_record_sets()
+                .hosted_zone_id(self.zone_id());
             if let Some((name, rtype)) = next.take() {
                 req = req.start_record_name(name).set_start_record_type(rtype);
             }
-            let out = req
-                .send()
-                .await
-                .map_err(|e| format!("ListResourceRecordSets: {}", aws_sdk_route53::error::DisplayErrorContext(e)))?;
+            let out = req.send().await.map_err(|e| {
+                format!(
+                    "ListResourceRecordSets: {}",
+                    aws_sdk_route53::error::DisplayErrorContext(e)
+                )
+            })?;
             records.extend(out.resource_record_sets().iter().cloned());
             if !out.is_truncated() {
                 break;
@@ -196,14 +225,21 @@ impl ExternalDnsController {
         let mut owned: BTreeMap<String, ResourceRecordSet> = BTreeMap::new();
         for r in &records {
             if *r.r#type() == RrType::Txt
-                && r.resource_records().iter().any(|v| v.value().contains(&owner_marker))
+                && r.resource_records()
+                    .iter()
+                    .any(|v| v.value().contains(&owner_marker))
             {
                 if let Some(host) = r.name().strip_prefix("a-") {
                     owned.insert(host.to_string(), r.clone());
                 }
             }
         }
-        let existing = |name: &str, t: RrType| records.iter().find(|r| fqdn(r.name()) == name && *r.r#type() == t).cloned();
+        let existing = |name: &str, t: RrType| {
+            records
+                .iter()
+                .find(|r| fqdn(r.name()) == name && *r.r#type() == t)
+                .cloned()
+        };
         let mut changes = Vec::new();
         for (host, (target, resource)) in &desired {
             let a = existing(host, RrType::A);
@@ -211,8 +247,15 @@ impl ExternalDnsController {
                 tracing::info!(%host, "external-dns: record exists and is not owned by us; skipping");
                 continue;
             }
-            let up_to_date = a.as_ref().and_then(|a| a.alias_target()).is_some_and(|t| fqdn(t.dns_name()) == fqdn(target))
-                && owned.get(host).is_some_and(|t| t.resource_records().iter().any(|v| v.value() == owner_value(&self.options.owner_id, resource)));
+            let up_to_date = a
+                .as_ref()
+                .and_then(|a| a.alias_target())
+                .is_some_and(|t| fqdn(t.dns_name()) == fqdn(target))
+                && owned.get(host).is_some_and(|t| {
+                    t.resource_records()
+                        .iter()
+                        .any(|v| v.value() == owner_value(&self.options.owner_id, resource))
+                });
             if up_to_date {
                 continue;
             }
@@ -223,16 +266,32 @@ impl ExternalDnsController {
                 .evaluate_target_health(true)
                 .build()
                 .map_err(|e| e.to_string())?;
-            let a_set = ResourceRecordSet::builder().name(host).r#type(RrType::A).alias_target(alias).build().map_err(|e| e.to_string())?;
+            let a_set = ResourceRecordSet::builder()
+                .name(host)
+                .r#type(RrType::A)
+                .alias_target(alias)
+                .build()
+                .map_err(|e| e.to_string())?;
             let txt = ResourceRecordSet::builder()
                 .name(format!("a-{host}"))
                 .r#type(RrType::Txt)
                 .ttl(300)
-                .resource_records(ResourceRecord::builder().value(owner_value(&self.options.owner_id, resource)).build().map_err(|e| e.to_string())?)
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(owner_value(&self.options.owner_id, resource))
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
                 .build()
                 .map_err(|e| e.to_string())?;
             for set in [a_set, txt] {
-                changes.push(Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().map_err(|e| e.to_string())?);
+                changes.push(
+                    Change::builder()
+                        .action(ChangeAction::Upsert)
+                        .resource_record_set(set)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                );
             }
         }
         for (host, txt) in &owned {
@@ -240,19 +299,41 @@ impl ExternalDnsController {
                 continue;
             }
             if let Some(a) = existing(host, RrType::A) {
-                changes.push(Change::builder().action(ChangeAction::Delete).resource_record_set(a).build().map_err(|e| e.to_string())?);
+                changes.push(
+                    Change::builder()
+                        .action(ChangeAction::Delete)
+                        .resource_record_set(a)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                );
             }
-            changes.push(Change::builder().action(ChangeAction::Delete).resource_record_set(txt.clone()).build().map_err(|e| e.to_string())?);
+            changes.push(
+                Change::builder()
+                    .action(ChangeAction::Delete)
+                    .resource_record_set(txt.clone())
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
         }
         if !changes.is_empty() {
             tracing::info!(changes = changes.len(), zone = %zone, "external-dns: applying changes");
             self.route53
                 .change_resource_record_sets()
                 .hosted_zone_id(self.zone_id())
-                .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().map_err(|e| e.to_string())?)
+                .change_batch(
+                    ChangeBatch::builder()
+                        .set_changes(Some(changes))
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
                 .send()
                 .await
-                .map_err(|e| format!("ChangeResourceRecordSets: {}", aws_sdk_route53::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    format!(
+                        "ChangeResourceRecordSets: {}",
+                        aws_sdk_route53::error::DisplayErrorContext(e)
+                    )
+                })?;
         }
         self.last = Some((desired, Instant::now()));
         Ok(())
@@ -261,7 +342,9 @@ impl ExternalDnsController {
 
 impl Reconciler for ExternalDnsController {
     fn interested(&self, e: &ChangeEvent) -> bool {
-        is_kind(e, "", &["services"]) || is_kind(e, "networking.k8s.io", &["ingresses"]) || is_kind(e, "apps", &["deployments"])
+        is_kind(e, "", &["services"])
+            || is_kind(e, "networking.k8s.io", &["ingresses"])
+            || is_kind(e, "apps", &["deployments"])
     }
 
     async fn pass(&mut self) {

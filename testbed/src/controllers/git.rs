@@ -45,15 +45,25 @@ pub fn rev_parse(dir: &Path, reference: &str) -> Result<String, GitError> {
 /// Immutable reads of commits, cached (a commit's content never changes).
 #[derive(Clone, Default)]
 pub struct Snapshots {
-    trees: Arc<Mutex<HashMap<(PathBuf, String), Arc<BTreeSet<String>>>>>,
-    blobs: Arc<Mutex<HashMap<(PathBuf, String, String), Arc<String>>>>,
+    trees: Arc<Mutex<HashMap<TreeKey, Arc<BTreeSet<String>>>>>,
+    blobs: Arc<Mutex<HashMap<BlobKey, Arc<String>>>>,
 }
+
+/// (repository dir, commit sha)
+type TreeKey = (PathBuf, String);
+/// (repository dir, commit sha, file path)
+type BlobKey = (PathBuf, String, String);
 
 impl Snapshots {
     /// Every file path of the commit.
     pub fn files(&self, dir: &Path, sha: &str) -> Result<Arc<BTreeSet<String>>, GitError> {
         let key = (dir.to_path_buf(), sha.to_string());
-        if let Some(t) = self.trees.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(t) = self
+            .trees
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(t.clone());
         }
         let out = git(dir, &["ls-tree", "-r", "-z", "--name-only", sha])?;
@@ -73,7 +83,12 @@ impl Snapshots {
     /// One file's content at the commit.
     pub fn read(&self, dir: &Path, sha: &str, path: &str) -> Result<Arc<String>, GitError> {
         let key = (dir.to_path_buf(), sha.to_string(), path.to_string());
-        if let Some(b) = self.blobs.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(b) = self
+            .blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(b.clone());
         }
         let out = git(dir, &["show", &format!("{sha}:{path}")])?;

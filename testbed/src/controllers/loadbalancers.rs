@@ -51,15 +51,26 @@ pub struct LoadBalancers {
 
 impl LoadBalancers {
     pub fn list(&self) -> Vec<LoadBalancer> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn insert(&self, lb: LoadBalancer) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).insert(lb.owner.clone(), lb);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lb.owner.clone(), lb);
     }
 
     fn remove(&self, owner: &str) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).remove(owner);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(owner);
     }
 }
 
@@ -95,11 +106,19 @@ impl LoadBalancerController {
         let ns = objects::namespace(obj).unwrap_or("default");
         let name = objects::name(obj);
         let owner = format!("{kind}/{ns}/{name}");
-        let hash = hex::encode(Sha256::digest(format!("{owner}/{}", objects::uid(obj)).as_bytes()));
+        let hash = hex::encode(Sha256::digest(
+            format!("{owner}/{}", objects::uid(obj)).as_bytes(),
+        ));
         let lb_name = format!("k8s-{}-{}-{}", truncate(ns), truncate(name), &hash[..10]);
         let region = &self.options.region;
         let (dns_name, lb_kind) = if kind == "ingress" {
-            (format!("{lb_name}-{}.{region}.elb.amazonaws.com", u32::from_str_radix(&hash[10..17], 16).unwrap_or(0)), "application")
+            (
+                format!(
+                    "{lb_name}-{}.{region}.elb.amazonaws.com",
+                    u32::from_str_radix(&hash[10..17], 16).unwrap_or(0)
+                ),
+                "application",
+            )
         } else {
             (format!("{lb_name}.elb.{region}.amazonaws.com"), "network")
         };
@@ -141,7 +160,9 @@ impl LoadBalancerController {
 
 impl Reconciler for LoadBalancerController {
     fn interested(&self, e: &ChangeEvent) -> bool {
-        is_kind(e, "", &["services"]) || is_kind(e, "networking.k8s.io", &["ingresses"]) || is_kind(e, "apps", &["deployments"])
+        is_kind(e, "", &["services"])
+            || is_kind(e, "networking.k8s.io", &["ingresses"])
+            || is_kind(e, "apps", &["deployments"])
     }
 
     async fn pass(&mut self) {
@@ -149,13 +170,17 @@ impl Reconciler for LoadBalancerController {
             return;
         }
         for svc in self.client.list("v1", "Service", None) {
-            let has = objects::finalizers(&svc).iter().any(|f| f == SERVICE_FINALIZER);
+            let has = objects::finalizers(&svc)
+                .iter()
+                .any(|f| f == SERVICE_FINALIZER);
             if is_lb_service(&svc) || has {
                 self.reconcile("service", SERVICE_FINALIZER, &svc, is_lb_service(&svc));
             }
         }
         for ing in self.client.list("networking.k8s.io/v1", "Ingress", None) {
-            let has = objects::finalizers(&ing).iter().any(|f| f == INGRESS_FINALIZER);
+            let has = objects::finalizers(&ing)
+                .iter()
+                .any(|f| f == INGRESS_FINALIZER);
             if is_alb_ingress(&ing) || has {
                 self.reconcile("ingress", INGRESS_FINALIZER, &ing, is_alb_ingress(&ing));
             }

@@ -111,7 +111,11 @@ impl Controllers {
     }
 
     /// The same on a bare store (no HTTP server needed).
-    pub fn start_on_store(store: &Store, plan: FaultPlan, options: ControllerOptions) -> Controllers {
+    pub fn start_on_store(
+        store: &Store,
+        plan: FaultPlan,
+        options: ControllerOptions,
+    ) -> Controllers {
         let mut tasks = Vec::new();
         let load_balancers = LoadBalancers::default();
         let resync = options.resync;

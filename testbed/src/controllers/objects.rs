@@ -1,9 +1,9 @@
 //! Thin helpers over kubesim's store for the simulated controllers: objects are addressed by
 //! apiVersion + kind (as manifests and Flux references name them), writes carry a field manager.
 
+use crate::kubesim::resources::{split_api_version, ResourceType};
 use crate::kubesim::store::{DeleteOptions, Gvr, PatchType, WriteOptions};
 use crate::kubesim::{ApiError, Store};
-use crate::kubesim::resources::{split_api_version, ResourceType};
 use serde_json::{json, Value};
 
 /// An object's identity, as Flux inventories and references name it.
@@ -204,7 +204,14 @@ impl Client {
             ..Default::default()
         };
         self.store
-            .patch(&gvr, Self::ns(&rt, &r), &r.name, PatchType::Apply, obj, &opts)
+            .patch(
+                &gvr,
+                Self::ns(&rt, &r),
+                &r.name,
+                PatchType::Apply,
+                obj,
+                &opts,
+            )
             .map(|o| o.object)
     }
 
@@ -218,7 +225,14 @@ impl Client {
             ..Default::default()
         };
         self.store
-            .patch(&gvr, Self::ns(&rt, &r), &r.name, PatchType::Merge, patch, &opts)
+            .patch(
+                &gvr,
+                Self::ns(&rt, r),
+                &r.name,
+                PatchType::Merge,
+                patch,
+                &opts,
+            )
             .map(|o| o.object)
     }
 
@@ -312,10 +326,7 @@ pub fn set_condition(
     message: &str,
     observed_generation: i64,
 ) {
-    let previous = conditions
-        .iter()
-        .find(|c| s(c, "/type") == type_)
-        .cloned();
+    let previous = conditions.iter().find(|c| s(c, "/type") == type_).cloned();
     let time = match &previous {
         Some(p) if s(p, "/status") == status => s(p, "/lastTransitionTime").to_string(),
         _ => chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -357,6 +368,8 @@ pub fn condition_status<'a>(obj: &'a Value, type_: &str) -> Option<&'a str> {
 /// Ready=True at the current generation (Flux's own notion of a ready dependency).
 pub fn is_ready(obj: &Value) -> bool {
     condition_status(obj, "Ready") == Some("True")
-        && obj.pointer("/status/observedGeneration").and_then(Value::as_i64)
+        && obj
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
             == Some(generation(obj))
 }

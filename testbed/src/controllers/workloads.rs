@@ -24,14 +24,33 @@ impl WorkloadController {
             return;
         }
         let generation = objects::generation(d);
-        let replicas = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+        let replicas = d
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         let mut conditions = objects::conditions(d);
-        let failure = self.plan.failure("Deployment", objects::namespace(d), objects::name(d));
+        let failure = self
+            .plan
+            .failure("Deployment", objects::namespace(d), objects::name(d));
         let status = match failure {
             Some(f) => {
                 // A failing rollout: nothing available, progress deadline exceeded.
-                objects::set_condition(&mut conditions, "Available", "False", "MinimumReplicasUnavailable", &f.message, generation);
-                objects::set_condition(&mut conditions, "Progressing", "False", "ProgressDeadlineExceeded", &f.message, generation);
+                objects::set_condition(
+                    &mut conditions,
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    &f.message,
+                    generation,
+                );
+                objects::set_condition(
+                    &mut conditions,
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    &f.message,
+                    generation,
+                );
                 json!({
                     "observedGeneration": generation,
                     "replicas": replicas,
@@ -42,13 +61,23 @@ impl WorkloadController {
             }
             None => {
                 let name = objects::name(d);
-                objects::set_condition(&mut conditions, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", generation);
+                objects::set_condition(
+                    &mut conditions,
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                    generation,
+                );
                 objects::set_condition(
                     &mut conditions,
                     "Progressing",
                     "True",
                     "NewReplicaSetAvailable",
-                    &format!("ReplicaSet \"{name}-{}\" has successfully progressed.", &objects::uid(d).replace('-', "")[..10.min(objects::uid(d).len())]),
+                    &format!(
+                        "ReplicaSet \"{name}-{}\" has successfully progressed.",
+                        &objects::uid(d).replace('-', "")[..10.min(objects::uid(d).len())]
+                    ),
                     generation,
                 );
                 json!({

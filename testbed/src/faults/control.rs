@@ -133,11 +133,18 @@ fn store_for(clusters: &Clusters, name: Option<&str>) -> Result<Store, String> {
     match name {
         Some(n) => clusters.get(n).cloned().ok_or(format!("no cluster {n:?}")),
         None if clusters.len() == 1 => Ok(clusters.values().next().cloned().ok_or("no cluster")?),
-        None => Err(format!("name the cluster: one of {:?}", clusters.keys().collect::<Vec<_>>())),
+        None => Err(format!(
+            "name the cluster: one of {:?}",
+            clusters.keys().collect::<Vec<_>>()
+        )),
     }
 }
 
-async fn handle(plan: &FaultPlan, clusters: &Clusters, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    plan: &FaultPlan,
+    clusters: &Clusters,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_string();
     let body = match req.into_body().collect().await {
@@ -152,7 +159,10 @@ async fn handle(plan: &FaultPlan, clusters: &Clusters, req: Request<Incoming>) -
                 .map(|(id, rule, fired)| json!({"id": id, "rule": rule, "fired": fired}))
                 .collect();
             let failures = serde_json::to_value(plan.failures()).unwrap_or(Value::Null);
-            reply(StatusCode::OK, json!({"rules": rules, "failures": failures}))
+            reply(
+                StatusCode::OK,
+                json!({"rules": rules, "failures": failures}),
+            )
         }
         (&Method::POST, "/faults") => {
             let rule: Rule = match serde_json::from_slice(&body) {
@@ -204,12 +214,21 @@ async fn handle(plan: &FaultPlan, clusters: &Clusters, req: Request<Incoming>) -
                     Ok(())
                 }
                 "stuck-finalizer" => faults.add_stuck_finalizer(&target.kind, ns, &target.name),
-                "release-finalizer" => faults.release_stuck_finalizer(&target.kind, ns, &target.name),
-                other => return error(StatusCode::NOT_FOUND, format!("no such operation {other:?}")),
+                "release-finalizer" => {
+                    faults.release_stuck_finalizer(&target.kind, ns, &target.name)
+                }
+                other => {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        format!("no such operation {other:?}"),
+                    )
+                }
             };
             match result {
                 Ok(()) => reply(StatusCode::OK, json!({})),
-                Err(super::ObjectFaultError::NotFound(what)) => error(StatusCode::NOT_FOUND, format!("{what} not found")),
+                Err(super::ObjectFaultError::NotFound(what)) => {
+                    error(StatusCode::NOT_FOUND, format!("{what} not found"))
+                }
                 Err(e) => error(StatusCode::CONFLICT, e),
             }
         }

@@ -14,7 +14,7 @@ mod objects;
 mod rules;
 
 pub use control::{ControlServer, ControlStartError};
-pub use objects::{ObjectFailure, ObjectFaults, ObjectFaultError, STUCK_FINALIZER};
+pub use objects::{ObjectFailure, ObjectFaultError, ObjectFaults, STUCK_FINALIZER};
 pub use rules::{Action, FaultAction, RequestInfo, Rule, RuleError, Side};
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -110,14 +110,17 @@ impl FaultPlan {
     pub fn clear_failure(&self, kind: &str, namespace: Option<&str>, name: &str) -> bool {
         let mut inner = self.lock();
         let before = inner.failures.len();
-        inner
-            .failures
-            .retain(|f| !f.matches(kind, namespace, name));
+        inner.failures.retain(|f| !f.matches(kind, namespace, name));
         inner.failures.len() != before
     }
 
     /// The failure injected for an object, if any.
-    pub fn failure(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<ObjectFailure> {
+    pub fn failure(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<ObjectFailure> {
         self.lock()
             .failures
             .iter()

@@ -55,11 +55,29 @@ impl ObjectFailure {
     }
 
     /// The conditions a failed object shows, keeping transition times of unchanged ones.
-    pub fn conditions(&self, existing: &[serde_json::Value], generation: i64) -> Vec<serde_json::Value> {
+    pub fn conditions(
+        &self,
+        existing: &[serde_json::Value],
+        generation: i64,
+    ) -> Vec<serde_json::Value> {
         let mut conditions = existing.to_vec();
         objects::remove_condition(&mut conditions, "Reconciling");
-        objects::set_condition(&mut conditions, "Ready", "False", &self.reason, &self.message, generation);
-        objects::set_condition(&mut conditions, "Stalled", "True", &self.reason, &self.message, generation);
+        objects::set_condition(
+            &mut conditions,
+            "Ready",
+            "False",
+            &self.reason,
+            &self.message,
+            generation,
+        );
+        objects::set_condition(
+            &mut conditions,
+            "Stalled",
+            "True",
+            &self.reason,
+            &self.message,
+            generation,
+        );
         conditions
     }
 }
@@ -99,11 +117,13 @@ impl ObjectFaults {
     /// The object need not exist yet: controllers apply the mark when it appears.
     pub fn fail(&self, failure: ObjectFailure) -> Result<(), ObjectFaultError> {
         self.plan.fail_object(failure.clone());
-        let Some(obj) = self.find(&failure.kind, failure.namespace.as_deref(), &failure.name) else {
+        let Some(obj) = self.find(&failure.kind, failure.namespace.as_deref(), &failure.name)
+        else {
             return Ok(());
         };
         let mut status = obj.get("status").cloned().unwrap_or_else(|| json!({}));
-        status["conditions"] = json!(failure.conditions(&objects::conditions(&obj), objects::generation(&obj)));
+        status["conditions"] =
+            json!(failure.conditions(&objects::conditions(&obj), objects::generation(&obj)));
         status["observedGeneration"] = json!(objects::generation(&obj));
         self.client
             .set_status(&obj, status)
@@ -116,7 +136,12 @@ impl ObjectFaults {
     }
 
     /// Adds [`STUCK_FINALIZER`] to the object: deleting it leaves it Terminating until released.
-    pub fn add_stuck_finalizer(&self, kind: &str, namespace: Option<&str>, name: &str) -> Result<(), ObjectFaultError> {
+    pub fn add_stuck_finalizer(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ObjectFaultError> {
         let what = format!("{kind} {}/{name}", namespace.unwrap_or(""));
         let obj = self
             .find(kind, namespace, name)
@@ -127,7 +152,12 @@ impl ObjectFaults {
     }
 
     /// Removes [`STUCK_FINALIZER`] again (a Terminating object then goes away).
-    pub fn release_stuck_finalizer(&self, kind: &str, namespace: Option<&str>, name: &str) -> Result<(), ObjectFaultError> {
+    pub fn release_stuck_finalizer(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ObjectFaultError> {
         let what = format!("{kind} {}/{name}", namespace.unwrap_or(""));
         let obj = self
             .find(kind, namespace, name)

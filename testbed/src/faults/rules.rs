@@ -203,8 +203,7 @@ impl RuleState {
         };
         side_ok
             && r.target.as_deref().is_none_or(|t| t == req.target)
-            && r
-                .method
+            && r.method
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(&req.method))
             && match (&r.path, &self.regex) {
@@ -212,8 +211,7 @@ impl RuleState {
                 (Some(_), Some(re)) => re.is_match(&req.path),
                 (Some(_), None) => false,
             }
-            && r
-                .operation
+            && r.operation
                 .as_deref()
                 .is_none_or(|o| req.operation.as_deref() == Some(o))
     }

@@ -105,6 +105,9 @@ pub struct KubeSim {
 impl KubeSim {
     /// Starts serving HTTPS on 127.0.0.1 on a free port, with a freshly generated CA.
     pub async fn start(options: KubeSimOptions) -> Result<KubeSim, StartError> {
+        // Clients in this process (kube::Client) pick rustls' process default; with both ring
+        // and aws-lc-rs linked (the AWS SDK brings the latter) there is none unless installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = tls::generate(&options.cluster_name)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;

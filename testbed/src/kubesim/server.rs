@@ -129,7 +129,8 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
             error_response(&ApiError::unauthorized())
         }
         Ok(_) => {
-            let info = crate::faults::RequestInfo::kubernetes(&ctx.auth.cluster_name, &method, &path);
+            let info =
+                crate::faults::RequestInfo::kubernetes(&ctx.auth.cluster_name, &method, &path);
             if let Some(action) = ctx.faults.check(&info) {
                 if let crate::faults::FaultAction::Respond { code, message } = &action {
                     let resp = error_response(&crate::faults::kube_error(*code, message));

@@ -159,7 +159,11 @@ impl<'a> Tree<'a> {
 
     /// What kustomize-controller generates for a directory without a kustomization file.
     fn build_generated(&self, dir: &str, input: &BuildInput<'_>) -> Result<Vec<Value>, BuildError> {
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
         let mut out = Vec::new();
         let mut nested: BTreeSet<String> = BTreeSet::new();
         for file in self.files.iter().filter(|f| f.starts_with(&prefix)) {
@@ -227,7 +231,12 @@ impl<'a> Tree<'a> {
         Ok(out)
     }
 
-    fn build_kustomization(&self, dir: &str, file: &str, input: &BuildInput<'_>) -> Result<Vec<Value>, BuildError> {
+    fn build_kustomization(
+        &self,
+        dir: &str,
+        file: &str,
+        input: &BuildInput<'_>,
+    ) -> Result<Vec<Value>, BuildError> {
         let text = self.snapshots.read(self.dir, self.sha, file)?;
         let k: Value = serde_yaml_ng::from_str(&text)
             .map_err(|e| BuildError::Invalid(file.to_string(), e.to_string()))?;

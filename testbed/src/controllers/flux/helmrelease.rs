@@ -2,7 +2,9 @@
 //! the target namespace, installed in `dependsOn` order and removed on uninstall.
 
 use super::super::objects::{self, ObjRef};
-use super::{injected_failure, log_err, with_ready, FluxController, FINALIZER, HELM_API, SOURCE_API};
+use super::{
+    injected_failure, log_err, with_ready, FluxController, FINALIZER, HELM_API, SOURCE_API,
+};
 use serde_json::{json, Value};
 
 pub(super) fn reconcile_all(f: &mut FluxController) {
@@ -12,11 +14,19 @@ pub(super) fn reconcile_all(f: &mut FluxController) {
 }
 
 fn release_name(hr: &Value) -> String {
-    if let Some(n) = hr.pointer("/spec/releaseName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(n) = hr
+        .pointer("/spec/releaseName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         return n.to_string();
     }
     let name = objects::name(hr);
-    let full = match hr.pointer("/spec/targetNamespace").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    let full = match hr
+        .pointer("/spec/targetNamespace")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         Some(tns) => format!("{tns}-{name}"),
         None => name.to_string(),
     };
@@ -35,7 +45,9 @@ fn target_namespace(hr: &Value) -> String {
 
 fn chart(hr: &Value) -> (String, String) {
     let name = hr.pointer("/spec/chart/spec/chart").and_then(Value::as_str);
-    let version = hr.pointer("/spec/chart/spec/version").and_then(Value::as_str);
+    let version = hr
+        .pointer("/spec/chart/spec/version")
+        .and_then(Value::as_str);
     match name {
         Some(n) => (n.to_string(), version.unwrap_or("*").to_string()),
         None => (
@@ -48,13 +60,20 @@ fn chart(hr: &Value) -> (String, String) {
 fn inventory(hr: &Value) -> Vec<ObjRef> {
     hr.pointer("/status/inventory/entries")
         .and_then(Value::as_array)
-        .map(|e| e.iter().filter_map(|e| ObjRef::from_inventory(objects::s(e, "/id"), objects::s(e, "/v"))).collect())
+        .map(|e| {
+            e.iter()
+                .filter_map(|e| ObjRef::from_inventory(objects::s(e, "/id"), objects::s(e, "/v")))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn workload(hr: &Value, release: &str, namespace: &str) -> Value {
     let (chart, version) = chart(hr);
-    let replicas = hr.pointer("/spec/values/replicaCount").and_then(Value::as_i64).unwrap_or(1);
+    let replicas = hr
+        .pointer("/spec/values/replicaCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     let labels = json!({
         "app.kubernetes.io/instance": release,
         "app.kubernetes.io/name": chart,
@@ -97,7 +116,11 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
                 log_err("uninstall", hr, client.delete(&r).map(|_| ()));
             }
         }
-        log_err("removing finalizer", hr, client.remove_finalizer(hr, FINALIZER));
+        log_err(
+            "removing finalizer",
+            hr,
+            client.remove_finalizer(hr, FINALIZER),
+        );
         return;
     }
     if !objects::finalizers(hr).iter().any(|x| x == FINALIZER) {
@@ -113,7 +136,9 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
     }
     let own_ns = objects::namespace(hr).unwrap_or("default").to_string();
     let status = hr.get("status").cloned().unwrap_or_else(|| json!({}));
-    let not_ready = |status: Value, reason: &str, message: &str| with_ready(hr, status, "False", reason, message);
+    let not_ready = |status: Value, reason: &str, message: &str| {
+        with_ready(hr, status, "False", reason, message)
+    };
 
     // The chart's source must be Ready.
     let source = hr
@@ -123,22 +148,39 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
         .unwrap_or(Value::Null);
     if !source.is_null() {
         let kind = objects::s(&source, "/kind");
-        let ns = source.get("namespace").and_then(Value::as_str).unwrap_or(&own_ns);
+        let ns = source
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(&own_ns);
         let r = ObjRef::new(SOURCE_API, kind, Some(ns), objects::s(&source, "/name"));
         if !client.get(&r).is_some_and(|s| objects::is_ready(&s)) {
             let message = format!("could not get source: {} is not ready", r.display());
-            log_err("status", hr, client.set_status(hr, not_ready(status, "SourceNotReady", &message)));
+            log_err(
+                "status",
+                hr,
+                client.set_status(hr, not_ready(status, "SourceNotReady", &message)),
+            );
             return;
         }
     }
     if let Some(Value::Array(deps)) = hr.pointer("/spec/dependsOn") {
         for dep in deps {
-            let dep_ns = dep.get("namespace").and_then(Value::as_str).unwrap_or(&own_ns);
+            let dep_ns = dep
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(&own_ns);
             let dep_name = objects::s(dep, "/name");
             let r = ObjRef::new(HELM_API, "HelmRelease", Some(dep_ns), dep_name);
-            if !client.get(&r).is_some_and(|d| objects::is_ready(&d) && !objects::is_deleting(&d)) {
+            if !client
+                .get(&r)
+                .is_some_and(|d| objects::is_ready(&d) && !objects::is_deleting(&d))
+            {
                 let message = format!("dependency '{dep_ns}/{dep_name}' is not ready");
-                log_err("status", hr, client.set_status(hr, not_ready(status, "DependencyNotReady", &message)));
+                log_err(
+                    "status",
+                    hr,
+                    client.set_status(hr, not_ready(status, "DependencyNotReady", &message)),
+                );
                 return;
             }
         }
@@ -153,7 +195,11 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
             log_err("creating namespace", hr, client.apply(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": tns}})).map(|_| ()));
         } else {
             let message = format!("Helm install failed for release {tns}/{release} with chart {chart_name}@{version}: create: failed to create: namespaces \"{tns}\" not found");
-            log_err("status", hr, client.set_status(hr, not_ready(status, "InstallFailed", &message)));
+            log_err(
+                "status",
+                hr,
+                client.set_status(hr, not_ready(status, "InstallFailed", &message)),
+            );
             return;
         }
     }
@@ -161,18 +207,31 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
     let installed = ObjRef::of(&deployment);
     let first = inventory(hr).is_empty();
     if let Err(e) = client.apply(&deployment) {
-        let message = format!("Helm install failed for release {tns}/{release} with chart {chart_name}@{version}: {}", e.message);
-        log_err("status", hr, client.set_status(hr, not_ready(status, "InstallFailed", &message)));
+        let message = format!(
+            "Helm install failed for release {tns}/{release} with chart {chart_name}@{version}: {}",
+            e.message
+        );
+        log_err(
+            "status",
+            hr,
+            client.set_status(hr, not_ready(status, "InstallFailed", &message)),
+        );
         return;
     }
     // A renamed release or moved target namespace leaves the old workload behind otherwise.
     for old in inventory(hr) {
         if old != installed {
-            log_err("uninstall of the previous release", hr, client.delete(&old).map(|_| ()));
+            log_err(
+                "uninstall of the previous release",
+                hr,
+                client.delete(&old).map(|_| ()),
+            );
         }
     }
     let previous = objects::s(hr, "/status/lastAttemptedReleaseAction");
-    let observed = hr.pointer("/status/observedGeneration").and_then(Value::as_i64);
+    let observed = hr
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
     let action = if first || previous.is_empty() {
         "install"
     } else if observed != Some(objects::generation(hr)) {
@@ -191,11 +250,21 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
     status["lastAttemptedRevision"] = json!(version);
     status["lastAttemptedReleaseAction"] = json!(action);
     status["storageNamespace"] = json!(tns);
-    status["inventory"] = json!({"entries": [{"id": installed.inventory_id(), "v": installed.version()}]});
-    let message = format!("Helm {verb} succeeded for release {tns}/{release}.v1 with chart {chart_name}@{version}");
+    status["inventory"] =
+        json!({"entries": [{"id": installed.inventory_id(), "v": installed.version()}]});
+    let message = format!(
+        "Helm {verb} succeeded for release {tns}/{release}.v1 with chart {chart_name}@{version}"
+    );
     let mut status = with_ready(hr, status, "True", reason, &message);
     if let Some(Value::Array(conditions)) = status.get_mut("conditions") {
-        objects::set_condition(conditions, "Released", "True", reason, &message, objects::generation(hr));
+        objects::set_condition(
+            conditions,
+            "Released",
+            "True",
+            reason,
+            &message,
+            objects::generation(hr),
+        );
     }
     log_err("status", hr, client.set_status(hr, status));
 }

@@ -4,7 +4,10 @@
 use super::super::objects::{self, ObjRef};
 use super::build::{BuildInput, Tree};
 use super::source::git_artifact;
-use super::{injected_failure, log_err, with_ready, AppliedKey, FluxController, FINALIZER, KUSTOMIZE_API, REQUESTED_AT, SOURCE_API};
+use super::{
+    injected_failure, log_err, with_ready, AppliedKey, FluxController, FINALIZER, KUSTOMIZE_API,
+    REQUESTED_AT, SOURCE_API,
+};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -74,7 +77,11 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
             }
         }
         f.applied.remove(&uid);
-        log_err("removing finalizer", ks, client.remove_finalizer(ks, FINALIZER));
+        log_err(
+            "removing finalizer",
+            ks,
+            client.remove_finalizer(ks, FINALIZER),
+        );
         return;
     }
     if !objects::finalizers(ks).iter().any(|x| x == FINALIZER) {
@@ -90,12 +97,22 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
     }
     let own_ns = objects::namespace(ks).unwrap_or("default").to_string();
     let mut status = ks.get("status").cloned().unwrap_or_else(|| json!({}));
-    let not_ready = |status: Value, reason: &str, message: &str| with_ready(ks, status, "False", reason, message);
+    let not_ready = |status: Value, reason: &str, message: &str| {
+        with_ready(ks, status, "False", reason, message)
+    };
 
     // The source artifact.
     let source_kind = objects::s(ks, "/spec/sourceRef/kind");
-    let source_ns = ks.pointer("/spec/sourceRef/namespace").and_then(Value::as_str).unwrap_or(&own_ns);
-    let source_ref = ObjRef::new(SOURCE_API, source_kind, Some(source_ns), objects::s(ks, "/spec/sourceRef/name"));
+    let source_ns = ks
+        .pointer("/spec/sourceRef/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(&own_ns);
+    let source_ref = ObjRef::new(
+        SOURCE_API,
+        source_kind,
+        Some(source_ns),
+        objects::s(ks, "/spec/sourceRef/name"),
+    );
     let source = client.get(&source_ref);
     let artifact = match (&source, source_kind) {
         (_, kind) if kind != "GitRepository" => Err(format!(
@@ -104,13 +121,20 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
         (None, _) => Err(format!("Source '{}' not found", source_ref.display())),
         (Some(src), _) => match git_artifact(f, src) {
             Some(a) if objects::is_ready(src) => Ok(a),
-            _ => Err(format!("Source artifact not found for '{}', retrying in 30s", source_ref.display())),
+            _ => Err(format!(
+                "Source artifact not found for '{}', retrying in 30s",
+                source_ref.display()
+            )),
         },
     };
     let (dir, sha, revision) = match artifact {
         Ok(a) => a,
         Err(message) => {
-            log_err("status", ks, client.set_status(ks, not_ready(status, "ArtifactFailed", &message)));
+            log_err(
+                "status",
+                ks,
+                client.set_status(ks, not_ready(status, "ArtifactFailed", &message)),
+            );
             return;
         }
     };
@@ -118,12 +142,22 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
     // Dependencies must be Ready at their current generation.
     if let Some(Value::Array(deps)) = ks.pointer("/spec/dependsOn") {
         for dep in deps {
-            let dep_ns = dep.get("namespace").and_then(Value::as_str).unwrap_or(&own_ns);
+            let dep_ns = dep
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(&own_ns);
             let dep_name = objects::s(dep, "/name");
             let r = ObjRef::new(KUSTOMIZE_API, "Kustomization", Some(dep_ns), dep_name);
-            if !client.get(&r).is_some_and(|d| objects::is_ready(&d) && !objects::is_deleting(&d)) {
+            if !client
+                .get(&r)
+                .is_some_and(|d| objects::is_ready(&d) && !objects::is_deleting(&d))
+            {
                 let message = format!("dependency '{dep_ns}/{dep_name}' is not ready");
-                log_err("status", ks, client.set_status(ks, not_ready(status, "DependencyNotReady", &message)));
+                log_err(
+                    "status",
+                    ks,
+                    client.set_status(ks, not_ready(status, "DependencyNotReady", &message)),
+                );
                 return;
             }
         }
@@ -134,14 +168,20 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
         Ok(v) => v,
         Err(message) => {
             status["lastAttemptedRevision"] = json!(revision);
-            log_err("status", ks, client.set_status(ks, not_ready(status, "BuildFailed", &message)));
+            log_err(
+                "status",
+                ks,
+                client.set_status(ks, not_ready(status, "BuildFailed", &message)),
+            );
             return;
         }
     };
     let key = AppliedKey {
         revision: revision.clone(),
         generation: objects::generation(ks),
-        requested_at: objects::annotation(ks, REQUESTED_AT).unwrap_or("").to_string(),
+        requested_at: objects::annotation(ks, REQUESTED_AT)
+            .unwrap_or("")
+            .to_string(),
         vars: vars.as_ref().map_or(0, |v| {
             let sorted: BTreeMap<_, _> = v.iter().collect();
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -174,9 +214,14 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
                 f.retry_after.remove(&uid);
             }
             Err(message) => {
-                f.retry_after.insert(uid.clone(), Instant::now() + Duration::from_secs(1));
+                f.retry_after
+                    .insert(uid.clone(), Instant::now() + Duration::from_secs(1));
                 tracing::info!(kustomization = %ObjRef::of(ks).display(), %message, "flux simulation: apply failed");
-                log_err("status", ks, client.set_status(ks, not_ready(status, "ReconciliationFailed", &message)));
+                log_err(
+                    "status",
+                    ks,
+                    client.set_status(ks, not_ready(status, "ReconciliationFailed", &message)),
+                );
                 return;
             }
         }
@@ -189,17 +234,36 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
         let refs: Vec<ObjRef> = status
             .pointer("/inventory/entries")
             .and_then(Value::as_array)
-            .map(|e| e.iter().filter_map(|e| ObjRef::from_inventory(objects::s(e, "/id"), objects::s(e, "/v"))).collect())
+            .map(|e| {
+                e.iter()
+                    .filter_map(|e| {
+                        ObjRef::from_inventory(objects::s(e, "/id"), objects::s(e, "/v"))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
-        refs.into_iter().find(|r| !client.get(r).is_some_and(|o| healthy(&o)))
+        refs.into_iter()
+            .find(|r| !client.get(r).is_some_and(|o| healthy(&o)))
     } else {
         None
     };
     let status = match unhealthy {
-        Some(r) => with_ready(ks, status, "Unknown", "Progressing", &format!("Health check in progress: waiting for {}", r.display())),
+        Some(r) => with_ready(
+            ks,
+            status,
+            "Unknown",
+            "Progressing",
+            &format!("Health check in progress: waiting for {}", r.display()),
+        ),
         None => {
             status["lastAppliedRevision"] = json!(revision);
-            with_ready(ks, status, "True", "ReconciliationSucceeded", &format!("Applied revision: {revision}"))
+            with_ready(
+                ks,
+                status,
+                "True",
+                "ReconciliationSucceeded",
+                &format!("Applied revision: {revision}"),
+            )
         }
     };
     log_err("status", ks, client.set_status(ks, status));
@@ -214,16 +278,28 @@ fn healthy(obj: &Value) -> bool {
         return objects::is_ready(obj);
     }
     if objects::s(obj, "/kind") == "Deployment" {
-        let want = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-        let available = obj.pointer("/status/availableReplicas").and_then(Value::as_i64).unwrap_or(0);
-        let observed = obj.pointer("/status/observedGeneration").and_then(Value::as_i64);
+        let want = obj
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let available = obj
+            .pointer("/status/availableReplicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let observed = obj
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64);
         return available >= want && observed == Some(objects::generation(obj));
     }
     true
 }
 
 /// `postBuild.substitute` over `postBuild.substituteFrom`; None when there is no postBuild.
-fn variables(f: &FluxController, ks: &Value, ns: &str) -> Result<Option<HashMap<String, String>>, String> {
+fn variables(
+    f: &FluxController,
+    ks: &Value,
+    ns: &str,
+) -> Result<Option<HashMap<String, String>>, String> {
     let Some(post) = ks.pointer("/spec/postBuild").filter(|p| !p.is_null()) else {
         return Ok(None);
     };
@@ -238,7 +314,10 @@ fn variables(f: &FluxController, ks: &Value, ns: &str) -> Result<Option<HashMap<
                 if optional {
                     continue;
                 }
-                return Err(format!("substitute from '{kind}/{name}' error: {}s \"{name}\" not found", kind.to_lowercase()));
+                return Err(format!(
+                    "substitute from '{kind}/{name}' error: {}s \"{name}\" not found",
+                    kind.to_lowercase()
+                ));
             };
             if let Some(Value::Object(data)) = obj.get("data") {
                 for (k, v) in data {
@@ -274,7 +353,8 @@ fn stage(obj: &Value) -> u8 {
     match objects::s(obj, "/kind") {
         "CustomResourceDefinition" => 0,
         "Namespace" => 1,
-        "ClusterRole" | "ClusterRoleBinding" | "StorageClass" | "IngressClass" | "PriorityClass" => 2,
+        "ClusterRole" | "ClusterRoleBinding" | "StorageClass" | "IngressClass"
+        | "PriorityClass" => 2,
         _ => 3,
     }
 }
@@ -287,7 +367,11 @@ fn apply(
     vars: Option<&HashMap<String, String>>,
 ) -> Result<Vec<ObjRef>, String> {
     let client = &f.kustomize;
-    let namespaced = |api_version: &str, kind: &str| client.resource(api_version, kind).is_none_or(|rt| rt.namespaced);
+    let namespaced = |api_version: &str, kind: &str| {
+        client
+            .resource(api_version, kind)
+            .is_none_or(|rt| rt.namespaced)
+    };
     let tree = Tree::open(&f.snapshots, dir, sha).map_err(|e| e.to_string())?;
     let input = BuildInput {
         vars,
@@ -297,7 +381,10 @@ fn apply(
         .build(objects::s(ks, "/spec/path"), &input)
         .map_err(|e| format!("kustomize build failed: {e}"))?;
     built.sort_by_key(stage);
-    let target_ns = ks.pointer("/spec/targetNamespace").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let target_ns = ks
+        .pointer("/spec/targetNamespace")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let ks_name = objects::name(ks);
     let ks_ns = objects::namespace(ks).unwrap_or("default");
     let mut applied = Vec::new();
@@ -316,7 +403,10 @@ fn apply(
                 obj["metadata"]["namespace"] = json!(ns);
             }
             if objects::namespace(&obj).is_none() {
-                return Err(format!("{kind}/{} namespace not specified", objects::name(&obj)));
+                return Err(format!(
+                    "{kind}/{} namespace not specified",
+                    objects::name(&obj)
+                ));
             }
         }
         obj["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] = json!(ks_name);

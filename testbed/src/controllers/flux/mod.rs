@@ -114,7 +114,9 @@ impl FluxController {
 
     fn running(&self, controller: &str) -> bool {
         !self.options.require_controllers
-            || self.source.deployment_exists(&self.options.namespace, controller)
+            || self
+                .source
+                .deployment_exists(&self.options.namespace, controller)
     }
 }
 
@@ -144,7 +146,8 @@ fn injected_failure(plan: &FaultPlan, obj: &Value) -> Option<Value> {
     let kind = objects::s(obj, "/kind");
     let failure = plan.failure(kind, objects::namespace(obj), objects::name(obj))?;
     let mut status = obj.get("status").cloned().unwrap_or_else(|| json!({}));
-    status["conditions"] = json!(failure.conditions(&objects::conditions(obj), objects::generation(obj)));
+    status["conditions"] =
+        json!(failure.conditions(&objects::conditions(obj), objects::generation(obj)));
     status["observedGeneration"] = json!(objects::generation(obj));
     Some(status)
 }
@@ -155,7 +158,14 @@ fn with_ready(obj: &Value, mut status: Value, ready: &str, reason: &str, message
     let mut conditions = objects::conditions(obj);
     objects::remove_condition(&mut conditions, "Stalled");
     if ready == "Unknown" {
-        objects::set_condition(&mut conditions, "Reconciling", "True", reason, message, generation);
+        objects::set_condition(
+            &mut conditions,
+            "Reconciling",
+            "True",
+            reason,
+            message,
+            generation,
+        );
     } else {
         objects::remove_condition(&mut conditions, "Reconciling");
     }

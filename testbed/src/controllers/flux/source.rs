@@ -10,7 +10,7 @@ const STATIC_KINDS: [&str; 4] = ["HelmRepository", "OCIRepository", "HelmChart",
 
 pub(super) fn reconcile_all(f: &mut FluxController) {
     for repo in f.source.list(SOURCE_API, "GitRepository", None) {
-        reconcile(f, &repo, |f, obj| git_revision(f, obj));
+        reconcile(f, &repo, git_revision);
     }
     for kind in STATIC_KINDS {
         for obj in f.source.list(SOURCE_API, kind, None) {
@@ -32,13 +32,20 @@ fn git_revision(f: &FluxController, obj: &Value) -> Result<(String, String), (St
             format!("failed to checkout and determine revision: unable to clone '{url}': repository not found"),
         ));
     };
-    let r = |p: &str| obj.pointer(&format!("/spec/ref/{p}")).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let r = |p: &str| {
+        obj.pointer(&format!("/spec/ref/{p}"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let (spec, label) = if let Some(commit) = r("commit") {
         (commit.to_string(), r("branch").map(str::to_string))
     } else if let Some(tag) = r("tag") {
         (format!("refs/tags/{tag}"), Some(tag.to_string()))
     } else if let Some(name) = r("name") {
-        (name.to_string(), Some(name.trim_start_matches("refs/heads/").to_string()))
+        (
+            name.to_string(),
+            Some(name.trim_start_matches("refs/heads/").to_string()),
+        )
     } else {
         let branch = r("branch").unwrap_or("master");
         (format!("refs/heads/{branch}"), Some(branch.to_string()))
@@ -57,14 +64,25 @@ fn git_revision(f: &FluxController, obj: &Value) -> Result<(String, String), (St
 }
 
 fn static_revision(obj: &Value) -> (String, String) {
-    let seed = format!("{}{}", objects::s(obj, "/spec/url"), obj.get("spec").map(Value::to_string).unwrap_or_default());
+    let seed = format!(
+        "{}{}",
+        objects::s(obj, "/spec/url"),
+        obj.get("spec").map(Value::to_string).unwrap_or_default()
+    );
     let digest = sha256_hex(&seed);
     let revision = match objects::s(obj, "/kind") {
         "OCIRepository" => {
-            let tag = obj.pointer("/spec/ref/tag").and_then(Value::as_str).unwrap_or("latest");
+            let tag = obj
+                .pointer("/spec/ref/tag")
+                .and_then(Value::as_str)
+                .unwrap_or("latest");
             format!("{tag}@sha256:{digest}")
         }
-        "HelmChart" => obj.pointer("/spec/version").and_then(Value::as_str).unwrap_or("0.0.0").to_string(),
+        "HelmChart" => obj
+            .pointer("/spec/version")
+            .and_then(Value::as_str)
+            .unwrap_or("0.0.0")
+            .to_string(),
         _ => format!("sha256:{digest}"),
     };
     (revision, digest)
@@ -75,11 +93,19 @@ type Resolve = fn(&FluxController, &Value) -> Result<(String, String), (String, 
 fn reconcile(f: &mut FluxController, obj: &Value, resolve: Resolve) {
     let client = f.source.clone();
     if objects::is_deleting(obj) {
-        log_err("removing finalizer", obj, client.remove_finalizer(obj, FINALIZER));
+        log_err(
+            "removing finalizer",
+            obj,
+            client.remove_finalizer(obj, FINALIZER),
+        );
         return;
     }
     if !objects::finalizers(obj).iter().any(|x| x == FINALIZER) {
-        log_err("adding finalizer", obj, client.add_finalizer(obj, FINALIZER));
+        log_err(
+            "adding finalizer",
+            obj,
+            client.add_finalizer(obj, FINALIZER),
+        );
         return;
     }
     if obj.pointer("/spec/suspend") == Some(&Value::Bool(true)) {
@@ -95,7 +121,14 @@ fn reconcile(f: &mut FluxController, obj: &Value, resolve: Resolve) {
         Err((reason, message)) => {
             let mut s = with_ready(obj, status, "False", &reason, &message);
             if let Some(Value::Array(conditions)) = s.get_mut("conditions") {
-                objects::set_condition(conditions, "FetchFailed", "True", &reason, &message, objects::generation(obj));
+                objects::set_condition(
+                    conditions,
+                    "FetchFailed",
+                    "True",
+                    &reason,
+                    &message,
+                    objects::generation(obj),
+                );
             }
             s
         }
@@ -122,7 +155,14 @@ fn reconcile(f: &mut FluxController, obj: &Value, resolve: Resolve) {
             let mut s = with_ready(obj, status, "True", "Succeeded", &message);
             if let Some(Value::Array(conditions)) = s.get_mut("conditions") {
                 objects::remove_condition(conditions, "FetchFailed");
-                objects::set_condition(conditions, "ArtifactInStorage", "True", "Succeeded", &message, objects::generation(obj));
+                objects::set_condition(
+                    conditions,
+                    "ArtifactInStorage",
+                    "True",
+                    "Succeeded",
+                    &message,
+                    objects::generation(obj),
+                );
             }
             s
         }
@@ -131,7 +171,10 @@ fn reconcile(f: &mut FluxController, obj: &Value, resolve: Resolve) {
 }
 
 /// The local checkout and commit a source's artifact stands for: (checkout, sha, revision).
-pub(super) fn git_artifact(f: &FluxController, source: &Value) -> Option<(std::path::PathBuf, String, String)> {
+pub(super) fn git_artifact(
+    f: &FluxController,
+    source: &Value,
+) -> Option<(std::path::PathBuf, String, String)> {
     let revision = objects::s(source, "/status/artifact/revision");
     let sha = revision.rsplit("sha1:").next().filter(|s| s.len() == 40)?;
     let dir = f.options.checkout(objects::s(source, "/spec/url"))?;

@@ -68,11 +68,17 @@ mod tests {
 
     #[test]
     fn forms() {
-        let vars: HashMap<String, String> = [("a".to_string(), "1".to_string()), ("e".to_string(), String::new())]
-            .into_iter()
-            .collect();
+        let vars: HashMap<String, String> = [
+            ("a".to_string(), "1".to_string()),
+            ("e".to_string(), String::new()),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(substitute("x=${a} y=${b}", &vars), "x=1 y=");
         assert_eq!(substitute("${b:=d} ${e:=d} ${e=d} ${b-z}", &vars), "d d  z");
-        assert_eq!(substitute("$${a} $a ${not a var} $", &vars), "${a} $a ${not a var} $");
+        assert_eq!(
+            substitute("$${a} $a ${not a var} $", &vars),
+            "${a} $a ${not a var} $"
+        );
     }
 }

@@ -1,0 +1,155 @@
+//! Access entries and their cluster-scoped access policies.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_eks::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_eks::types::{AccessScope, AccessScopeType};
+use chrono::{DateTime, Utc};
+use labflow_core::error::classify_sdk_error;
+use labflow_core::StepError;
+
+use crate::principal::Grant;
+use crate::report::Change;
+
+/// Pages of ListAssociatedAccessPolicies read at most per principal.
+const MAX_PAGES: usize = 10;
+
+fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    err.as_service_error().and_then(|e| e.code())
+}
+
+/// Make sure `grant.principal_arn` has an access entry and every policy of the grant at cluster
+/// scope. Returns when the principal's access was last granted (entry creation or policy
+/// association), as far as EKS reports it — the start of the propagation wait.
+pub async fn ensure(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+    grant: &Grant,
+    tags: &HashMap<String, String>,
+    now: DateTime<Utc>,
+    changes: &mut Vec<Change>,
+) -> Result<Option<DateTime<Utc>>, StepError> {
+    let principal = grant.principal_arn.as_str();
+    let resource = format!("accessEntry/{principal}");
+    let mut granted_at: Option<DateTime<Utc>>;
+
+    let described = eks
+        .describe_access_entry()
+        .cluster_name(cluster)
+        .principal_arn(principal)
+        .send()
+        .await;
+    match described {
+        Ok(out) => {
+            granted_at = out
+                .access_entry()
+                .and_then(|e| e.created_at())
+                .and_then(to_chrono);
+        }
+        Err(err) if code(&err) == Some("ResourceNotFoundException") => {
+            let created = eks
+                .create_access_entry()
+                .cluster_name(cluster)
+                .principal_arn(principal)
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await;
+            match created {
+                Ok(out) => {
+                    changes.push(Change::new(&resource, "create", "type STANDARD"));
+                    granted_at = Some(
+                        out.access_entry()
+                            .and_then(|e| e.created_at())
+                            .and_then(to_chrono)
+                            .unwrap_or(now),
+                    );
+                }
+                // Made by a call whose answer was lost.
+                Err(err) if code(&err) == Some("ResourceInUseException") => granted_at = Some(now),
+                Err(err) => {
+                    return Err(classify_sdk_error(
+                        &format!("creating the access entry for {principal}"),
+                        err,
+                    ))
+                }
+            }
+        }
+        Err(err) => {
+            return Err(classify_sdk_error(
+                &format!("describing the access entry for {principal}"),
+                err,
+            ))
+        }
+    }
+
+    let (associated, associated_at) = cluster_scoped_policies(eks, cluster, principal).await?;
+    granted_at = granted_at.max(associated_at);
+    for policy in &grant.policies {
+        if associated.contains(policy) {
+            continue;
+        }
+        eks.associate_access_policy()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .policy_arn(policy)
+            .access_scope(
+                AccessScope::builder()
+                    .r#type(AccessScopeType::Cluster)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                classify_sdk_error(&format!("associating {policy} with {principal}"), e)
+            })?;
+        changes.push(Change::new(
+            &resource,
+            "associate-policy",
+            format!("{policy} at cluster scope"),
+        ));
+        granted_at = Some(now);
+    }
+    Ok(granted_at)
+}
+
+/// The policies associated with a principal at cluster scope, and the latest association time.
+async fn cluster_scoped_policies(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+    principal: &str,
+) -> Result<(BTreeSet<String>, Option<DateTime<Utc>>), StepError> {
+    let mut policies = BTreeSet::new();
+    let mut latest: Option<DateTime<Utc>> = None;
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let out = eks
+            .list_associated_access_policies()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| {
+                classify_sdk_error(&format!("listing the access policies of {principal}"), e)
+            })?;
+        for p in out.associated_access_policies() {
+            let cluster_scope = p
+                .access_scope()
+                .and_then(|s| s.r#type())
+                .is_some_and(|t| *t == AccessScopeType::Cluster);
+            if let (true, Some(arn)) = (cluster_scope, p.policy_arn()) {
+                policies.insert(arn.to_string());
+                latest = latest.max(p.associated_at().and_then(to_chrono));
+            }
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok((policies, latest))
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}

@@ -1,0 +1,181 @@
+//! What the EKS simulator holds, and the clock-driven status transitions
+//! (CREATING → ACTIVE, DELETING → gone, UPDATING → ACTIVE).
+
+use crate::kubesim::{KubeSim, KubeSimOptions};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What happens to a resource when its timer runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    Active,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    pub at: Instant,
+    pub then: Then,
+}
+
+impl Pending {
+    pub fn after(delay: Duration, then: Then) -> Option<Pending> {
+        Some(Pending {
+            at: Instant::now() + delay,
+            then,
+        })
+    }
+}
+
+/// A resource document (the JSON shape DescribeX returns) and its pending transition.
+#[derive(Debug, Clone)]
+pub struct Res {
+    pub doc: Value,
+    pub pending: Option<Pending>,
+}
+
+impl Res {
+    pub fn status(&self) -> &str {
+        self.doc["status"].as_str().unwrap_or("")
+    }
+
+    pub fn set_status(&mut self, status: &str) {
+        self.doc["status"] = json!(status);
+    }
+
+    pub fn arn(&self, field: &str) -> &str {
+        self.doc[field].as_str().unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessEntryRec {
+    pub doc: Value,
+    /// policy ARN → AssociatedAccessPolicy
+    pub policies: BTreeMap<String, Value>,
+}
+
+pub struct ClusterRec {
+    pub res: Res,
+    pub nodegroups: BTreeMap<String, Res>,
+    pub addons: BTreeMap<String, Res>,
+    /// principal ARN → entry
+    pub access_entries: BTreeMap<String, AccessEntryRec>,
+    /// association id → PodIdentityAssociation
+    pub pod_identity: BTreeMap<String, Value>,
+    pub kubesim: Option<Arc<KubeSim>>,
+}
+
+impl ClusterRec {
+    pub fn status(&self) -> &str {
+        self.res.status()
+    }
+
+    pub fn auth_mode(&self) -> &str {
+        self.res.doc["accessConfig"]["authenticationMode"]
+            .as_str()
+            .unwrap_or("CONFIG_MAP")
+    }
+}
+
+pub struct UpdateRec {
+    pub doc: Value,
+    pub cluster: String,
+    pub nodegroup: Option<String>,
+    pub addon: Option<String>,
+    pub done_at: Instant,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub clusters: BTreeMap<String, ClusterRec>,
+    /// update id → update
+    pub updates: BTreeMap<String, UpdateRec>,
+}
+
+fn due(p: &Option<Pending>, now: Instant) -> Option<Then> {
+    p.filter(|p| p.at <= now).map(|p| p.then)
+}
+
+impl State {
+    /// Applies every transition whose time has come. Starting a cluster's kubesim is the only
+    /// await; if it fails the cluster goes FAILED with a health issue, as a broken control plane would.
+    pub async fn advance(&mut self, credentials: &(String, String)) {
+        let now = Instant::now();
+        for upd in self.updates.values_mut() {
+            if upd.doc["status"] == "InProgress" && upd.done_at <= now {
+                upd.doc["status"] = json!("Successful");
+            }
+        }
+        let mut gone = Vec::new();
+        for (name, cluster) in self.clusters.iter_mut() {
+            match due(&cluster.res.pending, now) {
+                Some(Then::Remove) => {
+                    gone.push(name.clone());
+                    continue;
+                }
+                Some(Then::Active) => {
+                    cluster.res.pending = None;
+                    if cluster.kubesim.is_none() {
+                        let options = KubeSimOptions::new(name.clone())
+                            .with_credentials(credentials.0.clone(), credentials.1.clone());
+                        match KubeSim::start(options).await {
+                            Ok(sim) => {
+                                cluster.res.doc["endpoint"] = json!(sim.endpoint());
+                                cluster.res.doc["certificateAuthority"] =
+                                    json!({"data": sim.ca_base64()});
+                                cluster.kubesim = Some(Arc::new(sim));
+                                cluster.res.set_status("ACTIVE");
+                            }
+                            Err(e) => {
+                                tracing::warn!(cluster = %name, error = %e, "eks: starting the cluster's kubesim failed");
+                                cluster.res.set_status("FAILED");
+                                cluster.res.doc["health"] = json!({"issues": [{
+                                    "code": "ClusterUnreachable",
+                                    "message": format!("control plane failed to start: {e}"),
+                                    "resourceIds": [name],
+                                }]});
+                            }
+                        }
+                    } else {
+                        cluster.res.set_status("ACTIVE");
+                    }
+                }
+                None => {}
+            }
+            for map in [&mut cluster.nodegroups, &mut cluster.addons] {
+                map.retain(|_, r| match due(&r.pending, now) {
+                    Some(Then::Remove) => false,
+                    Some(Then::Active) => {
+                        r.pending = None;
+                        r.set_status("ACTIVE");
+                        true
+                    }
+                    None => true,
+                });
+            }
+        }
+        for name in gone {
+            // Dropping the record stops its kubesim.
+            if let Some(cluster) = self.clusters.remove(&name) {
+                tracing::info!(cluster = %name, "eks: cluster deleted");
+                drop(cluster);
+            }
+            self.updates.retain(|_, u| u.cluster != name);
+        }
+    }
+
+    pub fn cluster(&self, name: &str) -> super::error::EksResult<&ClusterRec> {
+        self.clusters.get(name).ok_or_else(|| {
+            super::error::EksError::not_found(format!("No cluster found for name: {name}."))
+        })
+    }
+
+    pub fn cluster_mut(&mut self, name: &str) -> super::error::EksResult<&mut ClusterRec> {
+        self.clusters.get_mut(name).ok_or_else(|| {
+            super::error::EksError::not_found(format!("No cluster found for name: {name}."))
+        })
+    }
+}
