@@ -9,3 +9,6 @@ pub mod kubesim;
 pub mod moto;
 pub mod paths;
 pub mod releases;
+pub mod testbed;
+
+pub use testbed::{ControllersFor, Testbed, TestbedError, TestbedOptions};

@@ -48,6 +48,16 @@ impl AwsClients {
         }
     }
 
+    /// The same clients with EKS answered at `endpoint` (the testbed serves EKS apart from the
+    /// other services; in Lambda, `AWS_ENDPOINT_URL_EKS` does this through `from_env`).
+    pub fn with_eks_endpoint(mut self, endpoint: &str) -> Self {
+        let eks = aws_sdk_eks::config::Builder::from(&self.config)
+            .endpoint_url(endpoint)
+            .build();
+        self.eks = aws_sdk_eks::Client::from_conf(eks);
+        self
+    }
+
     pub fn region(&self) -> Result<&str, StepError> {
         self.config
             .region()
