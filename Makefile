@@ -8,7 +8,7 @@ CRD_CACHE := .cache/crds
 export LABFLOW_VENV := $(abspath $(VENV))
 export LABFLOW_CRD_CACHE := $(abspath $(CRD_CACHE))
 
-.PHONY: all venv crds test lint fmt demo package clean
+.PHONY: all venv crds test lint checkov fmt demo package clean
 
 all: test
 
@@ -28,10 +28,20 @@ $(CRD_CACHE)/.verified: scripts/fetch-crds.sh
 test: venv crds
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
-## lint: formatting and clippy with warnings as errors
-lint:
+## lint: formatting, clippy with warnings as errors, checkov on infra/terraform
+lint: checkov
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## checkov: static security scan of infra/terraform (own venv .venv/checkov; skips reasoned in the repo)
+checkov:
+	bash scripts/checkov.sh
+
+## package: every Lambda zip (cargo-lambda + zig from PyPI into .venv) into dist/lambda for Terraform.
+## LAMBDA_ARCH=x86_64 is the fallback; pass the same value to terraform as lambda_architecture.
+LAMBDA_ARCH ?= arm64
+package:
+	LABFLOW_ARCH=$(LAMBDA_ARCH) bash scripts/package.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -5,6 +5,8 @@
 #   LABFLOW_ARCH=arm64 (default) | x86_64   must match Terraform's lambda_architecture
 #   LABFLOW_DIST_DIR                         default <repo>/dist/lambda
 #   LABFLOW_VENV                             default <repo>/.venv (cargo-lambda + ziglang go there)
+#   CARGO_TARGET_DIR                         default <repo>/target (cargo's own variable; cargo-lambda
+#                                            writes its per-function zips under <it>/lambda-<arch>)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,7 +54,7 @@ done
 bin_args=()
 for name in "${functions[@]}"; do bin_args+=(--bin "$name"); done
 
-build_dir="$root/target/lambda-$arch"
+build_dir="${CARGO_TARGET_DIR:-$root/target}/lambda-$arch"
 echo "package: building ${#functions[@]} functions for $arch ($target): ${functions[*]}" >&2
 start=$(date +%s)
 (cd "$root" && cargo lambda build --release "$arch_flag" --output-format zip \
@@ -70,6 +72,11 @@ for name in "${functions[@]}"; do
 done
 
 echo "package: $arch build took $((end - start)) s; zips in ${dist_dir#"$root"/}:"
+total=0
 for name in "${functions[@]}"; do
-    printf '  %-16s %8s bytes\n' "$name.zip" "$(stat -c %s "$dist_dir/$name.zip")"
+    size="$(stat -c %s "$dist_dir/$name.zip")"
+    total=$((total + size))
+    printf '  %-20s %10s bytes (%s)\n' "$name.zip" "$size" "$(numfmt --to=iec-i --suffix=B "$size")"
 done
+printf '  %-20s %10s bytes (%s)\n' "total" "$total" "$(numfmt --to=iec-i --suffix=B "$total")"
+echo "package: deploy with terraform -var lambda_architecture=$arch (infra/terraform, docs/deploy.md)"
