@@ -19,9 +19,12 @@ if [[ ! -f "$stamp" || "$requirements" -nt "$stamp" ]]; then
 fi
 
 cd "$root/infra/terraform"
+report="$(mktemp)"
+trap 'rm -f "$report"' EXIT
 # Offline: --download-external-modules false (the module has none) and --skip-download (no
 # guideline/severity lookups at Prisma Cloud; checks and inline skips work without them).
-exec "$venv/bin/checkov" \
+status=0
+"$venv/bin/checkov" \
     --skip-download \
     --config-file .checkov.yaml \
     --directory . \
@@ -29,4 +32,16 @@ exec "$venv/bin/checkov" \
     --download-external-modules false \
     --compact \
     --quiet \
-    "$@"
+    "$@" | tee "$report" || status=$?
+(( status == 0 )) || exit "$status"
+
+# checkov exits 0 when a file does not parse (it just skips the file) or when it found nothing
+# to scan: both would hide every check of that file, so they fail the lint here.
+if grep -Eq 'Parsing errors: [1-9]' "$report"; then
+    echo "checkov: some .tf files did not parse, so they were not checked" >&2
+    exit 1
+fi
+if ! grep -Eq 'Passed checks: [1-9]' "$report"; then
+    echo "checkov: no passed checks reported: nothing was scanned?" >&2
+    exit 1
+fi

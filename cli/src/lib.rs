@@ -2,4 +2,5 @@
 //! it without spawning the binary.
 
 pub mod gitops;
+pub mod local;
 pub mod states;

@@ -24,6 +24,8 @@ enum Command {
     States(labflow_cli::states::StatesArgs),
     /// Lint the Flux (GitOps) tree the clusters sync.
     Gitops(labflow_cli::gitops::GitopsArgs),
+    /// Run the lifecycle on this machine: AWS emulator, EKS simulator, simulated controllers.
+    Local(labflow_cli::local::LocalArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::States(args) => labflow_cli::states::run(args),
         Command::Gitops(args) => labflow_cli::gitops::run(args),
+        Command::Local(args) => labflow_cli::local::run(args),
     };
     match outcome {
         Ok(code) => code,

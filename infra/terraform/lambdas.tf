@@ -20,6 +20,9 @@ locals {
     for fn in keys(local.lambda_functions) : fn => merge(
       { RUST_LOG = var.rust_log },
       fn == "github-webhook" ? { LABFLOW_STATE_MACHINE_ARN = local.state_machine_arn } : {},
+      # cluster-access grants its own role cluster admin; the full role ARN (with its path) comes
+      # from here rather than being rebuilt from the STS session ARN.
+      fn == "cluster-access" ? { LABFLOW_AUTOMATION_ROLE_ARN = aws_iam_role.lambda[fn].arn } : {},
       fn == "github-status" && var.github_api_url != "" ? { GITHUB_API_URL = var.github_api_url } : {},
     )
   }

@@ -26,6 +26,11 @@ output "secret_parameters" {
   }
 }
 
+output "kms_key_alias" {
+  description = "labflow's KMS key (SecureStrings): pass it as --key-id when setting the secrets."
+  value       = aws_kms_alias.labflow.name
+}
+
 output "vpc_id" {
   value = aws_vpc.main.id
 }

@@ -42,6 +42,10 @@ pub struct Options {
     /// Local runs against live simulators need real time to pass between polls; tests and
     /// `labflow states run` leave it off and finish at once.
     pub real_time_scale: Option<f64>,
+    /// `arn:aws:states:<region>:<account>:` prefix of the state machine and execution ARNs in the
+    /// context object (default `arn:aws:states:local:000000000000:`); set it to match an
+    /// execution registered elsewhere (e.g. the AWS emulator).
+    pub arn_prefix: Option<String>,
 }
 
 impl Default for Options {
@@ -54,6 +58,7 @@ impl Default for Options {
             state_machine_name: "local".into(),
             listener: None,
             real_time_scale: None,
+            arn_prefix: None,
         }
     }
 }
@@ -155,12 +160,13 @@ impl Executor {
 
     pub async fn run(&self, input: Value) -> Execution {
         let o = &self.options;
-        let sm_arn = format!(
-            "arn:aws:states:local:000000000000:stateMachine:{}",
-            o.state_machine_name
-        );
+        let prefix = o
+            .arn_prefix
+            .as_deref()
+            .unwrap_or("arn:aws:states:local:000000000000:");
+        let sm_arn = format!("{prefix}stateMachine:{}", o.state_machine_name);
         let exec_arn = format!(
-            "arn:aws:states:local:000000000000:execution:{}:{}",
+            "{prefix}execution:{}:{}",
             o.state_machine_name, o.execution_name
         );
         let context = json!({

@@ -14,6 +14,9 @@ pub const LAMBDA_PRICE_PER_REQUEST: f64 = 0.20 / 1_000_000.0;
 pub const LAMBDA_ARM_PRICE_PER_GB_SECOND: f64 = 0.000_013_333_4;
 /// Memory each labflow Lambda is deployed with (infra/terraform's default).
 pub const LAMBDA_MEMORY_MB: f64 = 256.0;
+/// Where the prices come from, for the summary line.
+pub const PRICE_SOURCE: &str =
+    "us-east-1 list prices: aws.amazon.com/step-functions/pricing, aws.amazon.com/lambda/pricing";
 /// Lambda bills duration in 1 ms increments.
 const BILLING_GRANULARITY_MS: f64 = 1.0;
 

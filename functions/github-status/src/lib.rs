@@ -1,7 +1,282 @@
 //! labflow github-status: commit statuses on the pushed sha, linking to the execution.
 //!
-//! Not implemented yet (issue 10); the IAM the function will need is declared already so the
-//! Terraform cross-check covers it.
+//! The state machine calls it three ways (state-machine/lifecycle.asl.json, `Report*` states):
+//! `{"state": "pending" | "success" | "failure", "executionArn": $$.Execution.Id,
+//!   "executionInput": $$.Execution.Input[, "error": {"Error", "Cause"}]}`.
+//! It posts a status on `source.sha` of `source.repository` with context `labflow/<env>`, a
+//! one-line description and a link to the execution in the console. Executions without a
+//! GitHub sha are skipped; GitHub refusing the status (4xx) is reported in the output, never an
+//! error; 5xx and rate limits are retried (see [`github`]). The token is read from SSM and never
+//! logged or returned.
 
-/// The IAM actions the function calls: it reads the GitHub token from SSM.
+pub mod describe;
+pub mod github;
+pub mod target;
+
+use std::time::{Duration, Instant};
+
+use labflow_core::aws::AwsClients;
+use labflow_core::error::classify_sdk_error;
+use labflow_core::StepError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+pub use describe::{CommitState, ErrorInfo};
+pub use github::{RetryPolicy, Token};
+
+/// Exactly the IAM actions this function calls (checked against Terraform).
 pub const AWS_OPERATIONS: &[&str] = &["ssm:GetParameter"];
+
+/// SSM parameter holding the GitHub token (SecureString).
+pub const TOKEN_PARAMETER: &str = "/labflow/github/token";
+
+/// The public GitHub API; `GITHUB_API_URL` overrides it (GitHub Enterprise, local stand-ins).
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+
+/// How long the token is reused before it is read again (rotation takes effect within this).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// One request's time limit: a hung connection must not eat the call's budget.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Clients and settings, built once per cold start.
+#[derive(Debug)]
+pub struct Ctx {
+    pub ssm: aws_sdk_ssm::Client,
+    /// Base URL of the GitHub REST API, without a trailing slash.
+    pub api_url: String,
+    pub http: reqwest::Client,
+    pub retry: RetryPolicy,
+    pub token_ttl: Duration,
+    token: Mutex<Option<(Instant, Token)>>,
+}
+
+impl Ctx {
+    /// `api_url` defaults to [`DEFAULT_API_URL`].
+    pub fn new(clients: &AwsClients, api_url: Option<&str>) -> Result<Self, StepError> {
+        let api_url = api_url.unwrap_or(DEFAULT_API_URL).trim_end_matches('/');
+        match reqwest::Url::parse(api_url) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {}
+            _ => {
+                return Err(StepError::InvalidInput(format!(
+                    "GitHub API URL {api_url:?} is not an http(s) URL"
+                )))
+            }
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("labflow-github-status/", env!("CARGO_PKG_VERSION")))
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|err| StepError::InvalidInput(format!("cannot build HTTP client: {err}")))?;
+        Ok(Self {
+            ssm: clients.ssm.clone(),
+            api_url: api_url.to_string(),
+            http,
+            retry: RetryPolicy::default(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+            token: Mutex::new(None),
+        })
+    }
+
+    /// Settings from the Lambda environment (`GITHUB_API_URL`).
+    pub fn from_env(clients: &AwsClients) -> Result<Self, StepError> {
+        let url = std::env::var("GITHUB_API_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty());
+        Self::new(clients, url.as_deref())
+    }
+
+    /// The same context with another retry policy (tests use millisecond delays).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The GitHub token, cached for `token_ttl`.
+    async fn token(&self) -> Result<Token, StepError> {
+        let mut cached = self.token.lock().await;
+        if let Some((at, token)) = cached.as_ref() {
+            if at.elapsed() < self.token_ttl {
+                return Ok(token.clone());
+            }
+        }
+        let out = self
+            .ssm
+            .get_parameter()
+            .name(TOKEN_PARAMETER)
+            .with_decryption(true)
+            .send()
+            .await;
+        let value = match out {
+            Ok(out) => out
+                .parameter()
+                .and_then(|p| p.value())
+                .map(str::to_string)
+                .unwrap_or_default(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                return Err(StepError::InvalidInput(format!(
+                    "{TOKEN_PARAMETER} is not set"
+                )))
+            }
+            Err(err) => {
+                return Err(classify_sdk_error(
+                    &format!("reading SSM parameter {TOKEN_PARAMETER}"),
+                    err,
+                ))
+            }
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(StepError::InvalidInput(format!(
+                "{TOKEN_PARAMETER} is empty"
+            )));
+        }
+        let token = Token::new(value);
+        *cached = Some((Instant::now(), token.clone()));
+        Ok(token)
+    }
+}
+
+/// What the state machine passes (see the crate docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Input {
+    pub state: CommitState,
+    /// `$$.Execution.Id`: linked from the status.
+    pub execution_arn: String,
+    /// `$$.Execution.Input`, read leniently (it may be the input run-guard rejected).
+    pub execution_input: serde_json::Value,
+    /// The caught error, for `failure`.
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+}
+
+/// The report. `posted` says whether GitHub stored the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Output {
+    pub done: bool,
+    /// `posted`, `refused` (GitHub answered 4xx) or `skipped` (no commit to mark).
+    pub phase: String,
+    pub posted: bool,
+    /// Why nothing was posted, when skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// The state posted (or attempted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<CommitState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    /// GitHub's HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// GitHub's reason for refusing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Requests made.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl Output {
+    fn skipped(reason: String) -> Self {
+        Self {
+            done: true,
+            phase: "skipped".into(),
+            posted: false,
+            skipped: Some(reason),
+            state: None,
+            context: None,
+            description: None,
+            target_url: None,
+            repository: None,
+            sha: None,
+            status: None,
+            reason: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// Post the status for one report of the state machine.
+pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
+    let target = match target::from_execution_input(&input.execution_input) {
+        Ok(target) => target,
+        Err(reason) => {
+            tracing::info!(reason = %reason, "no commit to mark; status skipped");
+            return Ok(Output::skipped(reason));
+        }
+    };
+    let error = input.error.as_ref();
+    let state = describe::state_to_post(input.state, error);
+    let target_url = describe::console_url(&input.execution_arn);
+    if target_url.is_none() {
+        tracing::warn!(execution_arn = %input.execution_arn, "not an execution ARN; status posted without a link");
+    }
+    let body = github::StatusBody {
+        state,
+        target_url,
+        description: describe::description(state, &target, error),
+        context: target.context(),
+    };
+    let token = ctx.token().await?;
+    let posted =
+        github::post_status(&ctx.http, &ctx.api_url, &token, &ctx.retry, &target, &body).await?;
+    let mut output = Output {
+        done: true,
+        phase: String::new(),
+        posted: false,
+        skipped: None,
+        state: Some(state),
+        context: Some(body.context),
+        description: Some(body.description),
+        target_url: body.target_url,
+        repository: Some(format!("{}/{}", target.owner, target.repo)),
+        sha: Some(target.sha),
+        status: None,
+        reason: None,
+        attempts: 0,
+    };
+    match posted {
+        github::Posted::Created { status, attempts } => {
+            output.phase = "posted".into();
+            output.posted = true;
+            output.status = Some(status);
+            output.attempts = attempts;
+        }
+        github::Posted::Refused {
+            status,
+            reason,
+            attempts,
+        } => {
+            output.phase = "refused".into();
+            output.status = Some(status);
+            output.reason = Some(reason);
+            output.attempts = attempts;
+        }
+    }
+    tracing::info!(
+        repository = output.repository.as_deref().unwrap_or(""),
+        sha = output.sha.as_deref().unwrap_or(""),
+        context = output.context.as_deref().unwrap_or(""),
+        state = ?state,
+        phase = %output.phase,
+        status = output.status.unwrap_or(0),
+        reason = output.reason.as_deref().unwrap_or(""),
+        attempts = output.attempts,
+        "commit status reported"
+    );
+    Ok(output)
+}

@@ -1,1 +1,13 @@
-fn main() {}
+//! github-status Lambda: wiring only; the logic is in the library.
+
+use labflow_core::aws::AwsClients;
+use labflow_github_status::{handle, Ctx, Input};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    labflow_core::logging::init_json();
+    let clients = AwsClients::from_env().await?;
+    let ctx = Ctx::from_env(&clients)?;
+    let ctx = &ctx;
+    labflow_core::lambda::serve(move |input: Input| handle(ctx, input)).await
+}

@@ -68,6 +68,23 @@ pub async fn list(
     }
 }
 
+/// One object, or `None` when it (or its resource type) does not exist.
+pub async fn get(
+    client: &kube::Client,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<DynamicObject>, StepError> {
+    match api(client, ar, namespace).get_opt(name).await {
+        Ok(obj) => Ok(obj),
+        Err(err) if is_not_found(&err) => Ok(None),
+        Err(err) => Err(classify_kube_error(
+            &format!("reading {} {name}", ar.kind),
+            err,
+        )),
+    }
+}
+
 /// Delete one object (background propagation, like kubectl). `Ok(false)` if it was already gone.
 pub async fn delete(
     client: &kube::Client,

@@ -3,11 +3,12 @@
 //! finalizer only if it is on the known-safe list and its controller is gone, otherwise fail
 //! with `labflow.ComponentFailed` naming the object and the finalizer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::DynamicObject;
-use kube::core::ApiResource;
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{verbs, Discovery, Scope};
+use labflow_core::flux::inventory;
 use labflow_core::teardown_plan::{finalizer_decision, FinalizerDecision};
 use labflow_core::StepError;
 
@@ -108,10 +109,25 @@ pub(crate) async fn settle(
                     _ => report.waiting(format!("{} terminating", inner.label())),
                 }
             }
+        } else if item.ar.kind == "Kustomization" {
+            // A Kustomization garbage-collecting waits on its inventory: name what holds it.
+            let inside = terminating_in_inventory(client, &item.obj).await?;
+            if inside.is_empty() {
+                stuck.push(item);
+            }
+            for inner in inside {
+                match k8s::deletion_time(&inner.obj) {
+                    Some(since) if now - since >= grace => stuck.push(inner),
+                    _ => report.waiting(format!("{} terminating", inner.label())),
+                }
+            }
         } else {
             stuck.push(item);
         }
     }
+    // The same object can be found directly and through a Kustomization's inventory.
+    let mut seen = BTreeSet::new();
+    stuck.retain(|item| seen.insert(item.label()));
     if stuck.is_empty() {
         return Ok(true);
     }
@@ -157,6 +173,51 @@ pub(crate) async fn settle(
         )));
     }
     Ok(true)
+}
+
+/// Objects of a Kustomization's inventory that still exist, are terminating and hold finalizers
+/// (only looked up for a Kustomization stuck past the grace period).
+async fn terminating_in_inventory(
+    client: &kube::Client,
+    kustomization: &DynamicObject,
+) -> Result<Vec<Terminating>, StepError> {
+    let body = serde_json::json!({
+        "status": kustomization.data.get("status").cloned().unwrap_or_default()
+    });
+    let Some(Ok(entries)) = inventory::entries(&body) else {
+        return Ok(Vec::new());
+    };
+    let mut resources: BTreeMap<(String, String, String), Option<ApiResource>> = BTreeMap::new();
+    let mut found = Vec::new();
+    for entry in entries {
+        let gvk_key = (
+            entry.group.clone(),
+            entry.version.clone(),
+            entry.kind.clone(),
+        );
+        if !resources.contains_key(&gvk_key) {
+            let gvk = GroupVersionKind::gvk(&entry.group, &entry.version, &entry.kind);
+            // A kind the server no longer serves has no objects left.
+            let ar = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .ok()
+                .map(|(ar, _)| ar);
+            resources.insert(gvk_key.clone(), ar);
+        }
+        let Some(Some(ar)) = resources.get(&gvk_key) else {
+            continue;
+        };
+        let namespace = (!entry.namespace.is_empty()).then_some(entry.namespace.as_str());
+        if let Some(obj) = k8s::get(client, ar, namespace, &entry.name).await? {
+            if obj.metadata.deletion_timestamp.is_some() && !k8s::finalizers(&obj).is_empty() {
+                found.push(Terminating {
+                    ar: ar.clone(),
+                    obj,
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Terminating objects that hold finalizers inside a namespace, over every listable namespaced

@@ -52,6 +52,18 @@ impl EksError {
         )
     }
 
+    /// An injected fault: the error type the service would send with that status, so the SDK
+    /// classifies it the same way (429 throttling, 5xx transient, both retried).
+    pub fn injected(status: u16, message: String) -> Self {
+        let code = match status {
+            429 => "ThrottlingException",
+            503 => "ServiceUnavailableException",
+            400..=499 => "InvalidRequestException",
+            _ => "ServerException",
+        };
+        Self::new(status, code, message)
+    }
+
     pub fn server(message: impl Into<String>) -> Self {
         Self::new(500, "ServerException", message)
     }

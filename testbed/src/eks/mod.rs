@@ -6,6 +6,11 @@
 //! ([`EksDelays`], zero by default: the create answer says CREATING, the next call sees ACTIVE).
 //! Every ACTIVE cluster is served by its own [`KubeSim`] whose HTTPS endpoint and CA
 //! DescribeCluster returns; it accepts EKS tokens signed with the simulator's credentials.
+//! AWS-side request faults ([`FaultPlan`] rules with `Side::Aws`, target `eks`) are answered
+//! before the operation runs, with the error types the SDK classifies as throttling/transient.
+//!
+//! Clients reach it through `AWS_ENDPOINT_URL_EKS` (its own loopback port, [`EksServer`]);
+//! every other AWS service goes to the emulator at `AWS_ENDPOINT_URL`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), std::io::Error> {
@@ -31,6 +36,7 @@ pub use clusters::{DEFAULT_VERSION, SUPPORTED_VERSIONS};
 pub use error::EksError;
 pub use server::EksServer;
 
+use crate::faults::{FaultAction, FaultPlan, RequestInfo};
 use crate::kubesim::KubeSim;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, Weak};
@@ -73,6 +79,8 @@ pub struct EksOptions {
     pub delays: EksDelays,
     /// (access key id, secret access key) the clusters' kubesims accept EKS tokens from.
     pub credentials: (String, String),
+    /// Request faults for the EKS API (rules with side `Aws`/`Any`, target `eks` or none).
+    pub faults: FaultPlan,
 }
 
 impl Default for EksOptions {
@@ -82,6 +90,7 @@ impl Default for EksOptions {
             account_id: "123456789012".into(),
             delays: EksDelays::default(),
             credentials: ("AKIATESTBED000000001".into(), "testbed-secret".into()),
+            faults: FaultPlan::new(),
         }
     }
 }
@@ -147,6 +156,7 @@ impl HealthIssue {
 struct Inner {
     ctx: Ctx,
     credentials: (String, String),
+    faults: FaultPlan,
     state: tokio::sync::Mutex<state::State>,
     log: Mutex<Vec<EksRequestRecord>>,
     ticker: Mutex<Option<JoinHandle<()>>>,
@@ -162,7 +172,7 @@ impl Drop for Inner {
     }
 }
 
-/// The simulator (no listener of its own; see [`EksServer`] and the front door). Cloning gives
+/// The simulator (no listener of its own; [`EksServer`] serves it over HTTP). Cloning gives
 /// another handle on the same state; everything stops when the last handle is dropped.
 #[derive(Clone)]
 pub struct EksSim {
@@ -180,6 +190,7 @@ impl EksSim {
                 delays: options.delays,
             },
             credentials: options.credentials,
+            faults: options.faults,
             state: tokio::sync::Mutex::new(state::State::default()),
             log: Mutex::new(Vec::new()),
             ticker: Mutex::new(None),
@@ -195,9 +206,20 @@ impl EksSim {
     /// Answers one EKS API request. `path` is the raw path, `query` the raw query string.
     pub async fn handle(&self, method: &str, path: &str, query: &str, body: &[u8]) -> EksResponse {
         let op = route::parse(method, path);
-        let result = match &op {
-            Some(op) => self.dispatch(op, query, body).await,
-            None => Err(EksError::unknown_operation(method, path)),
+        let name = op.as_ref().map_or("Unknown", route::Op::name);
+        let injected = self
+            .inner
+            .faults
+            .check(&RequestInfo::aws("eks", method, path, Some(name)));
+        if let Some(action) = &injected {
+            action.wait().await;
+        }
+        let result = match (&op, injected) {
+            (_, Some(FaultAction::Respond { code, message })) => {
+                Err(EksError::injected(code, message))
+            }
+            (Some(op), _) => self.dispatch(op, query, body).await,
+            (None, _) => Err(EksError::unknown_operation(method, path)),
         };
         let (response, error) = match result {
             Ok(value) => (
@@ -218,7 +240,7 @@ impl EksSim {
             ),
         };
         let record = EksRequestRecord {
-            operation: op.as_ref().map_or("Unknown", route::Op::name).to_string(),
+            operation: name.to_string(),
             method: method.to_string(),
             path: path.to_string(),
             status: response.status,
@@ -281,6 +303,11 @@ impl EksSim {
             UpdatePodIdentityAssociation(c, id) => pod_identity::update(st, c, id, &body),
             DeletePodIdentityAssociation(c, id) => pod_identity::delete(st, c, id),
         }
+    }
+
+    /// The fault plan EKS API requests are checked against (shared with whoever holds a clone).
+    pub fn faults(&self) -> FaultPlan {
+        self.inner.faults.clone()
     }
 
     /// Every request answered so far, oldest first.

@@ -12,14 +12,25 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// Sub-resources can be created only on a running cluster.
+/// Add-ons and Pod Identity associations need a running control plane.
 pub fn require_running(cluster: &ClusterRec, name: &str) -> EksResult<()> {
     match cluster.status() {
         "ACTIVE" | "UPDATING" => Ok(()),
-        other => Err(EksError::in_use(format!(
-            "Cluster {name} is in {other} state"
-        ))),
+        _ => Err(not_active(name)),
     }
+}
+
+/// The real API refuses a node group on a cluster that is not ACTIVE (even UPDATING) with
+/// `InvalidRequestException: Cluster '<name>' is not in ACTIVE status`.
+fn require_active(cluster: &ClusterRec, name: &str) -> EksResult<()> {
+    match cluster.status() {
+        "ACTIVE" => Ok(()),
+        _ => Err(not_active(name)),
+    }
+}
+
+fn not_active(name: &str) -> EksError {
+    EksError::invalid_request(format!("Cluster '{name}' is not in ACTIVE status"))
 }
 
 fn not_found(ng: &str) -> EksError {
@@ -49,7 +60,7 @@ fn check_node_version(cluster: &ClusterRec, version: &str) -> EksResult<()> {
 
 pub fn create(st: &mut State, ctx: &Ctx, cluster_name: &str, body: &Value) -> EksResult<Value> {
     let cluster = st.cluster_mut(cluster_name)?;
-    require_running(cluster, cluster_name)?;
+    require_active(cluster, cluster_name)?;
     let name = req_str(body, "nodegroupName")?;
     if !valid_name(name) {
         return Err(EksError::invalid_parameter(format!(

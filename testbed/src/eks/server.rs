@@ -1,5 +1,5 @@
-//! A plain-HTTP loopback listener for the simulator alone (`AWS_ENDPOINT_URL_EKS`). The front
-//! door serves the same simulator behind the one endpoint for all services.
+//! A plain-HTTP loopback listener for the simulator (`AWS_ENDPOINT_URL_EKS`). The other AWS
+//! services are the emulator's, at `AWS_ENDPOINT_URL`; there is no shared front door.
 
 use super::{EksOptions, EksSim};
 use bytes::Bytes;

@@ -44,44 +44,114 @@ fn inventory_json(refs: &[ObjRef]) -> Value {
     json!({"entries": entries.into_iter().map(|(id, v)| json!({"id": id, "v": v})).collect::<Vec<_>>()})
 }
 
-fn prune_disabled(obj: &Value) -> bool {
-    objects::annotation(obj, PRUNE) == Some("disabled")
+const RECONCILE: &str = "kustomize.toolkit.fluxcd.io/reconcile";
+const OWNER_NAME: &str = "kustomize.toolkit.fluxcd.io/name";
+const OWNER_NAMESPACE: &str = "kustomize.toolkit.fluxcd.io/namespace";
+
+/// Whether garbage collection (prune or deletion) may delete a live object, as Flux's
+/// `ssa.DeleteAll` decides: it must still carry this Kustomization's owner labels (another
+/// Kustomization may have taken it over), and neither a label nor an annotation
+/// `kustomize.toolkit.fluxcd.io/prune` / `reconcile` may say `disabled`.
+fn deletable(ks: &Value, live: &Value) -> bool {
+    let owned = objects::label(live, OWNER_NAME) == Some(objects::name(ks))
+        && objects::label(live, OWNER_NAMESPACE) == objects::namespace(ks);
+    let excluded = [PRUNE, RECONCILE].iter().any(|key| {
+        objects::label(live, key) == Some("disabled")
+            || objects::annotation(live, key) == Some("disabled")
+    });
+    owned && !excluded
+}
+
+/// `spec.deletionPolicy` (default MirrorPrune): whether deleting the Kustomization deletes its
+/// inventory. A suspended Kustomization never does.
+fn deletes_on_finalize(ks: &Value) -> bool {
+    if ks.pointer("/spec/suspend") == Some(&Value::Bool(true)) {
+        return false;
+    }
+    match objects::s(ks, "/spec/deletionPolicy") {
+        "" | "MirrorPrune" => ks.pointer("/spec/prune") == Some(&Value::Bool(true)),
+        "Delete" | "WaitForTermination" => true,
+        _ => false,
+    }
+}
+
+/// A Go duration as Flux's API writes them (`1h`, `10m`, `30s`, `1m30s`, `500ms`).
+fn go_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        total += Duration::from_secs_f64(value * scale);
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// kustomize-controller's finalizer: delete what garbage collection may delete, then let go —
+/// without waiting for it to disappear, unless `deletionPolicy: WaitForTermination` (which waits
+/// up to `spec.timeout`, default the interval, and lets go anyway after that).
+fn finalize(f: &mut FluxController, ks: &Value) {
+    let client = f.kustomize.clone();
+    if deletes_on_finalize(ks) {
+        let mut remaining = 0;
+        for r in inventory(ks) {
+            let Some(live) = client.get(&r) else {
+                continue;
+            };
+            if !deletable(ks, &live) {
+                continue;
+            }
+            remaining += 1;
+            if !objects::is_deleting(&live) {
+                log_err("garbage collection", &live, client.delete(&r).map(|_| ()));
+            }
+        }
+        if remaining > 0 && objects::s(ks, "/spec/deletionPolicy") == "WaitForTermination" {
+            let timeout = go_duration(objects::s(ks, "/spec/timeout"))
+                .or_else(|| go_duration(objects::s(ks, "/spec/interval")))
+                .unwrap_or(Duration::from_secs(600));
+            let since =
+                chrono::DateTime::parse_from_rfc3339(objects::s(ks, "/metadata/deletionTimestamp"))
+                    .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std())
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+            if since < timeout {
+                return;
+            }
+            tracing::info!(kustomization = %ObjRef::of(ks).display(), "flux simulation: timed out waiting for garbage collection");
+        }
+    }
+    f.applied.remove(objects::uid(ks));
+    log_err(
+        "removing finalizer",
+        ks,
+        client.remove_finalizer(ks, FINALIZER),
+    );
 }
 
 fn reconcile(f: &mut FluxController, ks: &Value) {
     let client = f.kustomize.clone();
     let uid = objects::uid(ks).to_string();
     if objects::is_deleting(ks) {
-        if !objects::finalizers(ks).iter().any(|x| x == FINALIZER) {
-            return;
+        if objects::finalizers(ks).iter().any(|x| x == FINALIZER) {
+            finalize(f, ks);
         }
-        let suspended = ks.pointer("/spec/suspend") == Some(&Value::Bool(true));
-        let prune = ks.pointer("/spec/prune") == Some(&Value::Bool(true));
-        if prune && !suspended {
-            // Garbage collection: delete the inventory; keep the finalizer until it is gone.
-            let mut remaining = 0;
-            for r in inventory(ks) {
-                match client.get(&r) {
-                    None => {}
-                    Some(live) if prune_disabled(&live) => {}
-                    Some(live) => {
-                        remaining += 1;
-                        if !objects::is_deleting(&live) {
-                            log_err("garbage collection", &live, client.delete(&r).map(|_| ()));
-                        }
-                    }
-                }
-            }
-            if remaining > 0 {
-                return;
-            }
-        }
-        f.applied.remove(&uid);
-        log_err(
-            "removing finalizer",
-            ks,
-            client.remove_finalizer(ks, FINALIZER),
-        );
         return;
     }
     if !objects::finalizers(ks).iter().any(|x| x == FINALIZER) {
@@ -203,7 +273,7 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
                             continue;
                         }
                         if let Some(live) = client.get(&old) {
-                            if !prune_disabled(&live) {
+                            if deletable(ks, &live) {
                                 log_err("prune", &live, client.delete(&old).map(|_| ()));
                             }
                         }
@@ -418,4 +488,47 @@ fn apply(
         applied.push(r);
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(go_duration("1h0m0s"), Some(Duration::from_secs(3600)));
+        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(go_duration(""), None);
+        assert_eq!(go_duration("5x"), None);
+    }
+
+    #[test]
+    fn deletion_policy() {
+        let ks = |spec: Value| json!({"metadata": {"name": "a", "namespace": "flux-system"}, "spec": spec});
+        assert!(deletes_on_finalize(&ks(json!({"prune": true}))));
+        assert!(!deletes_on_finalize(&ks(json!({"prune": false}))));
+        assert!(!deletes_on_finalize(&ks(
+            json!({"prune": true, "suspend": true})
+        )));
+        assert!(deletes_on_finalize(&ks(
+            json!({"prune": false, "deletionPolicy": "Delete"})
+        )));
+        assert!(!deletes_on_finalize(&ks(
+            json!({"prune": true, "deletionPolicy": "Orphan"})
+        )));
+        let owned = |labels: Value, annotations: Value| json!({"metadata": {"name": "x", "labels": labels, "annotations": annotations}});
+        let me = ks(json!({}));
+        let mine = json!({OWNER_NAME: "a", OWNER_NAMESPACE: "flux-system"});
+        assert!(deletable(&me, &owned(mine.clone(), json!({}))));
+        assert!(!deletable(
+            &me,
+            &owned(
+                json!({OWNER_NAME: "b", OWNER_NAMESPACE: "flux-system"}),
+                json!({})
+            )
+        ));
+        assert!(!deletable(&me, &owned(mine, json!({PRUNE: "disabled"}))));
+    }
 }

@@ -1,0 +1,259 @@
+//! Runs one execution of the lifecycle against the local cloud: registered in the emulator's
+//! Step Functions (so the ARN is real to run-guard), executed by labflow-states in real time,
+//! with a progress line per step report and a summary with the AWS cost it would have had.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use labflow_core::aws::AwsClients;
+use labflow_states::{
+    EventType, Execution, ExecutionStatus, Executor, HistoryEvent, Listener, Options, StateMachine,
+};
+use serde_json::Value;
+
+use super::cloud::{Endpoints, STATE_MACHINE_NAME};
+use super::cost::{self, CostReport};
+use super::steps::{registry, Functions, Invocation, InvocationLog};
+
+/// A client of the local cloud: AWS clients on its endpoints and the functions' contexts.
+pub struct Session {
+    pub endpoints: Endpoints,
+    pub clients: AwsClients,
+    functions: Arc<Functions>,
+    machine: StateMachine,
+}
+
+/// The outcome of one execution.
+pub struct RunReport {
+    pub execution_arn: String,
+    pub execution: Execution,
+    pub invocations: Vec<Invocation>,
+    pub wall: Duration,
+    pub cost: CostReport,
+}
+
+impl RunReport {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.execution.status, ExecutionStatus::Succeeded { .. })
+    }
+}
+
+impl Session {
+    pub async fn connect(endpoints: Endpoints, definition: &str) -> anyhow::Result<Session> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(endpoints.region.clone()))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                endpoints.access_key_id.clone(),
+                endpoints.secret_access_key.clone(),
+                None,
+                None,
+                "labflow-local",
+            ))
+            .endpoint_url(&endpoints.aws)
+            .load()
+            .await;
+        let clients = AwsClients::from_config(config).with_eks_endpoint(&endpoints.eks);
+        let functions = Arc::new(Functions::new(&clients)?);
+        let machine = labflow_states::load(definition)
+            .map_err(|e| anyhow::anyhow!("the lifecycle definition does not lint: {e}"))?;
+        Ok(Session {
+            endpoints,
+            clients,
+            functions,
+            machine,
+        })
+    }
+
+    /// Starts `input` in the emulator's Step Functions and runs it here until it ends.
+    /// Progress lines go to `progress`.
+    pub async fn run(
+        &self,
+        input: Value,
+        progress: Arc<Mutex<dyn Write + Send>>,
+    ) -> anyhow::Result<RunReport> {
+        let action = input["action"].as_str().unwrap_or("run");
+        let env = input["environment"].as_str().unwrap_or("all");
+        let name = format!(
+            "{action}-{env}-{}-{}",
+            Utc::now().format("%Y%m%dT%H%M%S"),
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        );
+        let started = self
+            .clients
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.endpoints.state_machine_arn)
+            .name(&name)
+            .input(input.to_string())
+            .send()
+            .await
+            .context("StartExecution in the AWS emulator")?;
+        let execution_arn = started.execution_arn().to_string();
+        self.run_started(execution_arn, &name, input, progress)
+            .await
+    }
+
+    /// Runs an execution that was already started in the emulator (e.g. by the webhook).
+    pub async fn run_started(
+        &self,
+        execution_arn: String,
+        name: &str,
+        input: Value,
+        progress: Arc<Mutex<dyn Write + Send>>,
+    ) -> anyhow::Result<RunReport> {
+        let log = InvocationLog::default();
+        let invoker = Arc::new(registry(self.functions.clone(), log.clone()));
+        let clock = Instant::now();
+        let options = Options {
+            execution_name: name.to_string(),
+            state_machine_name: STATE_MACHINE_NAME.to_string(),
+            arn_prefix: Some(format!(
+                "arn:aws:states:{}:{}:",
+                self.endpoints.region, self.endpoints.account_id
+            )),
+            start_time: Utc::now(),
+            real_time_scale: Some(1.0),
+            listener: Some(progress_listener(progress, clock)),
+            ..Options::default()
+        };
+        let executor = Executor::new(self.machine.clone(), invoker).with_options(options);
+        let execution = executor.run(input).await;
+        // The emulator cannot run Lambdas; mark its copy ended so a later run-guard never
+        // mistakes it for a running holder of a lock.
+        let _ = self
+            .clients
+            .sfn
+            .stop_execution()
+            .execution_arn(&execution_arn)
+            .send()
+            .await;
+        let invocations = log.snapshot();
+        let durations: Vec<f64> = invocations
+            .iter()
+            .map(|i| i.duration.as_secs_f64() * 1000.0)
+            .collect();
+        let cost = cost::estimate(execution.transitions, &durations);
+        Ok(RunReport {
+            execution_arn,
+            execution,
+            invocations,
+            wall: clock.elapsed(),
+            cost,
+        })
+    }
+}
+
+/// One line per step report, failure and end of execution.
+fn progress_listener(out: Arc<Mutex<dyn Write + Send>>, clock: Instant) -> Listener {
+    Arc::new(move |event: &HistoryEvent| {
+        let line = match event.kind {
+            EventType::TaskSucceeded => {
+                summarize_output(&event.details["output"]).map(|s| (event.state.clone(), s))
+            }
+            EventType::TaskFailed | EventType::TaskTimedOut => Some((
+                event.state.clone(),
+                format!(
+                    "failed: {} {}",
+                    event.details["error"].as_str().unwrap_or(""),
+                    one_line(event.details["cause"].as_str().unwrap_or(""), 160)
+                ),
+            )),
+            EventType::ExecutionSucceeded => Some((None, "execution succeeded".to_string())),
+            EventType::ExecutionFailed | EventType::ExecutionTimedOut => {
+                Some((None, "execution failed".to_string()))
+            }
+            _ => None,
+        };
+        if let (Some((state, text)), Ok(mut w)) = (line, out.lock()) {
+            let _ = writeln!(
+                w,
+                "[{:>6.1}s] {:<22} {}",
+                clock.elapsed().as_secs_f64(),
+                state.unwrap_or_default(),
+                text
+            );
+        }
+    })
+}
+
+/// The few fields of a step report worth a progress line.
+fn summarize_output(output: &Value) -> Option<String> {
+    let obj = output.as_object()?;
+    let mut parts = Vec::new();
+    for key in ["done", "phase", "healthy", "revision", "skipped"] {
+        if let Some(v) = obj.get(key) {
+            parts.push(format!("{key}={}", compact(v)));
+        }
+    }
+    if let Some(c) = obj.get("counts") {
+        parts.push(format!("counts={}", compact(c)));
+    }
+    for key in ["pending", "waitingOn", "removed", "leftovers"] {
+        if let Some(list) = obj.get(key).and_then(Value::as_array) {
+            if !list.is_empty() {
+                parts.push(format!("{key}={}", list.len()));
+            }
+        }
+    }
+    if let Some(c) = obj.get("cluster").and_then(|c| c.get("status")) {
+        parts.push(format!("cluster={}", compact(c)));
+    }
+    if parts.is_empty() {
+        parts.push("ok".to_string());
+    }
+    Some(parts.join(" "))
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+/// The final summary block.
+pub fn write_summary(w: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
+    let status = match &report.execution.status {
+        ExecutionStatus::Succeeded { .. } => "SUCCEEDED".to_string(),
+        ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => {
+            format!(
+                "FAILED {}: {}",
+                failure.error,
+                one_line(&failure.cause, 300)
+            )
+        }
+    };
+    let c = &report.cost;
+    writeln!(w, "execution      {}", report.execution_arn)?;
+    writeln!(w, "status         {status}")?;
+    writeln!(w, "duration       {:.1} s", report.wall.as_secs_f64())?;
+    writeln!(w, "transitions    {}", c.state_transitions)?;
+    writeln!(
+        w,
+        "lambda calls   {} ({:.3} GB-s at {} MB)",
+        c.lambda_invocations,
+        c.lambda_gb_seconds,
+        cost::LAMBDA_MEMORY_MB
+    )?;
+    writeln!(
+        w,
+        "AWS cost       ${:.6} (Step Functions ${:.6} + Lambda ${:.6}; {})",
+        c.total_usd,
+        c.step_functions_usd,
+        c.lambda_usd,
+        cost::PRICE_SOURCE
+    )?;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Shared by flux-bootstrap's integration tests: moto (SSM) seeded with an environment config and
+//! the GitHub token, a kubesim reached with a real EKS token, the Flux install manifest fixture
+//! served over loopback, and a log capture to prove the token never reaches the logs.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use labflow_core::aws::AwsClients;
+use labflow_core::contract::{Action, Source, StepInput};
+use labflow_flux_bootstrap::{Ctx, GITHUB_TOKEN_PARAMETER};
+use labflow_testbed::kubesim::{KubeSim, KubeSimOptions, RequestRecord};
+use labflow_testbed::releases::{flux_install_manifest, ReleaseServer};
+use serde_json::Value;
+
+pub const REGION: &str = "eu-west-1";
+pub const ACCESS_KEY: &str = "AKIAFLUXBOOTSTRAPTEST";
+pub const SECRET_KEY: &str = "flux-bootstrap/secret/key/for/tests/only";
+/// The GitHub token the tests seed; it must never show up in an output, an error or a log line.
+pub const TOKEN: &str = "ghp_LabflowTestToken7f3a9c21e8b64d05";
+pub const FLUX_VERSION: &str = "2.7.3";
+pub const MANIFEST_PATH: &str = "/fluxcd/flux2/releases/download/v2.7.3/install.yaml";
+
+/// One test's world: its own kubesim, the shared moto, the manifest server.
+pub struct World {
+    pub environment: String,
+    pub sim: KubeSim,
+    pub kube: kube::Client,
+    pub aws: AwsClients,
+    pub releases: ReleaseServer,
+    pub manifest: String,
+    pub manifest_sha256: String,
+}
+
+impl World {
+    pub fn ctx(&self) -> anyhow::Result<Ctx> {
+        Ok(Ctx::new(self.aws.clone())?.with_kube(self.kube.clone()))
+    }
+
+    pub fn input(&self, action: Action) -> StepInput {
+        StepInput {
+            environment: self.environment.clone(),
+            action,
+            source: Source::Console {
+                requested_by: Some("tests".into()),
+            },
+            execution_arn: None,
+        }
+    }
+}
+
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// The CRD cache `make crds` fills; the shared reference copy when it is missing.
+pub fn crd_dir() -> anyhow::Result<std::path::PathBuf> {
+    let cache = labflow_testbed::paths::crd_cache_dir().context("no CRD cache location")?;
+    if cache
+        .join("kustomize-controller__kustomize.toolkit.fluxcd.io_kustomizations.yaml")
+        .is_file()
+    {
+        return Ok(cache);
+    }
+    Ok(std::path::PathBuf::from("/work/shared/crds"))
+}
+
+/// The example environment config with this test's names, endpoints and manifest pin.
+pub fn environment_config(
+    environment: &str,
+    manifest_url: &str,
+    manifest_sha256: &str,
+) -> anyhow::Result<Value> {
+    let mut config: Value =
+        serde_json::from_str(include_str!("../../../../examples/environments/lab.json"))?;
+    config["cluster"]["name"] = format!("labflow-{environment}").into();
+    config["flux"]["version"] = FLUX_VERSION.into();
+    config["flux"]["manifestUrl"] = manifest_url.into();
+    config["flux"]["manifestSha256"] = manifest_sha256.into();
+    config["flux"]["repository"]["url"] =
+        format!("https://github.com/example/labflow-{environment}").into();
+    config["dns"]["domain"] = format!("{environment}.example.com").into();
+    config["dns"]["ownerId"] = format!("labflow-{environment}").into();
+    Ok(config)
+}
+
+pub async fn put_config(aws: &AwsClients, environment: &str, config: &Value) -> anyhow::Result<()> {
+    aws.ssm
+        .put_parameter()
+        .name(labflow_core::config::parameter_name(environment))
+        .value(config.to_string())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Starts everything for `environment`; `sha256` overrides the manifest pin (None: the right one).
+pub async fn world(environment: &str, sha256: Option<&str>) -> anyhow::Result<World> {
+    let moto = tokio::task::spawn_blocking(labflow_testbed::moto::shared).await??;
+    let aws = AwsClients::from_config(sdk_config(&moto.endpoint()).await);
+    let manifest = flux_install_manifest(&crd_dir()?, FLUX_VERSION)?;
+    let manifest_sha256 = labflow_flux_bootstrap::manifest::sha256_hex(manifest.as_bytes());
+    let releases = ReleaseServer::start(HashMap::from([(
+        MANIFEST_PATH.to_string(),
+        manifest.clone().into_bytes(),
+    )]))
+    .await?;
+    let config = environment_config(
+        environment,
+        &releases.url(MANIFEST_PATH),
+        sha256.unwrap_or(&manifest_sha256),
+    )?;
+    put_config(&aws, environment, &config).await?;
+    aws.ssm
+        .put_parameter()
+        .name(GITHUB_TOKEN_PARAMETER)
+        .value(TOKEN)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await?;
+
+    let cluster = format!("labflow-{environment}");
+    let sim =
+        KubeSim::start(KubeSimOptions::new(&cluster).with_credentials(ACCESS_KEY, SECRET_KEY))
+            .await?;
+    let token = labflow_core::eks_token::generate_from_config(&aws.config, &cluster).await?;
+    let kube =
+        labflow_core::kube_client::client_for(&sim.endpoint(), &sim.ca_base64(), &token).await?;
+    Ok(World {
+        environment: environment.to_string(),
+        sim,
+        kube,
+        aws,
+        releases,
+        manifest,
+        manifest_sha256,
+    })
+}
+
+pub fn is_write(r: &RequestRecord) -> bool {
+    matches!(
+        r.verb.as_str(),
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    )
+}
+
+/// Everything logged while the guard lives (this thread, every target but the simulator's).
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,labflow_testbed=off",
+            ))
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).to_string()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
