@@ -24,6 +24,15 @@ crds: $(CRD_CACHE)/.verified
 $(CRD_CACHE)/.verified: scripts/fetch-crds.sh
 	bash scripts/fetch-crds.sh $(CRD_CACHE)
 
+## demo: the whole lifecycle on this machine — create the example lab (healthy at this checkout's
+## commit), then tear it down to nothing — on the AWS emulator, the EKS simulator and kubesim.
+LABFLOW_BIN = $(or $(CARGO_TARGET_DIR),target)/debug/labflow
+demo: venv crds
+	$(CARGO) build --quiet -p labflow-cli --bin labflow
+	@# A failed create is still torn down, so the demo never leaves a local cloud running.
+	$(LABFLOW_BIN) local up --env lab || { $(LABFLOW_BIN) local down --env lab; exit 1; }
+	$(LABFLOW_BIN) local down --env lab
+
 ## test: every test of the workspace
 test: venv crds
 	$(CARGO) test --workspace --all-targets --no-fail-fast

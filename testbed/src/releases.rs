@@ -43,8 +43,59 @@ pub const FLUX_CONTROLLERS: &[&str] = &[
     "notification-controller",
 ];
 
+/// Charts of the lab's stack that bring CRDs, and the pinned CRD files they bring (Istio's
+/// `base` chart carries all of Istio's CRDs; cert-manager renders its own with `crds.enabled`).
+const CHART_CRD_FILES: &[(&str, &[&str])] = &[
+    ("base", &["istio__crd-all.gen.yaml"]),
+    (
+        "cert-manager",
+        &[
+            "cert-manager__cert-manager.io_certificaterequests.yaml",
+            "cert-manager__cert-manager.io_certificates.yaml",
+            "cert-manager__cert-manager.io_clusterissuers.yaml",
+            "cert-manager__cert-manager.io_issuers.yaml",
+        ],
+    ),
+];
+
+/// Chart name → the CRDs its release installs, from the pinned cache (for
+/// `FluxOptions::with_chart_crds`).
+pub fn chart_crds(
+    crd_dir: &Path,
+) -> Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>, ReleaseError> {
+    use serde::Deserialize as _;
+    let mut out = std::collections::BTreeMap::new();
+    for (chart, files) in CHART_CRD_FILES {
+        let mut crds = Vec::new();
+        for file in *files {
+            let path = crd_dir.join(file);
+            if !path.is_file() {
+                return Err(ReleaseError::MissingCrd(
+                    crd_dir.display().to_string(),
+                    (*file).to_string(),
+                ));
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ReleaseError::Read(path.display().to_string(), e))?;
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let value = serde_json::Value::deserialize(doc)
+                    .map_err(|e| ReleaseError::Yaml(path.display().to_string(), e.to_string()))?;
+                if value.get("kind").and_then(serde_json::Value::as_str)
+                    == Some("CustomResourceDefinition")
+                {
+                    crds.push(value);
+                }
+            }
+        }
+        out.insert((*chart).to_string(), crds);
+    }
+    Ok(out)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
+    #[error("{0} is not valid YAML: {1}")]
+    Yaml(String, String),
     #[error("CRD cache {0} is missing {1} (run `make crds`)")]
     MissingCrd(String, String),
     #[error("reading {0}: {1}")]

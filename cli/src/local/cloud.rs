@@ -60,6 +60,9 @@ pub struct Endpoints {
     /// The testbed's fixed credentials (not secrets: they only exist on loopback).
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Set when the credentials are an STS role session (the functions' identity).
+    #[serde(default)]
+    pub session_token: Option<String>,
     pub account_id: String,
     pub state_machine_arn: String,
     /// Environment name → hosted zone id created for it.
@@ -97,8 +100,10 @@ impl LocalCloud {
         };
         let region = eks.region.clone();
         let account_id = eks.account_id.clone();
+        let chart_crds = labflow_testbed::releases::chart_crds(&options.crd_dir)
+            .context("reading the CRDs the lab's charts install")?;
         let controllers: ControllersFor = Arc::new(move |cluster: &str| {
-            let mut flux = FluxOptions::default();
+            let mut flux = FluxOptions::default().with_chart_crds(chart_crds.clone());
             for url in &repos {
                 flux = flux.with_repository(url.clone(), repository.clone());
             }
@@ -123,9 +128,11 @@ impl LocalCloud {
         .await
         .context("starting the testbed")?;
         let sdk = testbed.sdk_config().await;
-        let (access_key_id, secret_access_key) = testbed.credentials();
-        let (access_key_id, secret_access_key) =
-            (access_key_id.to_string(), secret_access_key.to_string());
+        let session = assume_automation_role(&sdk, &account_id).await?;
+        // Clusters accept EKS tokens signed by the role session, as they would a Lambda's.
+        testbed
+            .eks()
+            .trust_credentials(&session.access_key_id, &session.secret_access_key);
 
         let releases = serve_flux_releases(&options.crd_dir, &envs).await?;
         let ssm = aws_sdk_ssm::Client::new(&sdk);
@@ -189,8 +196,9 @@ impl LocalCloud {
             aws: testbed.aws_endpoint(),
             eks: testbed.eks_endpoint().to_string(),
             region,
-            access_key_id,
-            secret_access_key,
+            access_key_id: session.access_key_id,
+            secret_access_key: session.secret_access_key,
+            session_token: Some(session.session_token),
             account_id,
             state_machine_arn,
             environments: zones,
@@ -202,6 +210,38 @@ impl LocalCloud {
             endpoints,
         })
     }
+}
+
+/// The role the functions run as (Terraform gives each Lambda one), and the emulator's STS
+/// session of it: so the functions see `assumed-role/...` from GetCallerIdentity, as in Lambda.
+pub const AUTOMATION_ROLE: &str = "labflow-automation";
+
+struct RoleSession {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+}
+
+async fn assume_automation_role(
+    sdk: &aws_types::SdkConfig,
+    account_id: &str,
+) -> anyhow::Result<RoleSession> {
+    let sts = aws_sdk_sts::Client::new(sdk);
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account_id}:role/{AUTOMATION_ROLE}"))
+        .role_session_name("labflow-local")
+        .send()
+        .await
+        .context("AssumeRole in the AWS emulator")?;
+    let creds = out
+        .credentials()
+        .ok_or_else(|| anyhow!("AssumeRole in the AWS emulator returned no credentials"))?;
+    Ok(RoleSession {
+        access_key_id: creds.access_key_id().to_string(),
+        secret_access_key: creds.secret_access_key().to_string(),
+        session_token: creds.session_token().to_string(),
+    })
 }
 
 fn read_environments(files: &[PathBuf]) -> anyhow::Result<Vec<EnvFile>> {

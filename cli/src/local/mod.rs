@@ -5,6 +5,7 @@
 pub mod cloud;
 pub mod cost;
 pub mod daemon;
+pub mod github;
 pub mod push;
 pub mod runner;
 pub mod steps;
@@ -84,6 +85,14 @@ async fn dispatch(args: LocalArgs) -> anyhow::Result<ExitCode> {
     let common = absolutize(&root, args.common);
     match args.command {
         LocalCommand::Serve => {
+            // The daemon's stdout/stderr is the cloud log: simulated controllers log what they do.
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_ansi(false)
+                .try_init();
             let options = cloud_options(&root, &common, true)?;
             daemon::serve(&common.state_dir, options).await?;
             Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::cloud::{Endpoints, STATE_MACHINE_NAME};
 use super::cost::{self, CostReport};
+use super::github::{CommitStatus, GithubStandIn};
 use super::steps::{registry, Functions, Invocation, InvocationLog};
 
 /// A client of the local cloud: AWS clients on its endpoints and the functions' contexts.
@@ -24,6 +25,8 @@ pub struct Session {
     pub clients: AwsClients,
     functions: Arc<Functions>,
     machine: StateMachine,
+    /// Where github-status posts commit statuses in local runs.
+    pub github: GithubStandIn,
 }
 
 /// The outcome of one execution.
@@ -33,6 +36,8 @@ pub struct RunReport {
     pub invocations: Vec<Invocation>,
     pub wall: Duration,
     pub cost: CostReport,
+    /// Commit statuses github-status posted to the GitHub stand-in during the run.
+    pub statuses: Vec<CommitStatus>,
 }
 
 impl RunReport {
@@ -48,7 +53,7 @@ impl Session {
             .credentials_provider(aws_credential_types::Credentials::new(
                 endpoints.access_key_id.clone(),
                 endpoints.secret_access_key.clone(),
-                None,
+                endpoints.session_token.clone(),
                 None,
                 "labflow-local",
             ))
@@ -56,7 +61,8 @@ impl Session {
             .load()
             .await;
         let clients = AwsClients::from_config(config).with_eks_endpoint(&endpoints.eks);
-        let functions = Arc::new(Functions::new(&clients)?);
+        let github = GithubStandIn::start().await?;
+        let functions = Arc::new(Functions::new(&clients, github.url())?);
         let machine = labflow_states::load(definition)
             .map_err(|e| anyhow::anyhow!("the lifecycle definition does not lint: {e}"))?;
         Ok(Session {
@@ -64,6 +70,7 @@ impl Session {
             clients,
             functions,
             machine,
+            github,
         })
     }
 
@@ -120,7 +127,22 @@ impl Session {
             ..Options::default()
         };
         let executor = Executor::new(self.machine.clone(), invoker).with_options(options);
-        let execution = executor.run(input).await;
+        let execution = tokio::select! {
+            execution = executor.run(input) => execution,
+            _ = tokio::signal::ctrl_c() => {
+                // Stop the emulator's copy, so the lock this execution may hold can be taken
+                // over by the next run (run-guard sees its holder is no longer running).
+                let _ = self
+                    .clients
+                    .sfn
+                    .stop_execution()
+                    .execution_arn(&execution_arn)
+                    .cause("interrupted (Ctrl-C) in labflow local")
+                    .send()
+                    .await;
+                anyhow::bail!("interrupted; execution {execution_arn} stopped (the next run takes its lock over)");
+            }
+        };
         // The emulator cannot run Lambdas; mark its copy ended so a later run-guard never
         // mistakes it for a running holder of a lock.
         let _ = self
@@ -142,6 +164,7 @@ impl Session {
             invocations,
             wall: clock.elapsed(),
             cost,
+            statuses: self.github.statuses(),
         })
     }
 }
@@ -198,6 +221,13 @@ fn summarize_output(output: &Value) -> Option<String> {
             }
         }
     }
+    // Name what is being waited for, so a stuck run says why.
+    if let Some(list) = obj.get("pending").and_then(Value::as_array) {
+        let names: Vec<String> = list.iter().take(3).filter_map(object_name).collect();
+        if !names.is_empty() {
+            parts.push(format!("[{}]", names.join(", ")));
+        }
+    }
     if let Some(c) = obj.get("cluster").and_then(|c| c.get("status")) {
         parts.push(format!("cluster={}", compact(c)));
     }
@@ -205,6 +235,24 @@ fn summarize_output(output: &Value) -> Option<String> {
         parts.push("ok".to_string());
     }
     Some(parts.join(" "))
+}
+
+/// `Kind/namespace/name (reason)` of a reported object.
+fn object_name(v: &Value) -> Option<String> {
+    let kind = v.get("kind")?.as_str()?;
+    let name = v.get("name")?.as_str()?;
+    let ns = v.get("namespace").and_then(Value::as_str).unwrap_or("");
+    let reason = v.get("reason").and_then(Value::as_str).unwrap_or("");
+    let path = if ns.is_empty() {
+        name.to_string()
+    } else {
+        format!("{ns}/{name}")
+    };
+    Some(if reason.is_empty() {
+        format!("{kind}/{path}")
+    } else {
+        format!("{kind}/{path} ({reason})")
+    })
 }
 
 fn compact(v: &Value) -> String {
@@ -255,5 +303,16 @@ pub fn write_summary(w: &mut dyn Write, report: &RunReport) -> std::io::Result<(
         c.lambda_usd,
         cost::PRICE_SOURCE
     )?;
+    for s in &report.statuses {
+        writeln!(
+            w,
+            "commit status  {} {} on {}@{}: {}",
+            s.state,
+            s.context,
+            s.repository,
+            &s.sha[..s.sha.len().min(12)],
+            s.description
+        )?;
+    }
     Ok(())
 }

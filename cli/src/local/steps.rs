@@ -46,10 +46,12 @@ pub struct Functions {
     pub flux_bootstrap: labflow_flux_bootstrap::Ctx,
     pub health_check: labflow_health_check::Ctx,
     pub teardown: labflow_teardown::Ctx,
+    pub github_status: labflow_github_status::Ctx,
 }
 
 impl Functions {
-    pub fn new(clients: &AwsClients) -> anyhow::Result<Functions> {
+    /// `github_api` is the GitHub API the status function posts to (a local stand-in).
+    pub fn new(clients: &AwsClients, github_api: &str) -> anyhow::Result<Functions> {
         Ok(Functions {
             run_guard: labflow_run_guard::Ctx::new(
                 clients,
@@ -62,6 +64,8 @@ impl Functions {
             flux_bootstrap: labflow_flux_bootstrap::Ctx::new(clients.clone())?,
             health_check: labflow_health_check::Ctx::new(clients.clone()),
             teardown: labflow_teardown::Ctx::new(clients.clone()),
+            github_status: labflow_github_status::Ctx::new(clients, Some(github_api))
+                .map_err(|e| anyhow::anyhow!("github-status: {}", e.message()))?,
         })
     }
 }
@@ -111,10 +115,12 @@ pub fn registry(functions: Arc<Functions>, log: InvocationLog) -> RegistryInvoke
         health_check
     );
     step!("TeardownArn", "teardown", labflow_teardown, teardown);
-    // DEV ONLY until github-status lands: replaced by the real handler.
-    r.register("GithubStatusArn", |_v: Value| async move {
-        Ok(serde_json::json!({"skipped": "github-status not wired yet"}))
-    });
+    step!(
+        "GithubStatusArn",
+        "github-status",
+        labflow_github_status,
+        github_status
+    );
     r
 }
 

@@ -155,11 +155,22 @@ impl HealthIssue {
 
 struct Inner {
     ctx: Ctx,
-    credentials: (String, String),
+    /// Credentials the clusters' kubesims accept; more can be trusted later (see
+    /// [`EksSim::trust_credentials`]).
+    credentials: Mutex<Vec<(String, String)>>,
     faults: FaultPlan,
     state: tokio::sync::Mutex<state::State>,
     log: Mutex<Vec<EksRequestRecord>>,
     ticker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn trusted(&self) -> Vec<(String, String)> {
+        self.credentials
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Inner {
@@ -189,7 +200,7 @@ impl EksSim {
                 account_id: options.account_id,
                 delays: options.delays,
             },
-            credentials: options.credentials,
+            credentials: Mutex::new(vec![options.credentials]),
             faults: options.faults,
             state: tokio::sync::Mutex::new(state::State::default()),
             log: Mutex::new(Vec::new()),
@@ -201,6 +212,17 @@ impl EksSim {
             *t = Some(ticker);
         }
         EksSim { inner }
+    }
+
+    /// Also accept EKS tokens signed with these credentials in clusters that become ACTIVE from
+    /// now on — e.g. a role session the emulator's STS issued, as a Lambda would hold.
+    pub fn trust_credentials(&self, access_key_id: &str, secret_access_key: &str) {
+        if let Ok(mut c) = self.inner.credentials.lock() {
+            let pair = (access_key_id.to_string(), secret_access_key.to_string());
+            if !c.contains(&pair) {
+                c.push(pair);
+            }
+        }
     }
 
     /// Answers one EKS API request. `path` is the raw path, `query` the raw query string.
@@ -264,7 +286,7 @@ impl EksSim {
         let query = util::query_map(query);
         let ctx = &self.inner.ctx;
         let mut st = self.inner.state.lock().await;
-        st.advance(&self.inner.credentials).await;
+        st.advance(&self.inner.trusted()).await;
         let st = &mut *st;
         match op {
             CreateCluster => clusters::create(st, ctx, &body),
@@ -332,14 +354,14 @@ impl EksSim {
     /// The kubesim serving `cluster` (once it is ACTIVE; gone when the cluster is deleted).
     pub async fn kubesim(&self, cluster: &str) -> Option<Arc<KubeSim>> {
         let mut st = self.inner.state.lock().await;
-        st.advance(&self.inner.credentials).await;
+        st.advance(&self.inner.trusted()).await;
         st.clusters.get(cluster).and_then(|c| c.kubesim.clone())
     }
 
     /// Names of the clusters that exist (in any status).
     pub async fn cluster_names(&self) -> Vec<String> {
         let mut st = self.inner.state.lock().await;
-        st.advance(&self.inner.credentials).await;
+        st.advance(&self.inner.trusted()).await;
         st.clusters.keys().cloned().collect()
     }
 
@@ -352,7 +374,7 @@ impl EksSim {
         issues: &[HealthIssue],
     ) -> Result<(), EksError> {
         let mut st = self.inner.state.lock().await;
-        st.advance(&self.inner.credentials).await;
+        st.advance(&self.inner.trusted()).await;
         let c = st.cluster_mut(cluster)?;
         c.res.pending = None;
         c.res.set_status(status);
@@ -370,7 +392,7 @@ impl EksSim {
         issues: &[HealthIssue],
     ) -> Result<(), EksError> {
         let mut st = self.inner.state.lock().await;
-        st.advance(&self.inner.credentials).await;
+        st.advance(&self.inner.trusted()).await;
         let c = st.cluster_mut(cluster)?;
         let r = c.nodegroups.get_mut(nodegroup).ok_or_else(|| {
             EksError::not_found(format!("No node group found for name: {nodegroup}."))
@@ -391,7 +413,7 @@ impl EksSim {
         issues: &[HealthIssue],
     ) -> Result<(), EksError> {
         let mut st = self.inner.state.lock().await;
-        st.advance(&self.inner.credentials).await;
+        st.advance(&self.inner.trusted()).await;
         let c = st.cluster_mut(cluster)?;
         let r = c.addons.get_mut(addon).ok_or_else(|| {
             EksError::not_found(format!("No addon: {addon} found in cluster: {cluster}"))
@@ -411,7 +433,7 @@ async fn tick(inner: Weak<Inner>) {
         interval.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         let mut st = inner.state.lock().await;
-        st.advance(&inner.credentials).await;
+        st.advance(&inner.trusted()).await;
     }
 }
 

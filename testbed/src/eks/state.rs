@@ -102,7 +102,7 @@ fn due(p: &Option<Pending>, now: Instant) -> Option<Then> {
 impl State {
     /// Applies every transition whose time has come. Starting a cluster's kubesim is the only
     /// await; if it fails the cluster goes FAILED with a health issue, as a broken control plane would.
-    pub async fn advance(&mut self, credentials: &(String, String)) {
+    pub async fn advance(&mut self, credentials: &[(String, String)]) {
         let now = Instant::now();
         for upd in self.updates.values_mut() {
             if upd.doc["status"] == "InProgress" && upd.done_at <= now {
@@ -119,8 +119,11 @@ impl State {
                 Some(Then::Active) => {
                     cluster.res.pending = None;
                     if cluster.kubesim.is_none() {
-                        let options = KubeSimOptions::new(name.clone())
-                            .with_credentials(credentials.0.clone(), credentials.1.clone());
+                        let options = credentials
+                            .iter()
+                            .fold(KubeSimOptions::new(name.clone()), |o, (id, secret)| {
+                                o.with_credentials(id.clone(), secret.clone())
+                            });
                         match KubeSim::start(options).await {
                             Ok(sim) => {
                                 cluster.res.doc["endpoint"] = json!(sim.endpoint());

@@ -203,6 +203,29 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
             return;
         }
     }
+    // The chart's CRDs, unless the release says to skip them (`install.crds: Skip`).
+    let skip_crds = hr.pointer("/spec/install/crds").and_then(Value::as_str) == Some("Skip");
+    let crds = f
+        .options
+        .chart_crds
+        .get(&chart_name)
+        .cloned()
+        .unwrap_or_default();
+    for crd in crds.iter().filter(|_| !skip_crds) {
+        if let Err(e) = client.apply(crd) {
+            let message = format!(
+                "Helm install failed for release {tns}/{release} with chart {chart_name}@{version}: CustomResourceDefinition {}: {}",
+                objects::name(crd),
+                e.message
+            );
+            log_err(
+                "status",
+                hr,
+                client.set_status(hr, not_ready(status, "InstallFailed", &message)),
+            );
+            return;
+        }
+    }
     let deployment = workload(hr, &release, &tns);
     let installed = ObjRef::of(&deployment);
     let first = inventory(hr).is_empty();

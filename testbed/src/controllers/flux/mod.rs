@@ -42,6 +42,9 @@ pub struct FluxOptions {
     pub require_controllers: bool,
     /// Where Flux's Deployments live (default `flux-system`).
     pub namespace: String,
+    /// Chart name → CRDs a release of it installs (as Helm does from the chart; never removed
+    /// on uninstall, as Helm leaves CRDs behind).
+    pub chart_crds: BTreeMap<String, Vec<Value>>,
 }
 
 impl Default for FluxOptions {
@@ -50,6 +53,7 @@ impl Default for FluxOptions {
             repositories: BTreeMap::new(),
             require_controllers: true,
             namespace: "flux-system".to_string(),
+            chart_crds: BTreeMap::new(),
         }
     }
 }
@@ -57,6 +61,12 @@ impl Default for FluxOptions {
 impl FluxOptions {
     pub fn with_repository(mut self, url: impl Into<String>, checkout: impl Into<PathBuf>) -> Self {
         self.repositories.insert(url.into(), checkout.into());
+        self
+    }
+
+    /// Releases of these charts install these CRDs (see `releases::chart_crds`).
+    pub fn with_chart_crds(mut self, crds: BTreeMap<String, Vec<Value>>) -> Self {
+        self.chart_crds.extend(crds);
         self
     }
 
