@@ -67,7 +67,7 @@ async fn checksum_mismatch_is_invalid_input_and_applies_nothing() -> anyhow::Res
 #[tokio::test]
 async fn create_installs_in_stages_then_a_second_run_changes_nothing() -> anyhow::Result<()> {
     let logs = LogCapture::default();
-    let _guard = logs.install();
+    logs.install()?;
     let w = world("fb-create", None).await?;
     let ctx = w.ctx()?;
     let manifest_objects = labflow_flux_bootstrap::manifest::parse(w.manifest.as_bytes())?.len();

@@ -158,12 +158,16 @@ pub fn is_write(r: &RequestRecord) -> bool {
     )
 }
 
-/// Everything logged while the guard lives (this thread, every target but the simulator's).
+/// Everything logged by the process from `install` on (every target but the simulator's).
+///
+/// A process-wide subscriber, not a thread-local one: with tests running in parallel, a callsite
+/// first hit on another thread (no subscriber there) can have its interest cached as "never",
+/// and a thread-local subscriber then misses its events.
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+    pub fn install(&self) -> anyhow::Result<()> {
         let sink = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(
@@ -172,7 +176,8 @@ impl LogCapture {
             .with_writer(move || sink.clone())
             .with_ansi(false)
             .finish();
-        tracing::subscriber::set_default(subscriber)
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|e| anyhow::anyhow!("only one test per process may capture logs: {e}"))
     }
 
     pub fn text(&self) -> String {
