@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
-use aws_sdk_eks::types::{AccessConfigRequest, NodegroupScalingConfig, VpcConfigRequest};
+use aws_sdk_eks::types::{CreateAccessConfigRequest, NodegroupScalingConfig, VpcConfigRequest};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -190,11 +190,7 @@ pub async fn seed_unrelated_records(
         .name(domain)
         .r#type(RrType::Txt)
         .ttl(300)
-        .resource_records(
-            ResourceRecord::builder()
-                .value("\"v=spf1 -all\"")
-                .build()?,
-        )
+        .resource_records(ResourceRecord::builder().value("\"v=spf1 -all\"").build()?)
         .build()?;
     // Looks like ours by name, but its value names no owner: not a registry entry.
     let lookalike = ResourceRecordSet::builder()
@@ -299,7 +295,7 @@ pub async fn create_cluster(
                 .build(),
         )
         .access_config(
-            AccessConfigRequest::builder()
+            CreateAccessConfigRequest::builder()
                 .authentication_mode(aws_sdk_eks::types::AuthenticationMode::ApiAndConfigMap)
                 .build(),
         )
@@ -373,8 +369,18 @@ pub async fn eks_leftovers(aws: &AwsClients, cluster: &str) -> anyhow::Result<Ve
         Err(e) if is_not_found(&e) => return Ok(left),
         Err(e) => return Err(e.into()),
     }
-    let groups = aws.eks.list_nodegroups().cluster_name(cluster).send().await?;
-    left.extend(groups.nodegroups().iter().map(|n| format!("node group {n}")));
+    let groups = aws
+        .eks
+        .list_nodegroups()
+        .cluster_name(cluster)
+        .send()
+        .await?;
+    left.extend(
+        groups
+            .nodegroups()
+            .iter()
+            .map(|n| format!("node group {n}")),
+    );
     let addons = aws.eks.list_addons().cluster_name(cluster).send().await?;
     left.extend(addons.addons().iter().map(|a| format!("add-on {a}")));
     let entries = aws
@@ -550,6 +556,7 @@ pub async fn cluster_client(
                 certificate_authority_data: Some(ca.to_string()),
                 ..Default::default()
             }),
+            other: Default::default(),
         }],
         auth_infos: vec![kube::config::NamedAuthInfo {
             name: "tests".into(),
@@ -557,6 +564,7 @@ pub async fn cluster_client(
                 token: Some(token.expose().to_string().into()),
                 ..Default::default()
             }),
+            other: Default::default(),
         }],
         contexts: vec![kube::config::NamedContext {
             name: "eks".into(),
@@ -565,6 +573,7 @@ pub async fn cluster_client(
                 user: Some("tests".into()),
                 ..Default::default()
             }),
+            other: Default::default(),
         }],
         current_context: Some("eks".into()),
         ..Default::default()
@@ -598,7 +607,11 @@ pub async fn install_flux_crds(client: &kube::Client) -> anyhow::Result<()> {
 
 fn flux_system(cluster: &str) -> String {
     let mut out = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n");
-    for name in ["source-controller", "kustomize-controller", "helm-controller"] {
+    for name in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+    ] {
         out.push_str(&deployment("flux-system", name));
     }
     out.push_str(&format!(
@@ -693,7 +706,12 @@ impl Lab {
         let domain = format!("{env}.example.com");
         let owner = format!("{env}-owner");
         let zone_id = hosted_zone(&aws, &domain).await?;
-        put_config(&aws, env, &config(&cluster, &zone_id, &domain, &owner, false)).await?;
+        put_config(
+            &aws,
+            env,
+            &config(&cluster, &zone_id, &domain, &owner, false),
+        )
+        .await?;
         aws.ssm
             .put_parameter()
             .name(labflow_teardown::kubeconfig_parameter(env))
@@ -890,7 +908,10 @@ pub async fn converge(
         }
         match result {
             Ok(output) => {
-                ensure!(!crashed, "a crash was injected but the call succeeded: {output:?}");
+                ensure!(
+                    !crashed,
+                    "a crash was injected but the call succeeded: {output:?}"
+                );
                 let done = output.done;
                 run.outputs.push(output);
                 if done {
