@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "labflow",
     version,
-    about = "Ephemeral EKS + Istio + Flux labs, driven by a state machine"
+    about = "Ephemeral EKS + Istio + Flux labs, driven by a state machine",
+    after_help = "Exit codes: 0 success; 1 the command ran and found a problem (lint findings, a \
+failed execution); 2 bad usage or input (errors are one line with a hint)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,6 +28,14 @@ enum Command {
     Gitops(labflow_cli::gitops::GitopsArgs),
     /// Run the lifecycle on this machine: AWS emulator, EKS simulator, simulated controllers.
     Local(labflow_cli::local::LocalArgs),
+    /// Lint the lifecycle definition and the GitOps tree together (one report).
+    Lint(labflow_cli::lint::LintArgs),
+    /// Print the state machine as a Mermaid flowchart, or write it into README.md.
+    Diagram(labflow_cli::diagram::DiagramArgs),
+    /// Start an execution of the lifecycle in AWS Step Functions.
+    Start(labflow_cli::remote::start::StartArgs),
+    /// Show recent executions of the lifecycle in AWS, or one execution in detail.
+    Status(labflow_cli::remote::status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +44,10 @@ fn main() -> ExitCode {
         Command::States(args) => labflow_cli::states::run(args),
         Command::Gitops(args) => labflow_cli::gitops::run(args),
         Command::Local(args) => labflow_cli::local::run(args),
+        Command::Lint(args) => labflow_cli::lint::run(args),
+        Command::Diagram(args) => labflow_cli::diagram::run(args),
+        Command::Start(args) => labflow_cli::remote::start::run(args),
+        Command::Status(args) => labflow_cli::remote::status::run(args),
     };
     match outcome {
         Ok(code) => code,
