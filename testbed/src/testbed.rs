@@ -1,6 +1,9 @@
 //! One call that starts the whole cloud on loopback (DESIGN.md §6): the AWS emulator (moto),
 //! the EKS simulator, and, for every cluster that turns ACTIVE, the simulated controllers on its
-//! kubesim. Dropping the [`Testbed`] stops everything it started.
+//! kubesim — plus the fault control API ([`crate::faults::ControlServer`]) on the plan in
+//! `TestbedOptions::eks.faults`, which the EKS API and every cluster's kubesim consult (each
+//! ACTIVE cluster is registered with it under its name for object faults). Dropping the
+//! [`Testbed`] stops everything it started.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::controllers::{ControllerOptions, Controllers};
 use crate::eks::{EksOptions, EksServer, EksSim};
+use crate::faults::{ControlServer, ControlStartError, FaultPlan};
 use crate::kubesim::KubeSim;
 use crate::moto::{self, Moto, MotoError};
 
@@ -35,6 +39,8 @@ pub enum TestbedError {
     Moto(#[from] MotoError),
     #[error("EKS simulator: {0}")]
     Eks(#[from] std::io::Error),
+    #[error("fault control API: {0}")]
+    Control(#[from] ControlStartError),
 }
 
 enum MotoHandle {
@@ -51,10 +57,11 @@ impl MotoHandle {
     }
 }
 
-/// Controllers running on one cluster's kubesim; they stop when the kubesim goes.
+/// Controllers running on one cluster's kubesim (None: only registered with the control API);
+/// they stop when the kubesim goes.
 struct Attached {
     sim: Arc<KubeSim>,
-    _controllers: Controllers,
+    controllers: Option<Controllers>,
 }
 
 /// The running testbed.
@@ -65,6 +72,8 @@ pub struct Testbed {
     credentials: (String, String),
     attached: Arc<Mutex<HashMap<String, Attached>>>,
     watcher: Option<JoinHandle<()>>,
+    faults: FaultPlan,
+    control: Arc<ControlServer>,
 }
 
 impl Testbed {
@@ -83,12 +92,19 @@ impl Testbed {
             };
         let region = options.eks.region.clone();
         let credentials = options.eks.credentials.clone();
+        let faults = options.eks.faults.clone();
+        let control = Arc::new(ControlServer::start(faults.clone()).await?);
         let eks = EksServer::start(options.eks).await?;
         let attached = Arc::new(Mutex::new(HashMap::new()));
-        let watcher = options.controllers.map(|choose| {
-            tokio::spawn(watch_clusters(eks.sim().clone(), choose, attached.clone()))
-        });
+        let watcher = Some(tokio::spawn(watch_clusters(
+            eks.sim().clone(),
+            options.controllers,
+            attached.clone(),
+            control.clone(),
+        )));
         Ok(Testbed {
+            faults,
+            control,
             moto,
             eks,
             region,
@@ -157,10 +173,33 @@ impl Testbed {
             .await
     }
 
+    /// The fault plan the EKS API and every cluster's kubesim check requests against, and whose
+    /// object failures the controllers honour.
+    pub fn faults(&self) -> FaultPlan {
+        self.faults.clone()
+    }
+
+    /// `http://127.0.0.1:<port>` of the fault control API (see [`crate::faults::ControlServer`]).
+    pub fn control_endpoint(&self) -> String {
+        self.control.endpoint()
+    }
+
+    /// The load balancers the load balancer controller of `cluster` keeps on the simulated AWS
+    /// side (None: no controllers attached to that cluster).
+    pub fn load_balancers(&self, cluster: &str) -> Option<crate::controllers::LoadBalancers> {
+        let attached = self.attached.lock().ok()?;
+        let controllers = attached.get(cluster)?.controllers.as_ref()?;
+        Some(controllers.load_balancers().clone())
+    }
+
     /// Names of the clusters whose kubesim currently has controllers attached.
     pub fn clusters_with_controllers(&self) -> Vec<String> {
         match self.attached.lock() {
-            Ok(a) => a.keys().cloned().collect(),
+            Ok(a) => a
+                .iter()
+                .filter(|(_, att)| att.controllers.is_some())
+                .map(|(name, _)| name.clone())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -177,12 +216,13 @@ impl Drop for Testbed {
     }
 }
 
-/// Attaches controllers to each kubesim as its cluster turns ACTIVE and drops them when the
-/// cluster (and with it the kubesim) is gone.
+/// Registers each kubesim with the control API and attaches controllers to it as its cluster
+/// turns ACTIVE; drops both when the cluster (and with it the kubesim) is gone.
 async fn watch_clusters(
     sim: EksSim,
-    choose: ControllersFor,
+    choose: Option<ControllersFor>,
     attached: Arc<Mutex<HashMap<String, Attached>>>,
+    control: Arc<ControlServer>,
 ) {
     loop {
         let mut live = HashMap::new();
@@ -192,21 +232,29 @@ async fn watch_clusters(
             }
         }
         if let Ok(mut a) = attached.lock() {
-            a.retain(|name, att| live.get(name).is_some_and(|k| Arc::ptr_eq(k, &att.sim)));
+            a.retain(|name, att| {
+                let keep = live.get(name).is_some_and(|k| Arc::ptr_eq(k, &att.sim));
+                if !keep {
+                    control.unregister_cluster(name);
+                }
+                keep
+            });
             for (name, kube) in live {
                 if a.contains_key(&name) {
                     continue;
                 }
-                if let Some(options) = choose(&name) {
-                    let controllers = Controllers::start(&kube, options);
-                    a.insert(
-                        name,
-                        Attached {
-                            sim: kube,
-                            _controllers: controllers,
-                        },
-                    );
-                }
+                control.register_cluster(&name, kube.store());
+                let controllers = choose
+                    .as_ref()
+                    .and_then(|choose| choose(&name))
+                    .map(|options| Controllers::start(&kube, options));
+                a.insert(
+                    name,
+                    Attached {
+                        sim: kube,
+                        controllers,
+                    },
+                );
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -8,6 +8,8 @@
 //! DescribeCluster returns; it accepts EKS tokens signed with the simulator's credentials.
 //! AWS-side request faults ([`FaultPlan`] rules with `Side::Aws`, target `eks`) are answered
 //! before the operation runs, with the error types the SDK classifies as throttling/transient.
+//! Each cluster's kubesim checks its requests against the same plan (`Side::Kubernetes` rules,
+//! target = cluster name).
 //!
 //! Clients reach it through `AWS_ENDPOINT_URL_EKS` (its own loopback port, [`EksServer`]);
 //! every other AWS service goes to the emulator at `AWS_ENDPOINT_URL`.
@@ -201,8 +203,11 @@ impl EksSim {
                 delays: options.delays,
             },
             credentials: Mutex::new(vec![options.credentials]),
+            state: tokio::sync::Mutex::new(state::State {
+                faults: options.faults.clone(),
+                ..state::State::default()
+            }),
             faults: options.faults,
-            state: tokio::sync::Mutex::new(state::State::default()),
             log: Mutex::new(Vec::new()),
             ticker: Mutex::new(None),
         });

@@ -90,6 +90,9 @@ pub struct UpdateRec {
 
 #[derive(Default)]
 pub struct State {
+    /// The request faults each cluster's kubesim is started with (the simulator's own plan, so
+    /// one plan covers the EKS API and every cluster).
+    pub faults: crate::faults::FaultPlan,
     pub clusters: BTreeMap<String, ClusterRec>,
     /// update id → update
     pub updates: BTreeMap<String, UpdateRec>,
@@ -119,11 +122,10 @@ impl State {
                 Some(Then::Active) => {
                     cluster.res.pending = None;
                     if cluster.kubesim.is_none() {
-                        let options = credentials
-                            .iter()
-                            .fold(KubeSimOptions::new(name.clone()), |o, (id, secret)| {
-                                o.with_credentials(id.clone(), secret.clone())
-                            });
+                        let options = credentials.iter().fold(
+                            KubeSimOptions::new(name.clone()).with_faults(self.faults.clone()),
+                            |o, (id, secret)| o.with_credentials(id.clone(), secret.clone()),
+                        );
                         match KubeSim::start(options).await {
                             Ok(sim) => {
                                 cluster.res.doc["endpoint"] = json!(sim.endpoint());

@@ -1,6 +1,7 @@
 //! Fault injection (DESIGN.md §6): failing objects, stuck finalizers, HTTP errors on the Nth (or
 //! every matching) request, hangs and latency — on the Kubernetes side (kubesim consults the plan
-//! before handling a request) and on the AWS side (the front door does the same).
+//! before handling a request) and on the AWS side (the EKS simulator does the same; the AWS
+//! emulator, moto, is not covered). The control API ([`ControlServer`]) injects them over HTTP.
 //!
 //! ```no_run
 //! use labflow_testbed::faults::{FaultPlan, Rule, Action, Side};

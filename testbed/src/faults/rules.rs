@@ -10,7 +10,8 @@ use std::time::Duration;
 pub enum Side {
     /// Every kubesim API server the plan is attached to.
     Kubernetes,
-    /// The AWS front door (EKS simulator and the AWS emulator behind it).
+    /// The AWS side: the EKS simulator's API (target `eks`). Requests to the AWS emulator
+    /// (moto: SSM, Route53, STS, ...) go straight to it and are not subject to rules.
     Aws,
     #[default]
     Any,

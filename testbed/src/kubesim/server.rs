@@ -87,6 +87,22 @@ fn error_response(err: &ApiError) -> Response<Body> {
     json_response(err.code, &err.to_status(), &[])
 }
 
+/// An injected HTTP error. A 429 looks like API Priority and Fairness rejecting the request:
+/// `Retry-After: 1` and `details.retryAfterSeconds: 1`, which clients (kube-rs, client-go)
+/// honour before retrying.
+fn injected_response(code: u16, message: &str) -> Response<Body> {
+    let mut status = crate::faults::kube_error(code, message).to_status();
+    if code == 429 {
+        status["details"] = serde_json::json!({"retryAfterSeconds": 1});
+    }
+    let mut resp = json_response(code, &status, &[]);
+    if code == 429 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
 async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
@@ -133,7 +149,7 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
                 crate::faults::RequestInfo::kubernetes(&ctx.auth.cluster_name, &method, &path);
             if let Some(action) = ctx.faults.check(&info) {
                 if let crate::faults::FaultAction::Respond { code, message } = &action {
-                    let resp = error_response(&crate::faults::kube_error(*code, message));
+                    let resp = injected_response(*code, message);
                     record.status = resp.status().as_u16();
                     ctx.requests.push(record);
                     return resp;
