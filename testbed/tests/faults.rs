@@ -329,7 +329,7 @@ async fn eks_api_faults_status_on_nth_request_throttling_and_latency() -> anyhow
     .await?;
     sim.clear_requests();
     let listed = cl.eks.list_clusters().send().await?;
-    assert_eq!(listed.clusters(), [cl.name.clone()]);
+    assert_eq!(listed.clusters(), std::slice::from_ref(&cl.name));
     let log: Vec<(String, u16, Option<String>)> = sim
         .requests()
         .into_iter()
