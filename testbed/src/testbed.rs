@@ -41,6 +41,8 @@ pub enum TestbedError {
     Eks(#[from] std::io::Error),
     #[error("fault control API: {0}")]
     Control(#[from] ControlStartError),
+    #[error("AssumeRole in the AWS emulator: {0}")]
+    AssumeRole(String),
 }
 
 enum MotoHandle {
@@ -171,6 +173,36 @@ impl Testbed {
             .endpoint_url(self.aws_endpoint())
             .load()
             .await
+    }
+
+    /// Credentials of an STS session of `role_arn`, issued by the emulator, and trusted by the
+    /// clusters that become ACTIVE from now on: the identity a Lambda has (GetCallerIdentity
+    /// answers `assumed-role/...`, unlike the emulator's default identity).
+    pub async fn role_session(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+    ) -> Result<Credentials, TestbedError> {
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config().await);
+        let out = sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name(session_name)
+            .send()
+            .await
+            .map_err(|e| TestbedError::AssumeRole(format!("{e:?}")))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| TestbedError::AssumeRole("no credentials returned".into()))?;
+        self.eks()
+            .trust_credentials(c.access_key_id(), c.secret_access_key());
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "testbed-role-session",
+        ))
     }
 
     /// The fault plan the EKS API and every cluster's kubesim check requests against, and whose

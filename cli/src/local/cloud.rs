@@ -128,11 +128,14 @@ impl LocalCloud {
         .await
         .context("starting the testbed")?;
         let sdk = testbed.sdk_config().await;
-        let session = assume_automation_role(&sdk, &account_id).await?;
-        // Clusters accept EKS tokens signed by the role session, as they would a Lambda's.
-        testbed
-            .eks()
-            .trust_credentials(&session.access_key_id, &session.secret_access_key);
+        // The functions run as a role session, as a Lambda would; the clusters trust it.
+        let session = testbed
+            .role_session(
+                &format!("arn:aws:iam::{account_id}:role/{AUTOMATION_ROLE}"),
+                "labflow-local",
+            )
+            .await
+            .context("starting the functions' role session")?;
 
         let releases = serve_flux_releases(&options.crd_dir, &envs).await?;
         let ssm = aws_sdk_ssm::Client::new(&sdk);
@@ -196,9 +199,9 @@ impl LocalCloud {
             aws: testbed.aws_endpoint(),
             eks: testbed.eks_endpoint().to_string(),
             region,
-            access_key_id: session.access_key_id,
-            secret_access_key: session.secret_access_key,
-            session_token: Some(session.session_token),
+            access_key_id: session.access_key_id().to_string(),
+            secret_access_key: session.secret_access_key().to_string(),
+            session_token: session.session_token().map(str::to_string),
             account_id,
             state_machine_arn,
             environments: zones,
@@ -215,34 +218,6 @@ impl LocalCloud {
 /// The role the functions run as (Terraform gives each Lambda one), and the emulator's STS
 /// session of it: so the functions see `assumed-role/...` from GetCallerIdentity, as in Lambda.
 pub const AUTOMATION_ROLE: &str = "labflow-automation";
-
-struct RoleSession {
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: String,
-}
-
-async fn assume_automation_role(
-    sdk: &aws_types::SdkConfig,
-    account_id: &str,
-) -> anyhow::Result<RoleSession> {
-    let sts = aws_sdk_sts::Client::new(sdk);
-    let out = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account_id}:role/{AUTOMATION_ROLE}"))
-        .role_session_name("labflow-local")
-        .send()
-        .await
-        .context("AssumeRole in the AWS emulator")?;
-    let creds = out
-        .credentials()
-        .ok_or_else(|| anyhow!("AssumeRole in the AWS emulator returned no credentials"))?;
-    Ok(RoleSession {
-        access_key_id: creds.access_key_id().to_string(),
-        secret_access_key: creds.secret_access_key().to_string(),
-        session_token: creds.session_token().to_string(),
-    })
-}
 
 fn read_environments(files: &[PathBuf]) -> anyhow::Result<Vec<EnvFile>> {
     if files.is_empty() {

@@ -49,25 +49,9 @@ async fn world() -> anyhow::Result<World> {
         ..Default::default()
     })
     .await?;
-    let sts = aws_sdk_sts::Client::new(&tb.sdk_config().await);
-    let out = sts
-        .assume_role()
-        .role_arn(AUTOMATION_ROLE)
-        .role_session_name("labflow-cluster-access")
-        .send()
-        .await
-        .context("AssumeRole in moto")?;
-    let c = out.credentials().context("no credentials")?;
-    // Clusters accept EKS tokens signed by the role session, as they would a Lambda's.
-    tb.eks()
-        .trust_credentials(c.access_key_id(), c.secret_access_key());
-    let session = Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_string()),
-        None,
-        "sts-session",
-    );
+    let session = tb
+        .role_session(AUTOMATION_ROLE, "labflow-cluster-access")
+        .await?;
     Ok(World { tb, session })
 }
 
