@@ -293,25 +293,23 @@ async fn applies_tree_in_dependency_order_substitutes_and_garbage_collects() -> 
         Ok(ks(c, "flux-system").await?.is_none().then_some(()))
     })
     .await?;
-    assert!(
-        ks(c, "infra").await?.is_none() && ks(c, "apps").await?.is_none(),
-        "children not garbage-collected"
-    );
-    assert!(
-        get(c, "v1", "ConfigMap", Some("infra"), "settings")
-            .await?
-            .is_none(),
-        "infra content left behind"
-    );
-    assert!(get(c, HR, "HelmRelease", Some("infra"), "podinfo")
-        .await?
-        .is_none());
-    assert!(
-        get(c, "apps/v1", "Deployment", Some("infra"), "podinfo")
-            .await?
-            .is_none(),
-        "helm release not uninstalled"
-    );
+    // Flux's finalizer issues the deletes and lets go without waiting for them (no
+    // WaitForTermination), so the children may still be finalizing when the root is gone.
+    eventually(15, "children garbage-collected", || async {
+        Ok((ks(c, "infra").await?.is_none() && ks(c, "apps").await?.is_none()).then_some(()))
+    })
+    .await?;
+    eventually(
+        15,
+        "infra content garbage-collected, helm release uninstalled",
+        || async {
+            let settings = get(c, "v1", "ConfigMap", Some("infra"), "settings").await?;
+            let release = get(c, HR, "HelmRelease", Some("infra"), "podinfo").await?;
+            let workload = get(c, "apps/v1", "Deployment", Some("infra"), "podinfo").await?;
+            Ok((settings.is_none() && release.is_none() && workload.is_none()).then_some(()))
+        },
+    )
+    .await?;
     assert!(
         get(c, "apps/v1", "Deployment", Some("default"), "web")
             .await?
