@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{verbs, Discovery, Scope};
+use kube::error::DiscoveryError;
 use labflow_core::flux::inventory;
 use labflow_core::teardown_plan::{finalizer_decision, FinalizerDecision};
 use labflow_core::StepError;
@@ -197,11 +198,13 @@ async fn terminating_in_inventory(
         );
         if !resources.contains_key(&gvk_key) {
             let gvk = GroupVersionKind::gvk(&entry.group, &entry.version, &entry.kind);
-            // A kind the server no longer serves has no objects left.
-            let ar = kube::discovery::pinned_kind(client, &gvk)
-                .await
-                .ok()
-                .map(|(ar, _)| ar);
+            let ar = match kube::discovery::pinned_kind(client, &gvk).await {
+                Ok((ar, _)) => Some(ar),
+                // A kind the server no longer serves has no objects left.
+                Err(e) if not_served(&e) => None,
+                // Anything else (throttling, a dropped connection) is not an answer: retry.
+                Err(e) => return Err(labflow_core::error::classify_kube_error("API discovery", e)),
+            };
             resources.insert(gvk_key.clone(), ar);
         }
         let Some(Some(ar)) = resources.get(&gvk_key) else {
@@ -218,6 +221,17 @@ async fn terminating_in_inventory(
         }
     }
     Ok(found)
+}
+
+/// Whether discovery failed because the group, version or kind is not served (any more).
+fn not_served(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => status.code == 404,
+        kube::Error::Discovery(
+            DiscoveryError::MissingKind(_) | DiscoveryError::EmptyApiGroup(_),
+        ) => true,
+        _ => false,
+    }
 }
 
 /// Terminating objects that hold finalizers inside a namespace, over every listable namespaced

@@ -1,7 +1,10 @@
 //! A crash right after a write: the Lambda dies after its first write request reached the
 //! server and before it read the answer. While armed, the first write (Kubernetes: any method
-//! but GET/HEAD; AWS: any operation but Describe/List/Get) goes through to the server, its
-//! response is lost, and every later request of the call fails without being sent.
+//! but GET/HEAD; AWS: any operation but Describe/List/Get) that the server accepts (2xx) goes
+//! through, its response is lost, and every later request of the call fails without being sent.
+//! A write the server refuses (404 on a delete of something already gone, 409, ...) changed
+//! nothing, so the process reads that answer and goes on: crashing there too would replay the
+//! same refused write on every re-run and never let a call finish.
 //!
 //! This is done in the clients (a tower layer for kube, an interceptor for the AWS SDK) rather
 //! than with the testbed's fault plan: the plan decides before a request is handled, so it can
@@ -29,8 +32,9 @@ struct State {
     armed: bool,
     /// The call's first write went out: the process is dead from here on.
     dead: bool,
-    /// The AWS write whose response is to be lost (interceptors see request and response apart).
-    lose_aws_response: bool,
+    /// The write in flight whose response is lost if the server accepted it (interceptors see
+    /// request and response apart).
+    pending_write: Option<String>,
     /// Every write that went through before a crash, and every request that failed.
     writes_before_crash: Vec<String>,
     fired: Vec<String>,
@@ -39,7 +43,7 @@ struct State {
 /// What happens to one request.
 enum Verdict {
     Send,
-    /// Send it, then lose the answer (the crash).
+    /// Send it, then lose the answer if the server accepted it (the crash): see `answered`.
     SendAndLoseResponse,
     /// Do not send it (the process is already dead).
     Fail,
@@ -65,7 +69,7 @@ impl Crash {
         let mut s = self.lock();
         s.armed = true;
         s.dead = false;
-        s.lose_aws_response = false;
+        s.pending_write = None;
     }
 
     /// A new process: requests pass again.
@@ -73,7 +77,7 @@ impl Crash {
         let mut s = self.lock();
         s.armed = false;
         s.dead = false;
-        s.lose_aws_response = false;
+        s.pending_write = None;
     }
 
     /// Requests that failed because of a crash, oldest first.
@@ -95,13 +99,24 @@ impl Crash {
             s.fired.push(what.to_string());
             return Verdict::Fail;
         }
-        if write {
-            s.dead = true;
-            s.writes_before_crash.push(what.to_string());
-            s.fired.push(format!("{what} (response lost)"));
+        if write && s.pending_write.is_none() {
+            s.pending_write = Some(what.to_string());
             return Verdict::SendAndLoseResponse;
         }
         Verdict::Send
+    }
+
+    /// The server answered the pending write: whether the process dies before reading it.
+    fn answered(&self, accepted: bool) -> Option<String> {
+        let mut s = self.lock();
+        let what = s.pending_write.take()?;
+        if !accepted {
+            return None;
+        }
+        s.dead = true;
+        s.writes_before_crash.push(what.clone());
+        s.fired.push(format!("{what} (response lost)"));
+        Some(what)
     }
 
     /// A Kubernetes client on `config` whose requests this switch controls.
@@ -190,11 +205,16 @@ where
             Verdict::Send => Box::pin(self.inner.call(req)),
             Verdict::SendAndLoseResponse => {
                 let sent = self.inner.call(req);
+                let crash = self.crash.clone();
                 Box::pin(async move {
-                    let _answer = sent.await?;
-                    Err::<http::Response<B>, tower::BoxError>(
-                        format!("crashed after {what}").into(),
-                    )
+                    let answer = sent.await;
+                    let accepted = answer
+                        .as_ref()
+                        .is_ok_and(|response| response.status().is_success());
+                    match crash.answered(accepted) {
+                        Some(what) => Err(format!("crashed after {what}").into()),
+                        None => answer,
+                    }
                 })
             }
             Verdict::Fail => Box::pin(async move {
@@ -240,26 +260,21 @@ impl Intercept for CrashInterceptor {
         let (what, write) = operation(cfg);
         match self.0.verdict(&what, write) {
             Verdict::Send => Ok(()),
-            Verdict::SendAndLoseResponse => {
-                self.0.lock().lose_aws_response = true;
-                Ok(())
-            }
+            Verdict::SendAndLoseResponse => Ok(()),
             Verdict::Fail => Err(format!("crashed: {what} not sent").into()),
         }
     }
 
     fn read_before_deserialization(
         &self,
-        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
+        _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let mut s = self.0.lock();
-        if s.lose_aws_response {
-            s.lose_aws_response = false;
-            let (what, _) = operation(cfg);
-            return Err(format!("crashed after {what}").into());
+        let accepted = context.response().status().is_success();
+        match self.0.answered(accepted) {
+            Some(what) => Err(format!("crashed after {what}").into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
