@@ -5,6 +5,7 @@
 pub mod controllers;
 pub mod eks;
 pub mod faults;
+pub mod gateway;
 pub mod kubesim;
 pub mod moto;
 pub mod paths;

@@ -12,6 +12,7 @@ use labflow_testbed::controllers::{
     ControllerOptions, ExternalDnsOptions, FluxOptions, LoadBalancerOptions,
 };
 use labflow_testbed::eks::{EksDelays, EksOptions};
+use labflow_testbed::gateway::Upstream;
 use labflow_testbed::releases::{flux_install_manifest, ReleaseServer};
 use labflow_testbed::{ControllersFor, Testbed, TestbedOptions};
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,8 @@ pub struct CloudOptions {
     pub eks_delays: EksDelays,
     /// Own a moto process (CLI) instead of the test process's shared one.
     pub own_moto: bool,
+    /// A real cluster for the Kubernetes side (see [`LocalCloud::start`]); `None` = kubesim.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// What a client needs to reach the local cloud (written to the state file by the daemon).
@@ -68,6 +71,9 @@ pub struct Endpoints {
     /// Environment name → hosted zone id created for it.
     pub environments: BTreeMap<String, String>,
     pub repository: PathBuf,
+    /// The kubeconfig whose cluster stands behind the EKS endpoints (`None`: kubesims).
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
 }
 
 /// The running local cloud. Dropping it stops everything.
@@ -94,8 +100,19 @@ impl LocalCloud {
             .map(str::to_string)
             .collect();
         let dns_for_clusters = external_dns.clone();
+        let upstream = match &options.kubeconfig {
+            Some(path) => Some(
+                Upstream::from_kubeconfig(path)
+                    .await
+                    .context("using --kubeconfig")?,
+            ),
+            None => None,
+        };
+        // A real cluster runs real Flux and real controllers: simulate none of them there.
+        let simulate_controllers = upstream.is_none();
         let eks = EksOptions {
             delays: options.eks_delays,
+            upstream,
             ..EksOptions::default()
         };
         let region = eks.region.clone();
@@ -103,26 +120,15 @@ impl LocalCloud {
         let chart_crds = labflow_testbed::releases::chart_crds(&options.crd_dir)
             .context("reading the CRDs the lab's charts install")?;
         let controllers: ControllersFor = Arc::new(move |cluster: &str| {
-            let mut flux = FluxOptions::default().with_chart_crds(chart_crds.clone());
-            for url in &repos {
-                flux = flux.with_repository(url.clone(), repository.clone());
-            }
-            let mut c = ControllerOptions::default()
-                .with_flux(flux)
-                .with_workloads()
-                .with_load_balancers(LoadBalancerOptions::default());
-            if let Some(dns) = dns_for_clusters
+            let dns = dns_for_clusters
                 .lock()
                 .ok()
-                .and_then(|m| m.get(cluster).cloned())
-            {
-                c = c.with_external_dns(dns);
-            }
-            Some(c)
+                .and_then(|m| m.get(cluster).cloned());
+            Some(simulated_controllers(&chart_crds, &repos, &repository, dns))
         });
         let testbed = Testbed::start(TestbedOptions {
             eks,
-            controllers: Some(controllers),
+            controllers: simulate_controllers.then_some(controllers),
             own_moto: options.own_moto,
         })
         .await
@@ -144,10 +150,14 @@ impl LocalCloud {
         let mut routes = Vec::new();
         for env in envs {
             let EnvFile { name, mut config } = env;
-            let version = str_at(&config, "/flux/version")?;
-            let manifest = releases.1.get(&version).context("manifest served")?;
-            config["flux"]["manifestUrl"] = json!(releases.0.url(&release_path(&version)));
-            config["flux"]["manifestSha256"] = json!(hex::encode(Sha256::digest(manifest)));
+            // A real cluster gets the real Flux release the config names (URL and sha256 as
+            // written); kubesim gets the loopback copy its simulated Flux understands.
+            if simulate_controllers {
+                let version = str_at(&config, "/flux/version")?;
+                let manifest = releases.1.get(&version).context("manifest served")?;
+                config["flux"]["manifestUrl"] = json!(releases.0.url(&release_path(&version)));
+                config["flux"]["manifestSha256"] = json!(hex::encode(Sha256::digest(manifest)));
+            }
             let domain = str_at(&config, "/dns/domain")?;
             let zone = create_zone(&route53, &domain).await?;
             config["dns"]["hostedZoneId"] = json!(zone);
@@ -179,10 +189,15 @@ impl LocalCloud {
             ParameterType::String,
         )
         .await?;
+        // Real Flux on a real cluster clones the real repository: it needs a real token.
+        let github_token = std::env::var("LABFLOW_GITHUB_TOKEN")
+            .ok()
+            .filter(|t| !simulate_controllers && !t.is_empty())
+            .unwrap_or_else(|| LOCAL_GITHUB_TOKEN.to_string());
         put(
             &ssm,
             labflow_flux_bootstrap::GITHUB_TOKEN_PARAMETER,
-            LOCAL_GITHUB_TOKEN,
+            &github_token,
             ParameterType::SecureString,
         )
         .await?;
@@ -206,12 +221,36 @@ impl LocalCloud {
             state_machine_arn,
             environments: zones,
             repository: options.repository.clone(),
+            kubeconfig: options.kubeconfig.as_ref().map(|p| p.display().to_string()),
         };
         Ok(LocalCloud {
             testbed,
             _releases: releases.0,
             endpoints,
         })
+    }
+}
+
+/// What runs in a lab cluster, simulated: Flux reading `checkout` for every URL in `repos`
+/// (installing the charts' CRDs), workloads, the load balancer controller and, given a zone,
+/// external-dns.
+pub fn simulated_controllers(
+    chart_crds: &BTreeMap<String, Vec<Value>>,
+    repos: &[String],
+    checkout: &Path,
+    dns: Option<ExternalDnsOptions>,
+) -> ControllerOptions {
+    let mut flux = FluxOptions::default().with_chart_crds(chart_crds.clone());
+    for url in repos {
+        flux = flux.with_repository(url.clone(), checkout.to_path_buf());
+    }
+    let controllers = ControllerOptions::default()
+        .with_flux(flux)
+        .with_workloads()
+        .with_load_balancers(LoadBalancerOptions::default());
+    match dns {
+        Some(dns) => controllers.with_external_dns(dns),
+        None => controllers,
     }
 }
 

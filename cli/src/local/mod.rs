@@ -45,6 +45,11 @@ pub struct Common {
     /// Seconds between a step's polls (the execution input's `pollSeconds`).
     #[arg(long, global = true, default_value_t = 1)]
     pub poll_seconds: u32,
+    /// A real Kubernetes cluster (kind, k3d, ...) for the Kubernetes side instead of kubesim: the
+    /// simulated EKS clusters' endpoints forward to its current context, and real Flux installs
+    /// there (no simulated controllers). Only read when the local cloud starts.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -224,6 +229,10 @@ fn absolutize(root: &Path, mut c: Common) -> Common {
     if c.environments.is_relative() {
         c.environments = root.join(&c.environments);
     }
+    // Relative to where the user typed it, like any path argument.
+    if let Some(k) = c.kubeconfig.take() {
+        c.kubeconfig = Some(std::path::absolute(&k).unwrap_or(k));
+    }
     c
 }
 
@@ -255,6 +264,7 @@ fn cloud_options(root: &Path, common: &Common, own_moto: bool) -> anyhow::Result
         definition: definition_path(root),
         eks_delays: EksDelays::uniform(delay, delay, delay),
         own_moto,
+        kubeconfig: common.kubeconfig.clone(),
     })
 }
 
@@ -273,15 +283,44 @@ fn check_configured(common: &Common, env: &str) -> anyhow::Result<()> {
 /// Joins the running local cloud, or starts one in the background.
 fn start_or_join(common: &Common) -> anyhow::Result<daemon::Running> {
     if let Some(running) = daemon::find(&common.state_dir) {
+        let wanted = common.kubeconfig.as_ref().map(|p| p.display().to_string());
+        if common.kubeconfig.is_some() && running.endpoints.kubeconfig != wanted {
+            bail!(
+                "a local cloud is already running with {}; hint: `labflow local down` it first",
+                running
+                    .endpoints
+                    .kubeconfig
+                    .as_deref()
+                    .map_or("kubesim".to_string(), |k| format!("--kubeconfig {k}"))
+            );
+        }
         return Ok(running);
     }
-    println!("starting the local cloud (AWS emulator, EKS simulator, controllers)…");
-    let args = vec![
+    let mut args = vec![
         "--environments".to_string(),
         common.environments.display().to_string(),
         "--eks-delay".to_string(),
         common.eks_delay.to_string(),
     ];
+    match &common.kubeconfig {
+        Some(kubeconfig) => {
+            if !kubeconfig.is_file() {
+                bail!(
+                    "--kubeconfig {}: no such file (hint: `kind get kubeconfig > FILE`)",
+                    kubeconfig.display()
+                );
+            }
+            println!(
+                "starting the local cloud (AWS emulator, EKS simulator in front of the cluster of {})…",
+                kubeconfig.display()
+            );
+            args.push("--kubeconfig".to_string());
+            args.push(kubeconfig.display().to_string());
+        }
+        None => {
+            println!("starting the local cloud (AWS emulator, EKS simulator, controllers)…")
+        }
+    }
     daemon::spawn(&common.state_dir, &args)
 }
 

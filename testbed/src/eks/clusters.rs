@@ -269,6 +269,7 @@ pub fn create(st: &mut State, ctx: &Ctx, body: &Value) -> EksResult<Value> {
             access_entries: BTreeMap::new(),
             pod_identity: BTreeMap::new(),
             kubesim: None,
+            gateway: None,
         },
     );
     tracing::info!(cluster = %name, "eks: cluster created");

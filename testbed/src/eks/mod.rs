@@ -83,6 +83,9 @@ pub struct EksOptions {
     pub credentials: (String, String),
     /// Request faults for the EKS API (rules with side `Aws`/`Any`, target `eks` or none).
     pub faults: FaultPlan,
+    /// A real cluster to serve as every cluster's Kubernetes side: ACTIVE clusters then get a
+    /// [`Gateway`](crate::gateway::Gateway) to it as their endpoint instead of a kubesim.
+    pub upstream: Option<crate::gateway::Upstream>,
 }
 
 impl Default for EksOptions {
@@ -93,6 +96,7 @@ impl Default for EksOptions {
             delays: EksDelays::default(),
             credentials: ("AKIATESTBED000000001".into(), "testbed-secret".into()),
             faults: FaultPlan::new(),
+            upstream: None,
         }
     }
 }
@@ -205,6 +209,7 @@ impl EksSim {
             credentials: Mutex::new(vec![options.credentials]),
             state: tokio::sync::Mutex::new(state::State {
                 faults: options.faults.clone(),
+                upstream: options.upstream,
                 ..state::State::default()
             }),
             faults: options.faults,

@@ -1,6 +1,7 @@
 //! What the EKS simulator holds, and the clock-driven status transitions
 //! (CREATING → ACTIVE, DELETING → gone, UPDATING → ACTIVE).
 
+use crate::gateway::{Gateway, Upstream};
 use crate::kubesim::{KubeSim, KubeSimOptions};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -66,6 +67,8 @@ pub struct ClusterRec {
     /// association id → PodIdentityAssociation
     pub pod_identity: BTreeMap<String, Value>,
     pub kubesim: Option<Arc<KubeSim>>,
+    /// The endpoint forwarding to a real cluster, when the simulator has an upstream.
+    pub gateway: Option<Arc<Gateway>>,
 }
 
 impl ClusterRec {
@@ -93,6 +96,8 @@ pub struct State {
     /// The request faults each cluster's kubesim is started with (the simulator's own plan, so
     /// one plan covers the EKS API and every cluster).
     pub faults: crate::faults::FaultPlan,
+    /// The real cluster behind every cluster's endpoint, if any (else each gets a kubesim).
+    pub upstream: Option<Upstream>,
     pub clusters: BTreeMap<String, ClusterRec>,
     /// update id → update
     pub updates: BTreeMap<String, UpdateRec>,
@@ -121,7 +126,13 @@ impl State {
                 }
                 Some(Then::Active) => {
                     cluster.res.pending = None;
-                    if cluster.kubesim.is_none() {
+                    if let Some(upstream) = &self.upstream {
+                        if cluster.gateway.is_none() {
+                            start_gateway(name, cluster, credentials, upstream.clone()).await;
+                        } else {
+                            cluster.res.set_status("ACTIVE");
+                        }
+                    } else if cluster.kubesim.is_none() {
                         let options = credentials.iter().fold(
                             KubeSimOptions::new(name.clone()).with_faults(self.faults.clone()),
                             |o, (id, secret)| o.with_credentials(id.clone(), secret.clone()),
@@ -182,5 +193,32 @@ impl State {
         self.clusters.get_mut(name).ok_or_else(|| {
             super::error::EksError::not_found(format!("No cluster found for name: {name}."))
         })
+    }
+}
+
+/// The cluster's endpoint becomes a gateway to the real cluster; if it cannot start the cluster
+/// goes FAILED with a health issue, as a broken control plane would.
+async fn start_gateway(
+    name: &str,
+    cluster: &mut ClusterRec,
+    credentials: &[(String, String)],
+    upstream: Upstream,
+) {
+    match Gateway::start(name, credentials.to_vec(), upstream).await {
+        Ok(gateway) => {
+            cluster.res.doc["endpoint"] = json!(gateway.endpoint());
+            cluster.res.doc["certificateAuthority"] = json!({"data": gateway.ca_base64()});
+            cluster.gateway = Some(Arc::new(gateway));
+            cluster.res.set_status("ACTIVE");
+        }
+        Err(e) => {
+            tracing::warn!(cluster = %name, error = %e, "eks: starting the cluster's endpoint failed");
+            cluster.res.set_status("FAILED");
+            cluster.res.doc["health"] = json!({"issues": [{
+                "code": "ClusterUnreachable",
+                "message": format!("control plane failed to start: {e}"),
+                "resourceIds": [name],
+            }]});
+        }
     }
 }

@@ -26,7 +26,7 @@ mod routes;
 mod selectors;
 mod server;
 pub mod store;
-mod tls;
+pub(crate) mod tls;
 mod validation;
 mod watch;
 

@@ -114,6 +114,8 @@ pub struct EnvSpec {
     pub name: String,
     pub nightly_teardown: bool,
     pub protected: bool,
+    /// Flux's install manifest (URL, sha256) in place of the example's release.
+    pub flux_manifest: Option<(String, String)>,
 }
 
 impl EnvSpec {
@@ -122,7 +124,13 @@ impl EnvSpec {
             name: name.to_string(),
             nightly_teardown: true,
             protected: false,
+            flux_manifest: None,
         }
+    }
+
+    pub fn flux_manifest(mut self, url: &str, sha256: &str) -> Self {
+        self.flux_manifest = Some((url.to_string(), sha256.to_string()));
+        self
     }
 
     pub fn protected(mut self) -> Self {
@@ -144,6 +152,10 @@ impl EnvSpec {
             config["dns"]["ownerId"] = json!(format!("labflow-{name}"));
             config["flux"]["repository"]["path"] = json!("./infra/gitops/clusters/lab");
         }
+        if let Some((url, sha256)) = &self.flux_manifest {
+            config["flux"]["manifestUrl"] = json!(url);
+            config["flux"]["manifestSha256"] = json!(sha256);
+        }
         config["nightlyTeardown"] = json!(self.nightly_teardown);
         config["protected"] = json!(self.protected);
         Ok(config)
@@ -163,6 +175,12 @@ impl Lab {
     /// Starts a local cloud (its own AWS emulator, so tests never see each other's SSM
     /// parameters or executions) seeded with `envs`.
     pub async fn start(envs: &[EnvSpec]) -> anyhow::Result<Lab> {
+        Lab::start_with(envs, None).await
+    }
+
+    /// [`Lab::start`] with `labflow local --kubeconfig`: the clusters' Kubernetes side is the
+    /// cluster of `kubeconfig`, and nothing in it is simulated by the local cloud.
+    pub async fn start_with(envs: &[EnvSpec], kubeconfig: Option<PathBuf>) -> anyhow::Result<Lab> {
         let root = repo_root()?;
         let repository = Repository::clone_of(&root)?;
         let configs = tempfile::Builder::new()
@@ -185,6 +203,7 @@ impl Lab {
             definition: definition.clone(),
             eks_delays: EksDelays::uniform(EKS_DELAY, EKS_DELAY, EKS_DELAY),
             own_moto: true,
+            kubeconfig,
         })
         .await?;
         let text = std::fs::read_to_string(&definition)?;
