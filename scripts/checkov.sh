@@ -2,7 +2,7 @@
 # Static security scan of infra/terraform with checkov (run by `make lint`).
 # checkov lives in its own venv (.venv/checkov): its boto3 pin conflicts with the test venv's.
 # Skips: module-wide in infra/terraform/.checkov.yaml, per resource inline (`# checkov:skip=ID: reason`);
-# docs/deploy.md lists them all.
+# README.md ("Deploy to AWS", checkov skips) lists them all.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

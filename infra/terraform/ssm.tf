@@ -1,8 +1,8 @@
 # SSM Parameter Store is labflow's one source of truth (DESIGN.md §4):
 #   /labflow/environments/<env>             environment config (labflow-core EnvironmentConfig, JSON)
 #   /labflow/webhook/routes                 branch -> environment routes (github-webhook)
-#   /labflow/github/token                   SecureString, set out of band (docs/deploy.md)
-#   /labflow/github/webhook-secret          SecureString, set out of band (docs/deploy.md)
+#   /labflow/github/token                   SecureString, set out of band (README.md, "Deploy to AWS")
+#   /labflow/github/webhook-secret          SecureString, set out of band (README.md, "Deploy to AWS")
 # Written by the functions at run time, not here: /labflow/locks/<env> (run-guard) and
 # /labflow/environments/<env>/kubeconfig (cluster-access).
 
@@ -97,7 +97,7 @@ locals {
     )
   }
 
-  secret_placeholder = "unset: put the real value with aws ssm put-parameter --overwrite (docs/deploy.md, Set the secrets)"
+  secret_placeholder = "unset: put the real value with aws ssm put-parameter --overwrite (README.md, Deploy to AWS, step 4)"
 }
 
 resource "aws_ssm_parameter" "environment" {
