@@ -15,10 +15,8 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::TlsAcceptor;
+use tokio::task::JoinHandle;
 
 use crate::kubesim::auth::{self, AuthConfig};
 use crate::kubesim::errors::ApiError;
@@ -134,7 +132,15 @@ impl Gateway {
             upstream,
         });
         tracing::info!(%endpoint, cluster = %cluster_name, upstream = %ctx.upstream.server, "eks: cluster endpoint forwards to a real cluster");
-        let task = tokio::spawn(serve(listener, tls.server_config, ctx));
+        let task = tokio::spawn(crate::https::serve(
+            "gateway",
+            listener,
+            tls.server_config,
+            move |req| {
+                let ctx = ctx.clone();
+                async move { handle(&ctx, req).await }
+            },
+        ));
         Ok(Gateway {
             endpoint,
             ca_pem: tls.ca_pem,
@@ -151,37 +157,6 @@ impl Gateway {
     pub fn ca_base64(&self) -> String {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes())
-    }
-}
-
-async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ctx: Arc<Context>) {
-    let acceptor = TlsAcceptor::from(tls);
-    // Dropping the set (when this task is aborted) aborts every connection with it.
-    let mut connections = JoinSet::new();
-    loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "gateway: accept failed");
-                continue;
-            }
-        };
-        while connections.try_join_next().is_some() {}
-        let acceptor = acceptor.clone();
-        let ctx = ctx.clone();
-        connections.spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = hyper::service::service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
-                tracing::debug!(error = %e, "gateway: connection ended");
-            }
-        });
     }
 }
 

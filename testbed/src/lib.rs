@@ -6,6 +6,7 @@ pub mod controllers;
 pub mod eks;
 pub mod faults;
 pub mod gateway;
+mod https;
 pub mod kubesim;
 pub mod moto;
 pub mod paths;

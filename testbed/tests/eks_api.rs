@@ -1046,26 +1046,8 @@ async fn active_cluster_answers_kube_client_with_its_ca_and_an_eks_token() -> an
     let eks = eks_client(server.endpoint(), (&key, &secret));
     let name = active_cluster(&eks, "kube").await?;
     let other = active_cluster(&eks, "other").await?;
-    let describe = |cluster: String| {
-        let eks = eks.clone();
-        async move {
-            let c = eks
-                .describe_cluster()
-                .name(cluster)
-                .send()
-                .await?
-                .cluster
-                .context("no cluster")?;
-            let endpoint = c.endpoint.context("no endpoint")?;
-            let ca = c
-                .certificate_authority
-                .and_then(|ca| ca.data)
-                .context("no CA")?;
-            anyhow::Ok((endpoint, ca))
-        }
-    };
-    let (endpoint, ca) = describe(name.clone()).await?;
-    let (other_endpoint, other_ca) = describe(other.clone()).await?;
+    let (endpoint, ca) = eks_support::endpoint_and_ca(&eks, &name).await?;
+    let (other_endpoint, other_ca) = eks_support::endpoint_and_ca(&eks, &other).await?;
     assert_ne!(endpoint, other_endpoint);
     assert_ne!(ca, other_ca, "each cluster has its own CA");
 

@@ -67,18 +67,7 @@ async fn clusters_forward_to_the_kubeconfig_cluster_with_eks_tokens_only() -> an
     let name = unique("gw");
     create_cluster(&eks, &name).send().await?;
     wait_status(&eks, &name, "ACTIVE", Duration::from_secs(10)).await?;
-    let cluster = eks
-        .describe_cluster()
-        .name(&name)
-        .send()
-        .await?
-        .cluster
-        .context("no cluster")?;
-    let endpoint = cluster.endpoint.context("no endpoint")?;
-    let ca = cluster
-        .certificate_authority
-        .and_then(|c| c.data)
-        .context("no CA")?;
+    let (endpoint, ca) = eks_support::endpoint_and_ca(&eks, &name).await?;
     assert_ne!(
         endpoint,
         upstream.endpoint(),

@@ -76,6 +76,24 @@ impl ClusterRec {
         self.res.status()
     }
 
+    /// The control plane answers at `endpoint` with the CA `ca_base64`: ACTIVE.
+    fn serve_at(&mut self, endpoint: String, ca_base64: String) {
+        self.res.doc["endpoint"] = json!(endpoint);
+        self.res.doc["certificateAuthority"] = json!({ "data": ca_base64 });
+        self.res.set_status("ACTIVE");
+    }
+
+    /// The control plane could not start: FAILED with a health issue, as a broken one would.
+    fn control_plane_failed(&mut self, name: &str, error: &dyn std::fmt::Display) {
+        tracing::warn!(cluster = %name, error = %error, "eks: starting the cluster's control plane failed");
+        self.res.set_status("FAILED");
+        self.res.doc["health"] = json!({"issues": [{
+            "code": "ClusterUnreachable",
+            "message": format!("control plane failed to start: {error}"),
+            "resourceIds": [name],
+        }]});
+    }
+
     pub fn auth_mode(&self) -> &str {
         self.res.doc["accessConfig"]["authenticationMode"]
             .as_str()
@@ -108,8 +126,8 @@ fn due(p: &Option<Pending>, now: Instant) -> Option<Then> {
 }
 
 impl State {
-    /// Applies every transition whose time has come. Starting a cluster's kubesim is the only
-    /// await; if it fails the cluster goes FAILED with a health issue, as a broken control plane would.
+    /// Applies every transition whose time has come. Starting a cluster's control plane (its
+    /// kubesim, or its gateway to the upstream cluster) is the only await.
     pub async fn advance(&mut self, credentials: &[(String, String)]) {
         let now = Instant::now();
         for upd in self.updates.values_mut() {
@@ -126,37 +144,28 @@ impl State {
                 }
                 Some(Then::Active) => {
                     cluster.res.pending = None;
-                    if let Some(upstream) = &self.upstream {
-                        if cluster.gateway.is_none() {
-                            start_gateway(name, cluster, credentials, upstream.clone()).await;
-                        } else {
-                            cluster.res.set_status("ACTIVE");
+                    if cluster.kubesim.is_some() || cluster.gateway.is_some() {
+                        cluster.res.set_status("ACTIVE");
+                    } else if let Some(upstream) = &self.upstream {
+                        match Gateway::start(name, credentials.to_vec(), upstream.clone()).await {
+                            Ok(gateway) => {
+                                cluster.serve_at(gateway.endpoint(), gateway.ca_base64());
+                                cluster.gateway = Some(Arc::new(gateway));
+                            }
+                            Err(e) => cluster.control_plane_failed(name, &e),
                         }
-                    } else if cluster.kubesim.is_none() {
+                    } else {
                         let options = credentials.iter().fold(
                             KubeSimOptions::new(name.clone()).with_faults(self.faults.clone()),
                             |o, (id, secret)| o.with_credentials(id.clone(), secret.clone()),
                         );
                         match KubeSim::start(options).await {
                             Ok(sim) => {
-                                cluster.res.doc["endpoint"] = json!(sim.endpoint());
-                                cluster.res.doc["certificateAuthority"] =
-                                    json!({"data": sim.ca_base64()});
+                                cluster.serve_at(sim.endpoint(), sim.ca_base64());
                                 cluster.kubesim = Some(Arc::new(sim));
-                                cluster.res.set_status("ACTIVE");
                             }
-                            Err(e) => {
-                                tracing::warn!(cluster = %name, error = %e, "eks: starting the cluster's kubesim failed");
-                                cluster.res.set_status("FAILED");
-                                cluster.res.doc["health"] = json!({"issues": [{
-                                    "code": "ClusterUnreachable",
-                                    "message": format!("control plane failed to start: {e}"),
-                                    "resourceIds": [name],
-                                }]});
-                            }
+                            Err(e) => cluster.control_plane_failed(name, &e),
                         }
-                    } else {
-                        cluster.res.set_status("ACTIVE");
                     }
                 }
                 None => {}
@@ -193,32 +202,5 @@ impl State {
         self.clusters.get_mut(name).ok_or_else(|| {
             super::error::EksError::not_found(format!("No cluster found for name: {name}."))
         })
-    }
-}
-
-/// The cluster's endpoint becomes a gateway to the real cluster; if it cannot start the cluster
-/// goes FAILED with a health issue, as a broken control plane would.
-async fn start_gateway(
-    name: &str,
-    cluster: &mut ClusterRec,
-    credentials: &[(String, String)],
-    upstream: Upstream,
-) {
-    match Gateway::start(name, credentials.to_vec(), upstream).await {
-        Ok(gateway) => {
-            cluster.res.doc["endpoint"] = json!(gateway.endpoint());
-            cluster.res.doc["certificateAuthority"] = json!({"data": gateway.ca_base64()});
-            cluster.gateway = Some(Arc::new(gateway));
-            cluster.res.set_status("ACTIVE");
-        }
-        Err(e) => {
-            tracing::warn!(cluster = %name, error = %e, "eks: starting the cluster's endpoint failed");
-            cluster.res.set_status("FAILED");
-            cluster.res.doc["health"] = json!({"issues": [{
-                "code": "ClusterUnreachable",
-                "message": format!("control plane failed to start: {e}"),
-                "resourceIds": [name],
-            }]});
-        }
     }
 }

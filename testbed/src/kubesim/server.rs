@@ -11,13 +11,10 @@ use futures::StreamExt;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -33,38 +30,11 @@ pub struct Context {
 }
 
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ctx: Arc<Context>) {
-    let acceptor = TlsAcceptor::from(tls);
-    // Dropping the set (when this task is aborted) aborts every connection with it.
-    let mut connections = JoinSet::new();
-    loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "kubesim: accept failed");
-                continue;
-            }
-        };
-        while connections.try_join_next().is_some() {}
-        let acceptor = acceptor.clone();
+    crate::https::serve("kubesim", listener, tls, move |req| {
         let ctx = ctx.clone();
-        connections.spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(tls) => tls,
-                Err(e) => {
-                    tracing::debug!(error = %e, "kubesim: TLS handshake failed");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
-                tracing::debug!(error = %e, "kubesim: connection ended");
-            }
-        });
-    }
+        async move { handle(&ctx, req).await }
+    })
+    .await
 }
 
 fn json_response(status: u16, body: &serde_json::Value, warnings: &[String]) -> Response<Body> {

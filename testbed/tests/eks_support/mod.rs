@@ -180,6 +180,26 @@ pub async fn kube_client(
     Ok(kube::Client::try_from(config)?)
 }
 
+/// The endpoint and base64 CA of a cluster, as DescribeCluster returns them.
+pub async fn endpoint_and_ca(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+) -> anyhow::Result<(String, String)> {
+    let c = eks
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await?
+        .cluster
+        .context("no cluster")?;
+    let endpoint = c.endpoint.context("no endpoint")?;
+    let ca = c
+        .certificate_authority
+        .and_then(|ca| ca.data)
+        .context("no CA")?;
+    Ok((endpoint, ca))
+}
+
 /// A name unique to this test run.
 pub fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
