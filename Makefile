@@ -52,6 +52,21 @@ LAMBDA_ARCH ?= arm64
 package:
 	LABFLOW_ARCH=$(LAMBDA_ARCH) bash scripts/package.sh
 
+## bench: performance figures (docs/performance.md) — packages the Lambdas for this machine's
+## architecture, runs labflow-bench on the zips (cold start, first invocation, peak RSS, zip
+## size, one lifecycle's transitions/requests/cost), then the criterion micro-benchmarks.
+.PHONY: bench
+BENCH_ARCH ?= $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+# Micro-benchmarks build without cross-crate LTO: the release profile's fat LTO over every
+# dependency takes far longer to build than the benchmarks take to run.
+BENCH_PROFILE := CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16
+bench: venv crds
+	$(MAKE) package LAMBDA_ARCH=$(BENCH_ARCH)
+	$(CARGO) build --quiet --workspace --bins
+	$(or $(CARGO_TARGET_DIR),target)/debug/labflow-bench --zips dist/lambda
+	$(BENCH_PROFILE) $(CARGO) bench --workspace --bench webhook --bench eks_token --bench evaluate --bench transitions
+	$(BENCH_PROFILE) $(CARGO) test --workspace --profile bench --test budgets -- --include-ignored --nocapture
+
 fmt:
 	$(CARGO) fmt --all
 

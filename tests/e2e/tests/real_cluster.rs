@@ -89,7 +89,7 @@ async fn create_and_teardown_on_a_cluster_given_by_kubeconfig() -> anyhow::Resul
         &real,
         simulated_controllers(
             &chart_crds(&crd_dir)?,
-            &[url.clone()],
+            std::slice::from_ref(&url),
             lab.repository.path(),
             Some(dns),
         ),
