@@ -79,4 +79,4 @@ for name in "${functions[@]}"; do
     printf '  %-20s %10s bytes (%s)\n' "$name.zip" "$size" "$(numfmt --to=iec-i --suffix=B "$size")"
 done
 printf '  %-20s %10s bytes (%s)\n' "total" "$total" "$(numfmt --to=iec-i --suffix=B "$total")"
-echo "package: deploy with terraform -var lambda_architecture=$arch (infra/terraform; README.md "Deploy to AWS")"
+echo "package: deploy with terraform -var lambda_architecture=$arch (infra/terraform; README.md, 'Deploy to AWS')"
