@@ -136,11 +136,10 @@ pub fn verify_route_decide(
     }
     let event_name = header("x-github-event").ok_or("no event")?;
     let delivery = header("x-github-delivery").ok_or("no delivery")?;
-    let payload: Value = serde_json::from_slice(body).map_err(|_| "body is not JSON")?;
-    if event_name != "push" || !payload.is_object() {
+    if event_name != "push" {
         return Err("not a push");
     }
-    let push: PushEvent = serde_json::from_value(payload).map_err(|_| "not a push payload")?;
+    let push: PushEvent = serde_json::from_slice(body).map_err(|_| "not a push payload")?;
     let branch = push
         .git_ref
         .strip_prefix("refs/heads/")

@@ -47,6 +47,26 @@ fn bench(c: &mut Criterion) {
         b.iter(|| pipeline::hmac_baseline(pipeline::SECRET.as_bytes(), body.as_bytes(), &expected))
     });
     group.finish();
+
+    // Where an event's time goes (the explanation of the figure above, docs/performance.md).
+    let mut parts = c.benchmark_group("webhook_parts");
+    parts.throughput(Throughput::Elements(1));
+    parts.bench_function("function_url_event_parse", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<
+                aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest,
+            >(event.as_bytes())
+        })
+    });
+    parts.bench_function("push_payload_parse", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<labflow_github_webhook::push::PushEvent>(body.as_bytes())
+        })
+    });
+    parts.bench_function("environment_config_parse_and_validate", |b| {
+        b.iter(|| labflow_core::config::parse("lab", pipeline::LAB_CONFIG))
+    });
+    parts.finish();
 }
 
 criterion_group!(benches, bench);

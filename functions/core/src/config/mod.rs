@@ -34,15 +34,28 @@ pub fn check_environment_name(environment: &str) -> Result<(), StepError> {
 
 /// Parse and validate a config document. Every problem is reported at once, each with its path.
 pub fn parse(environment: &str, json: &str) -> Result<EnvironmentConfig, StepError> {
-    let deserializer = &mut serde_json::Deserializer::from_str(json);
-    let config: EnvironmentConfig =
-        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    // The plain parse is the common, fast case; only a config that fails is parsed again with
+    // path tracking, to say where it is wrong.
+    let config: EnvironmentConfig = match serde_json::from_str(json) {
+        Ok(config) => config,
+        Err(_) => {
+            let deserializer = &mut serde_json::Deserializer::from_str(json);
+            let err = match serde_path_to_error::deserialize::<_, EnvironmentConfig>(deserializer) {
+                Ok(config) => return finish(environment, config),
+                Err(err) => err,
+            };
             let path = err.path().to_string();
             let inner = err.into_inner();
-            StepError::InvalidInput(format!(
+            return Err(StepError::InvalidInput(format!(
                 "environment {environment:?} config is invalid: {path}: {inner}"
-            ))
-        })?;
+            )));
+        }
+    };
+    finish(environment, config)
+}
+
+/// The parsed config if it passes validation, else every problem at once.
+fn finish(environment: &str, config: EnvironmentConfig) -> Result<EnvironmentConfig, StepError> {
     let problems = validate(&config);
     if problems.is_empty() {
         Ok(config)
