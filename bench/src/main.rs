@@ -375,21 +375,6 @@ fn cold_starts(
     Ok((ms(median(&mut times)), min, max, rss))
 }
 
-fn git_sha(root: &Path, branch: &str) -> anyhow::Result<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["rev-parse", "--verify", "--quiet"])
-        .arg(format!("refs/heads/{branch}^{{commit}}"))
-        .output()
-        .context("running git")?;
-    let sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || sha.len() != 40 {
-        bail!("branch {branch:?} does not exist in {}", root.display());
-    }
-    Ok(sha)
-}
-
 /// A clone of the checkout's `main`: the simulated Flux follows the branch head of the
 /// repository it is given, so a commit landing mid-run would move the target under the run.
 fn snapshot(root: &Path, tmp: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -446,7 +431,7 @@ fn first_invocations(
     let cloud = rt.block_on(LocalCloud::start(cloud_options(root, &repo, 0.3)?))?;
     let github = rt.block_on(GithubStandIn::start())?;
     let e = cloud.endpoints.clone();
-    let sha = git_sha(&repo, "main")?;
+    let sha = labflow_cli::local::git_sha(&repo, "main")?;
     let sdk = rt.block_on(
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(e.region.clone()))
@@ -719,7 +704,7 @@ async fn lifecycle(root: &Path, tmp: &Path, eks_delay: f64) -> anyhow::Result<Li
     let cloud = LocalCloud::start(cloud_options(root, &repo, eks_delay)?).await?;
     let definition = std::fs::read_to_string(root.join("state-machine/lifecycle.asl.json"))?;
     let session = Session::connect(cloud.endpoints.clone(), &definition).await?;
-    let sha = git_sha(&repo, "main")?;
+    let sha = labflow_cli::local::git_sha(&repo, "main")?;
     let eks = cloud.testbed.eks().clone();
     let kube: Arc<Mutex<Option<Arc<KubeSim>>>> = Arc::default();
     // Keep a handle on the cluster's kubesim once it exists, so its request log outlives the

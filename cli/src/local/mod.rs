@@ -360,7 +360,7 @@ async fn github_source(session: &Session, env: &str, sha: &str) -> anyhow::Resul
 }
 
 /// The commit the simulated Flux sees for `branch` (the local checkout stands for the remote).
-fn git_sha(root: &Path, branch: &str) -> anyhow::Result<String> {
+pub fn git_sha(root: &Path, branch: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(root)
