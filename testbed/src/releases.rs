@@ -68,18 +68,11 @@ pub fn chart_crds(
     for (chart, files) in CHART_CRD_FILES {
         let mut crds = Vec::new();
         for file in *files {
-            let path = crd_dir.join(file);
-            if !path.is_file() {
-                return Err(ReleaseError::MissingCrd(
-                    crd_dir.display().to_string(),
-                    (*file).to_string(),
-                ));
-            }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ReleaseError::Read(path.display().to_string(), e))?;
+            let text = read_crd(crd_dir, file)?;
             for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-                let value = serde_json::Value::deserialize(doc)
-                    .map_err(|e| ReleaseError::Yaml(path.display().to_string(), e.to_string()))?;
+                let value = serde_json::Value::deserialize(doc).map_err(|e| {
+                    ReleaseError::Yaml(crd_dir.join(file).display().to_string(), e.to_string())
+                })?;
                 if value.get("kind").and_then(serde_json::Value::as_str)
                     == Some("CustomResourceDefinition")
                 {
@@ -104,19 +97,23 @@ pub enum ReleaseError {
     Bind(#[source] std::io::Error),
 }
 
+/// One file of the pinned CRD cache; a missing one says the cache is incomplete.
+fn read_crd(crd_dir: &Path, file: &str) -> Result<String, ReleaseError> {
+    let path = crd_dir.join(file);
+    if !path.is_file() {
+        return Err(ReleaseError::MissingCrd(
+            crd_dir.display().to_string(),
+            file.to_string(),
+        ));
+    }
+    std::fs::read_to_string(&path).map_err(|e| ReleaseError::Read(path.display().to_string(), e))
+}
+
 /// A Flux `install.yaml` for `version`, built from the pinned CRD cache in `crd_dir`.
 pub fn flux_install_manifest(crd_dir: &Path, version: &str) -> Result<String, ReleaseError> {
     let mut docs = Vec::new();
     for file in FLUX_CRD_FILES {
-        let path = crd_dir.join(file);
-        if !path.is_file() {
-            return Err(ReleaseError::MissingCrd(
-                crd_dir.display().to_string(),
-                (*file).to_string(),
-            ));
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ReleaseError::Read(path.display().to_string(), e))?;
+        let text = read_crd(crd_dir, file)?;
         docs.push(text.trim().trim_start_matches("---").trim().to_string());
     }
     let labels = format!(

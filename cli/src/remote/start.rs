@@ -9,7 +9,6 @@
 use std::process::ExitCode;
 
 use labflow_core::contract::{Action, ExecutionInput, Source};
-use serde_json::Value;
 
 use super::{aws_error, console_link, MachineArgs, RemoteError};
 
@@ -102,21 +101,9 @@ pub fn execution_input(args: &StartArgs) -> Result<ExecutionInput, RemoteError> 
 
 /// The input as sent: JSON with absent optional fields left out (the console shows it).
 pub fn input_json(input: &ExecutionInput) -> Result<String, RemoteError> {
-    let value = serde_json::to_value(input)
-        .map_err(|e| RemoteError::Usage(format!("cannot encode the execution input: {e}")))?;
-    Ok(strip_nulls(value).to_string())
-}
-
-fn strip_nulls(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, strip_nulls(v)))
-                .collect(),
-        ),
-        other => other,
-    }
+    input
+        .to_json()
+        .map_err(|e| RemoteError::Usage(format!("cannot encode the execution input: {e}")))
 }
 
 /// `cli-<env>-<action>-<UTC timestamp>-<4 hex>`: at most 80 characters of `[0-9A-Za-z_-]`, and

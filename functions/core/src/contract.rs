@@ -80,6 +80,28 @@ pub struct ExecutionInput {
     pub poll_seconds: Option<u32>,
 }
 
+impl ExecutionInput {
+    /// The input as sent to StartExecution: JSON with absent optional fields left out rather
+    /// than sent as `null` (the console shows this JSON).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_value(self)
+            .map(without_nulls)
+            .map(|v| v.to_string())
+    }
+}
+
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// What every step gets: the environment, the action and its source (the state machine passes
 /// these through from the execution input).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

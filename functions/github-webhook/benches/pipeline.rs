@@ -171,7 +171,7 @@ pub fn verify_route_decide(
         },
         poll_seconds: None,
     };
-    let input_json = serde_json::to_string(&input).map_err(|_| "encode")?;
+    let input_json = input.to_json().map_err(|_| "encode")?;
     Ok(Decision {
         environment: matched.environment,
         action,

@@ -357,11 +357,7 @@ async fn on_push(ctx: &Ctx, delivery_id: &str, body: &[u8], push: push::PushEven
         },
         poll_seconds: None,
     };
-    // Absent optional fields are left out rather than sent as null (the console shows this JSON).
-    let input_json = match serde_json::to_value(&input)
-        .map(strip_nulls)
-        .and_then(|v| serde_json::to_string(&v))
-    {
+    let input_json = match input.to_json() {
         Ok(json) => json,
         Err(err) => {
             return failed(&StepError::InvalidInput(format!(
@@ -420,17 +416,5 @@ async fn read_parameter(
             &format!("reading SSM parameter {name}"),
             err,
         )),
-    }
-}
-
-fn strip_nulls(value: serde_json::Value) -> serde_json::Value {
-    match value {
-        serde_json::Value::Object(map) => serde_json::Value::Object(
-            map.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, strip_nulls(v)))
-                .collect(),
-        ),
-        other => other,
     }
 }

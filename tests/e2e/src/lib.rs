@@ -242,14 +242,21 @@ impl Lab {
     /// Runs one execution (started in the emulator like `labflow local run`) to its end.
     pub async fn run(&self, input: Value) -> anyhow::Result<RunReport> {
         self.note(&format!("run {input}"));
-        let report = tokio::time::timeout(RUN_LIMIT, self.session.run(input, self.sink()))
+        self.within_limit(self.session.run(input, self.sink()))
             .await
-            .map_err(|_| {
-                anyhow!(
-                    "the execution did not end within {RUN_LIMIT:?}:\n{}",
-                    self.log()
-                )
-            })??;
+    }
+
+    /// Waits for an execution's run to end (at most [`RUN_LIMIT`]) and logs its summary.
+    async fn within_limit(
+        &self,
+        run: impl std::future::Future<Output = anyhow::Result<RunReport>>,
+    ) -> anyhow::Result<RunReport> {
+        let report = tokio::time::timeout(RUN_LIMIT, run).await.map_err(|_| {
+            anyhow!(
+                "the execution did not end within {RUN_LIMIT:?}:\n{}",
+                self.log()
+            )
+        })??;
         self.summarize(&report);
         Ok(report)
     }
@@ -268,23 +275,14 @@ impl Lab {
         let mut input = started.input;
         input["pollSeconds"] = json!(POLL_SECONDS);
         self.note(&format!("push {sha} started {input}"));
-        let report = tokio::time::timeout(
-            RUN_LIMIT,
-            self.session.run_started(
+        let report = self
+            .within_limit(self.session.run_started(
                 started.execution_arn,
                 &started.name,
                 input.clone(),
                 self.sink(),
-            ),
-        )
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "the execution did not end within {RUN_LIMIT:?}:\n{}",
-                self.log()
-            )
-        })??;
-        self.summarize(&report);
+            ))
+            .await?;
         Ok((input, report))
     }
 
