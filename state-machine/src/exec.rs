@@ -14,6 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::choice;
 use crate::error::{error_matches, names, Failure};
@@ -201,6 +202,7 @@ impl Executor {
             }),
             rng: SplitMix64::new(o.seed),
             map_item: None,
+            cancel: CancellationToken::new(),
         };
         run.record(EventType::ExecutionStarted, None, json!({ "input": input }));
         let scope = &shared.machine.scope;
@@ -221,6 +223,8 @@ impl Executor {
                         let t = f.error == names::TIMEOUT;
                         (f, t)
                     }
+                    // The top level has no siblings; keep a clear error anyway.
+                    Stop::Cancelled => (Failure::runtime("internal: top level cancelled"), false),
                 };
                 let (kind, status) = if timed_out {
                     (
@@ -271,10 +275,12 @@ struct Shared {
 }
 
 /// Why a scope stopped: `Fail` may be retried/caught; `Abort` (transition limit, execution
-/// timeout) ends the whole execution.
+/// timeout) ends the whole execution; `Cancelled`: a sibling Map iteration or Parallel branch
+/// failed, so this one was stopped (never retried or caught).
 enum Stop {
     Fail(Failure),
     Abort(Failure),
+    Cancelled,
 }
 
 impl From<Failure> for Stop {
@@ -297,6 +303,8 @@ struct Run {
     root: Option<Root0>,
     rng: SplitMix64,
     map_item: Option<(usize, Value)>,
+    /// Cancelled when a sibling iteration/branch of an enclosing Map or Parallel fails.
+    cancel: CancellationToken,
 }
 
 /// What an expression inside a state can see.
@@ -389,7 +397,9 @@ impl Run {
         self.events.push(e);
     }
 
-    fn child(&mut self, map_item: Option<(usize, Value)>) -> Run {
+    /// A branch or iteration: `cancel` is its group's token (a child of this run's token, so
+    /// cancelling an outer group stops nested ones too).
+    fn child(&mut self, map_item: Option<(usize, Value)>, cancel: &CancellationToken) -> Run {
         Run {
             shared: self.shared.clone(),
             now: self.now,
@@ -397,6 +407,7 @@ impl Run {
             root: None,
             rng: SplitMix64::new(self.rng.next_u64()),
             map_item,
+            cancel: cancel.clone(),
         }
     }
 
@@ -449,6 +460,9 @@ impl Run {
             let mut name: &str = &scope.start_at;
             let mut input = input;
             loop {
+                if self.cancel.is_cancelled() {
+                    return Err(Stop::Cancelled);
+                }
                 let n = self.shared.transitions.fetch_add(1, Ordering::Relaxed) + 1;
                 if n > self.shared.max_transitions {
                     return Err(Stop::Abort(Failure::runtime(format!(
@@ -583,6 +597,7 @@ impl Run {
                     let failure = match attempt {
                         Ok(out) => break (out, next, Value::Null),
                         Err(Stop::Abort(f)) => return Err(Stop::Abort(f)),
+                        Err(Stop::Cancelled) => return Err(Stop::Cancelled),
                         Err(Stop::Fail(f)) => f,
                     };
                     let retrier = state
@@ -641,12 +656,16 @@ impl Run {
         self.record(kind, Some(&state.name), d);
     }
 
-    /// Sleep `virtual_seconds` × the real-time scale, when one is set.
+    /// Sleep `virtual_seconds` × the real-time scale, when one is set; a cancelled run wakes
+    /// at once (it stops at its next state).
     async fn sleep_real(&self, virtual_seconds: f64) {
         if let Some(scale) = self.shared.real_time_scale {
             let real = (virtual_seconds * scale).clamp(0.0, 3600.0);
             if real > 0.0 {
-                tokio::time::sleep(Duration::from_secs_f64(real)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(real)) => {}
+                    _ = self.cancel.cancelled() => {}
+                }
             }
         }
     }
@@ -765,21 +784,31 @@ impl Run {
                     Some(&state.name),
                     Value::Null,
                 );
-                let mut children: Vec<Run> =
-                    (0..branches.len()).map(|_| self.child(None)).collect();
+                // "If any branch fails [...] the entire Parallel state is considered to have
+                // failed and all its branches are terminated" (ASL spec, Parallel State,
+                // states-language.net/spec.html#parallel-state).
+                let group = self.cancel.child_token();
+                let mut children: Vec<Run> = (0..branches.len())
+                    .map(|_| self.child(None, &group))
+                    .collect();
                 let start = self.now;
-                let futs = children
-                    .iter_mut()
-                    .zip(branches.iter())
-                    .map(|(c, b)| c.run_scope(b, input.clone()));
-                let results = futures::future::join_all(futs).await;
+                let futs =
+                    children
+                        .iter_mut()
+                        .zip(branches.iter())
+                        .enumerate()
+                        .map(|(i, (c, b))| {
+                            let input = input.clone();
+                            async move { (i, c.run_scope(b, input).await) }.boxed()
+                        });
+                let results = first_failure_cancels(futs, branches.len(), &group).await;
                 let mut end = start;
                 for c in &mut children {
                     end = end.max(c.now);
                     self.absorb(c);
                 }
                 self.now = end;
-                let outputs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+                let outputs = collect_group(results, &children, start, &mut self.now)?;
                 self.record(
                     EventType::ParallelStateSucceeded,
                     Some(&state.name),
@@ -827,7 +856,10 @@ impl Run {
         resource: &Resource,
         params: Value,
         timeout: Option<u64>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<Value, Stop> {
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
         let name = state.name.as_str();
         let (resource_type, resource_name, target, payload) = match resource {
             Resource::LambdaInvoke => {
@@ -865,6 +897,14 @@ impl Run {
         );
         let invoker = self.shared.invoker.clone();
         let call = invoker.invoke(&target, payload);
+        // A sibling's failure stops the call: AWS aborts the Task with its iteration/branch.
+        let cancel = self.cancel.clone();
+        let call = async move {
+            tokio::select! {
+                r = call => Some(r),
+                _ = cancel.cancelled() => None,
+            }
+        };
         let result = match timeout {
             // Task time-outs bound the real time an in-process handler may take.
             Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), call).await {
@@ -873,10 +913,14 @@ impl Run {
                     return Err(Failure::new(
                         names::TIMEOUT,
                         format!("task {target:?} did not finish within {secs} s"),
-                    ));
+                    )
+                    .into());
                 }
             },
             None => call.await,
+        };
+        let Some(result) = result else {
+            return Err(Stop::Cancelled);
         };
         match result {
             Ok(out) => {
@@ -896,7 +940,7 @@ impl Run {
                 );
                 Ok(out)
             }
-            Err(e) => Err(Failure::new(e.error, e.cause)),
+            Err(e) => Err(Failure::new(e.error, e.cause).into()),
         }
     }
 
@@ -959,11 +1003,15 @@ impl Run {
         }
         let start = self.now;
         let n = inputs.len();
+        // "If any iteration fails [...] the entire Map state is considered to have failed and
+        // all its iterations are terminated" (ASL spec, Map State,
+        // states-language.net/spec.html#map-state; AWS records MapIterationAborted for them).
+        let group = self.cancel.child_token();
         let mut children: Vec<Run> = inputs
             .iter()
-            .map(|(i, item, _)| self.child(Some((*i, item.clone()))))
+            .map(|(i, item, _)| self.child(Some((*i, item.clone())), &group))
             .collect();
-        let mut results: Vec<Result<Value, Stop>> = Vec::with_capacity(n);
+        let mut results: Vec<Option<Result<Value, Stop>>> = Vec::with_capacity(n);
         if limit == 1 {
             // One at a time: each iteration starts when the previous one ended (virtual time too).
             let mut clock = start;
@@ -972,7 +1020,7 @@ impl Run {
                 let r = iteration(c, processor, i, input, &state.name).await;
                 clock = c.now;
                 let failed = r.is_err();
-                results.push(r);
+                results.push(Some(r));
                 if failed {
                     break;
                 }
@@ -981,11 +1029,13 @@ impl Run {
         } else {
             let width = if limit == 0 { n.max(1) } else { limit as usize };
             let map_name = state.name.as_str();
-            let mut futs: Vec<BoxFuture<'_, Result<Value, Stop>>> = Vec::with_capacity(n);
+            let mut futs = Vec::with_capacity(n);
             for (c, (i, _, input)) in children.iter_mut().zip(inputs) {
-                futs.push(iteration(c, processor, i, input, map_name).boxed());
+                futs.push(
+                    async move { (i, iteration(c, processor, i, input, map_name).await) }.boxed(),
+                );
             }
-            results = futures::stream::iter(futs).buffered(width).collect().await;
+            results = first_failure_cancels(futs, width, &group).await;
             // Virtual end time: iterations scheduled in order onto `width` slots.
             let mut slots = vec![start; width.min(n.max(1))];
             for c in &children {
@@ -1001,9 +1051,68 @@ impl Run {
         for c in &mut children {
             self.absorb(c);
         }
-        let outputs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let outputs = collect_group(results, &children, start, &mut self.now)?;
         self.record(EventType::MapStateSucceeded, Some(&state.name), Value::Null);
         Ok(Value::Array(outputs))
+    }
+}
+
+/// Runs a Map's iterations or a Parallel's branches, at most `width` at a time; the first one
+/// that fails cancels `group`, so the others stop at their next state (and iterations not yet
+/// started never start). Results come back by index (`None`: never ran).
+async fn first_failure_cancels<'a, I>(
+    futs: I,
+    width: usize,
+    group: &CancellationToken,
+) -> Vec<Option<Result<Value, Stop>>>
+where
+    I: IntoIterator<Item = BoxFuture<'a, (usize, Result<Value, Stop>)>>,
+{
+    let futs: Vec<_> = futs.into_iter().collect();
+    let mut results: Vec<Option<Result<Value, Stop>>> = (0..futs.len()).map(|_| None).collect();
+    let mut running = futures::stream::iter(futs).buffer_unordered(width.max(1));
+    while let Some((i, r)) = running.next().await {
+        if matches!(r, Err(Stop::Fail(_) | Stop::Abort(_))) {
+            group.cancel();
+        }
+        if let Some(slot) = results.get_mut(i) {
+            *slot = Some(r);
+        }
+    }
+    results
+}
+
+/// The outputs of a group in index order, or the failure that ended it: an Abort first, else
+/// the failure earliest on the virtual clock (ties: lowest index), which also sets `now`.
+fn collect_group(
+    results: Vec<Option<Result<Value, Stop>>>,
+    children: &[Run],
+    start: DateTime<Utc>,
+    now: &mut DateTime<Utc>,
+) -> Result<Vec<Value>, Stop> {
+    let mut outputs = Vec::with_capacity(results.len());
+    let mut failed: Option<(DateTime<Utc>, Failure)> = None;
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Some(Ok(v)) => outputs.push(v),
+            Some(Err(Stop::Abort(f))) => return Err(Stop::Abort(f)),
+            Some(Err(Stop::Fail(f))) => {
+                let at = children.get(i).map_or(start, |c| c.now);
+                if failed.as_ref().is_none_or(|(t, _)| at < *t) {
+                    failed = Some((at, f));
+                }
+            }
+            Some(Err(Stop::Cancelled)) | None => {}
+        }
+    }
+    match failed {
+        Some((at, f)) => {
+            *now = at.max(start);
+            Err(Stop::Fail(f))
+        }
+        None if outputs.len() == children.len() => Ok(outputs),
+        // Everything was cancelled from outside (an enclosing group failed).
+        None => Err(Stop::Cancelled),
     }
 }
 
@@ -1014,16 +1123,20 @@ async fn iteration(
     input: Value,
     map: &str,
 ) -> Result<Value, Stop> {
+    if c.cancel.is_cancelled() {
+        // A sibling failed before this iteration's turn: it never starts.
+        return Err(Stop::Cancelled);
+    }
     c.record(
         EventType::MapIterationStarted,
         Some(map),
         json!({ "index": index }),
     );
     let r = c.run_scope(processor, input).await;
-    let kind = if r.is_ok() {
-        EventType::MapIterationSucceeded
-    } else {
-        EventType::MapIterationFailed
+    let kind = match &r {
+        Ok(_) => EventType::MapIterationSucceeded,
+        Err(Stop::Cancelled) => EventType::MapIterationAborted,
+        Err(_) => EventType::MapIterationFailed,
     };
     c.record(kind, Some(map), json!({ "index": index }));
     r

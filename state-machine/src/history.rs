@@ -37,6 +37,7 @@ pub enum EventType {
     MapIterationStarted,
     MapIterationSucceeded,
     MapIterationFailed,
+    MapIterationAborted,
     MapStateSucceeded,
     MapStateFailed,
     MapStateExited,

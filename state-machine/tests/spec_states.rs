@@ -475,3 +475,88 @@ async fn executor_unknown_resource_names_the_resource() {
         f.cause
     );
 }
+
+/// A Map/Parallel whose member 0 fails after 1 s while the others are still waiting (60 s),
+/// run with real time scaled down so the waits really overlap.
+async fn run_group_with_a_failure(def: Value, input: Value) -> (labflow_states::Execution, u64) {
+    let calls = Arc::new(AtomicU64::new(0));
+    let machine = match labflow_states::lint(&def) {
+        Ok(m) => m,
+        Err(e) => panic!("definition does not lint: {e}"),
+    };
+    let mut invoker = invoker(Arc::new(AtomicU64::new(0)));
+    let c = calls.clone();
+    invoker.register_sync("Count", move |v| {
+        c.fetch_add(1, Ordering::SeqCst);
+        Ok(v)
+    });
+    let opts = Options {
+        real_time_scale: Some(0.01),
+        ..options()
+    };
+    let e = labflow_states::Executor::new(machine, Arc::new(invoker))
+        .with_options(opts)
+        .run(input)
+        .await;
+    (e, calls.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn spec_map_state_failed_iteration_stops_the_others() {
+    // ASL spec, Map State: "If any iteration fails [...] the entire Map state is considered to
+    // have failed and all its iterations are terminated."
+    let def = json!({ "StartAt": "M", "States": {
+        "M": { "Type": "Map", "MaxConcurrency": 2, "End": true, "ItemProcessor": { "StartAt": "W", "States": {
+            "W": { "Type": "Wait", "SecondsPath": "$.wait", "Next": "Which" },
+            "Which": { "Type": "Choice", "Choices": [{ "Variable": "$.fail", "BooleanEquals": true, "Next": "Boom" }], "Default": "Count" },
+            "Boom": { "Type": "Task", "Resource": "Boom", "End": true },
+            "Count": { "Type": "Task", "Resource": "Count", "End": true } } } }
+    }});
+    let items = json!([
+        { "wait": 1, "fail": true },
+        { "wait": 60, "fail": false },
+        { "wait": 0, "fail": false },
+        { "wait": 0, "fail": false }
+    ]);
+    let (e, counted) = run_group_with_a_failure(def, items).await;
+    assert_eq!(error(&e), "CustomError");
+    assert_eq!(
+        counted, 0,
+        "the iteration still waiting must be stopped, not run to its end"
+    );
+    let types = e.event_types();
+    let count = |t: EventType| types.iter().filter(|x| **x == t).count();
+    assert_eq!(
+        count(EventType::MapIterationStarted),
+        2,
+        "items 2 and 3 never start: {types:?}"
+    );
+    assert_eq!(count(EventType::MapIterationFailed), 1, "{types:?}");
+    assert_eq!(count(EventType::MapIterationAborted), 1, "{types:?}");
+    assert_eq!(count(EventType::MapIterationSucceeded), 0, "{types:?}");
+    assert!(types.contains(&EventType::MapStateFailed), "{types:?}");
+    assert_eq!(
+        e.virtual_elapsed,
+        Duration::from_secs(1),
+        "the Map fails when the iteration does"
+    );
+}
+
+#[tokio::test]
+async fn spec_parallel_failed_branch_stops_the_others() {
+    // ASL spec, Parallel State: "If any branch fails [...] the entire Parallel state is
+    // considered to have failed and all its branches are terminated."
+    let def = json!({ "StartAt": "P", "States": {
+        "P": { "Type": "Parallel", "End": true, "Branches": [
+            { "StartAt": "Slow", "States": {
+                "Slow": { "Type": "Wait", "Seconds": 60, "Next": "Count" },
+                "Count": { "Type": "Task", "Resource": "Count", "End": true } } },
+            { "StartAt": "Quick", "States": {
+                "Quick": { "Type": "Wait", "Seconds": 1, "Next": "Fail" },
+                "Fail": { "Type": "Fail", "Error": "BranchError", "Cause": "b" } } }
+        ] }
+    }});
+    let (e, counted) = run_group_with_a_failure(def, json!({})).await;
+    assert_eq!(error(&e), "BranchError");
+    assert_eq!(counted, 0, "the slow branch must be stopped");
+}
