@@ -250,6 +250,16 @@ fn run(args: Args) -> anyhow::Result<bool> {
             budget: "≤ 150".into(),
             verdict: Verdict::at_most(l.transitions as f64, budgets::LIFECYCLE_TRANSITIONS as f64),
         });
+        // 25,000 events end an execution on AWS; one lifecycle should stay far below.
+        judged.push(Judged {
+            what: "history events per execution".into(),
+            measured: l.history_events.to_string(),
+            budget: format!("≤ {}", labflow_states::limits::HISTORY_EVENTS / 10),
+            verdict: Verdict::at_most(
+                l.history_events as f64,
+                (labflow_states::limits::HISTORY_EVENTS / 10) as f64,
+            ),
+        });
         judged.push(Judged {
             what: "lifecycle cost".into(),
             measured: format!("${:.6}", l.cost_usd),
@@ -645,6 +655,8 @@ fn summarize(kind: &OutcomeKind, body: &Value) -> String {
 
 struct Lifecycle {
     transitions: u64,
+    /// The larger execution's history (the 25,000-event quota is per execution).
+    history_events: usize,
     cost_usd: f64,
 }
 
@@ -752,12 +764,13 @@ async fn lifecycle(root: &Path, tmp: &Path, eks_delay: f64) -> anyhow::Result<Li
     for (name, r) in [("create", &up), ("teardown", &down)] {
         let c = &r.cost;
         println!(
-            "  {name:<9} {:>5.1} s  transitions {:>3}  lambda calls {:>3}  {:.3} GB-s  ${:.6} (Step Functions ${:.6} + Lambda ${:.6})",
-            r.wall.as_secs_f64(), c.state_transitions, c.lambda_invocations, c.lambda_gb_seconds,
+            "  {name:<9} {:>5.1} s  transitions {:>3}  history events {:>4}  lambda calls {:>3}  {:.3} GB-s  ${:.6} (Step Functions ${:.6} + Lambda ${:.6})",
+            r.wall.as_secs_f64(), c.state_transitions, r.execution.history.len(), c.lambda_invocations, c.lambda_gb_seconds,
             c.total_usd, c.step_functions_usd, c.lambda_usd
         );
     }
     let transitions = up.cost.state_transitions + down.cost.state_transitions;
+    let history_events = up.execution.history.len().max(down.execution.history.len());
     let cost_usd = up.cost.total_usd + down.cost.total_usd;
     println!(
         "  total     transitions {transitions}  lambda calls {}  {:.3} GB-s  ${cost_usd:.6}",
@@ -784,6 +797,7 @@ async fn lifecycle(root: &Path, tmp: &Path, eks_delay: f64) -> anyhow::Result<Li
     }
     Ok(Lifecycle {
         transitions,
+        history_events,
         cost_usd,
     })
 }

@@ -39,6 +39,13 @@ pub struct RunArgs {
     /// Stop the execution (States.Runtime) after this many state transitions.
     #[arg(long, default_value_t = 25_000)]
     pub max_transitions: u64,
+    /// The state machine's name ($$.StateMachine.Name, and part of the ARNs in the context
+    /// object); StartExecution's naming rules apply.
+    #[arg(long, default_value = "local")]
+    pub state_machine_name: String,
+    /// The execution's name ($$.Execution.Name); default: the definition's file stem.
+    #[arg(long)]
+    pub execution_name: Option<String>,
     /// Seed for retry jitter, States.UUID and States.MathRandom.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -159,22 +166,31 @@ pub fn run_with_invoker(
         max_transitions: args.max_transitions,
         seed: args.seed,
         start_time: start,
-        execution_name: args
-            .definition
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "local".into()),
+        execution_name: args.execution_name.clone().unwrap_or_else(|| {
+            args.definition
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "local".into())
+        }),
+        state_machine_name: args.state_machine_name.clone(),
         listener,
         ..Options::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let execution = runtime.block_on(
+    let execution = match runtime.block_on(
         Executor::new(machine, invoker)
             .with_options(options)
             .run(input),
-    );
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            // What StartExecution would refuse: bad usage or input.
+            eprintln!("labflow states run: the execution cannot start: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     report(&execution, start, args.json, out)?;
     Ok(match execution.status {
         ExecutionStatus::Succeeded { .. } => ExitCode::SUCCESS,
@@ -228,8 +244,9 @@ pub fn report(
             writeln!(out, "output:\n{}", serde_json::to_string_pretty(output)?)?;
             writeln!(
                 out,
-                "status: SUCCEEDED ({} transitions, {secs} s virtual time)",
-                e.transitions
+                "status: SUCCEEDED ({} transitions, {} history events, {secs} s virtual time)",
+                e.transitions,
+                e.history.len()
             )?;
         }
         ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => {
@@ -240,8 +257,10 @@ pub fn report(
             };
             writeln!(
                 out,
-                "status: {word} {} ({} transitions, {secs} s virtual time)",
-                failure, e.transitions
+                "status: {word} {} ({} transitions, {} history events, {secs} s virtual time)",
+                failure,
+                e.transitions,
+                e.history.len()
             )?;
         }
     }

@@ -124,3 +124,38 @@ fn states_lint_names_state_and_field() {
     let (code, stdout, _) = labflow(&["states", "lint", good.to_str().unwrap_or_default()]);
     assert_eq!((code, stdout.contains(": ok")), (0, true), "{stdout}");
 }
+
+#[test]
+fn states_run_sets_the_state_machine_name_and_refuses_bad_names() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let def = dir.path().join("names.asl.json");
+    let text = r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {
+        "machine.$": "$$.StateMachine.Name", "id.$": "$$.StateMachine.Id", "exec.$": "$$.Execution.Name"}, "End": true}}}"#;
+    std::fs::write(&def, text).unwrap_or_else(|e| panic!("write: {e}"));
+    let path = def.to_str().unwrap_or_default();
+    let (code, stdout, stderr) = labflow(&[
+        "states",
+        "run",
+        path,
+        "--state-machine-name",
+        "labflow-lifecycle",
+        "--execution-name",
+        "create-lab-1",
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(
+        stdout.contains("\"machine\": \"labflow-lifecycle\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(":stateMachine:labflow-lifecycle\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"exec\": \"create-lab-1\""), "{stdout}");
+    // ExecutionStarted, PassStateEntered, PassStateExited, ExecutionSucceeded.
+    assert!(stdout.contains("4 history events"), "{stdout}");
+    // StartExecution's naming rules: no whitespace, 1-80 characters.
+    let (code, _, stderr) = labflow(&["states", "run", path, "--state-machine-name", "has space"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("InvalidName"), "{stderr}");
+}

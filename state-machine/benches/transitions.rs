@@ -30,7 +30,9 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(2_002));
     group.bench_function("choice_loop_1000", |b| {
         b.iter(|| {
-            let e = rt.block_on(exec.run(json!({ "i": 0, "n": 1000 })));
+            let e = rt
+                .block_on(exec.run(json!({ "i": 0, "n": 1000 })))
+                .unwrap_or_else(|e| panic!("the execution did not start: {e}"));
             assert_eq!(e.transitions, 2_002);
             e
         })

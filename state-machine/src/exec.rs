@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::choice;
-use crate::error::{error_matches, names, Failure};
+use crate::error::{error_matches, limits, names, validate_name, Failure, StartError};
 use crate::history::{EventType, HistoryEvent, Listener};
 use crate::intrinsic::{self, Env};
 use crate::invoker::TaskInvoker;
@@ -31,6 +31,8 @@ pub struct Options {
     /// Maximum number of state transitions (state entries, branches included) before the
     /// execution fails with States.Runtime: ends infinite loops.
     pub max_transitions: u64,
+    /// Maximum number of history events, the ExecutionFailed event included (AWS: 25,000).
+    pub max_history_events: u64,
     /// Seed for JitterStrategy FULL, States.UUID and States.MathRandom.
     pub seed: u64,
     /// Virtual time at which the execution starts.
@@ -53,6 +55,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             max_transitions: 25_000,
+            max_history_events: limits::HISTORY_EVENTS,
             seed: 0,
             start_time: Utc::now(),
             execution_name: "local".into(),
@@ -68,6 +71,7 @@ impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
             .field("max_transitions", &self.max_transitions)
+            .field("max_history_events", &self.max_history_events)
             .field("seed", &self.seed)
             .field("start_time", &self.start_time)
             .field("execution_name", &self.execution_name)
@@ -159,8 +163,16 @@ impl Executor {
         &mut self.options
     }
 
-    pub async fn run(&self, input: Value) -> Execution {
+    /// Runs the execution, or refuses to start it like StartExecution does (bad name, input
+    /// over 256 KiB).
+    pub async fn run(&self, input: Value) -> Result<Execution, StartError> {
         let o = &self.options;
+        validate_name("state machine", &o.state_machine_name)?;
+        validate_name("execution", &o.execution_name)?;
+        let bytes = json_len(&input);
+        if bytes > limits::PAYLOAD_BYTES {
+            return Err(StartError::InputTooLarge { bytes });
+        }
         let prefix = o
             .arn_prefix
             .as_deref()
@@ -185,6 +197,8 @@ impl Executor {
             invoker: self.invoker.clone(),
             transitions: AtomicU64::new(0),
             max_transitions: o.max_transitions,
+            events: AtomicU64::new(0),
+            max_events: o.max_history_events,
             deadline: self
                 .machine
                 .timeout_seconds
@@ -220,7 +234,7 @@ impl Executor {
                 let (failure, timed_out) = match stop {
                     Stop::Fail(f) => (f, false),
                     Stop::Abort(f) => {
-                        let t = f.error == names::TIMEOUT;
+                        let t = f.is(names::TIMEOUT);
                         (f, t)
                     }
                     // The top level has no siblings; keep a clear error anyway.
@@ -250,13 +264,44 @@ impl Executor {
             }
         };
         let elapsed = (run.now - o.start_time).to_std().unwrap_or_default();
-        Execution {
+        Ok(Execution {
             status,
             history: run.events,
             virtual_elapsed: elapsed,
             transitions: shared.transitions.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Size of `v` as the UTF-8 JSON text Step Functions measures, without building the string.
+pub fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
+    let mut c = Count(0);
+    // Writing a Value to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// States.DataLimitExceeded when `v` is over 256 KiB ("Error names": the output of a connector
+/// or a state, or the input of a state after Parameters, larger than the payload quota).
+fn check_size(v: &Value, what: &str, state: &str) -> Result<(), Failure> {
+    let n = json_len(v);
+    if n > limits::PAYLOAD_BYTES {
+        return Err(Failure::data_limit(format!(
+            "The state/task '{state}' {what} has a size of {n} bytes, exceeding the maximum number of bytes service limit ({} bytes).",
+            limits::PAYLOAD_BYTES
+        )));
+    }
+    Ok(())
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -268,6 +313,9 @@ struct Shared {
     invoker: Arc<dyn TaskInvoker>,
     transitions: AtomicU64,
     max_transitions: u64,
+    /// History events taken so far (all runs); at `max_events` the execution fails.
+    events: AtomicU64,
+    max_events: u64,
     deadline: Option<DateTime<Utc>>,
     real_time_scale: Option<f64>,
     /// Execution and StateMachine parts of the context object.
@@ -376,6 +424,18 @@ fn apply_result_path(rp: &ResultPath, raw: &Value, result: Value) -> Result<Valu
 
 impl Run {
     fn record(&mut self, kind: EventType, state: Option<&str>, details: Value) {
+        let terminal = matches!(
+            kind,
+            EventType::ExecutionSucceeded
+                | EventType::ExecutionFailed
+                | EventType::ExecutionTimedOut
+        );
+        // The history quota counts every event; the last slot is the ExecutionFailed event
+        // (a documented AWS history ends "id":25000 ExecutionFailed after "id":24999).
+        let n = self.shared.events.fetch_add(1, Ordering::Relaxed) + 1;
+        if !terminal && n >= self.shared.max_events {
+            return;
+        }
         let e = HistoryEvent {
             id: 0,
             timestamp: self.now,
@@ -463,6 +523,9 @@ impl Run {
                 if self.cancel.is_cancelled() {
                     return Err(Stop::Cancelled);
                 }
+                if let Some(f) = self.history_full() {
+                    return Err(Stop::Abort(f));
+                }
                 let n = self.shared.transitions.fetch_add(1, Ordering::Relaxed) + 1;
                 if n > self.shared.max_transitions {
                     return Err(Stop::Abort(Failure::runtime(format!(
@@ -539,6 +602,9 @@ impl Run {
             Kind::Pass { result } => {
                 let eff = self.select(&state.input_path, raw.clone(), "InputPath", here)?;
                 let eff = self.parameters(state, eff, here)?;
+                if state.parameters.is_some() {
+                    check_size(&eff, "input after Parameters", name)?;
+                }
                 let result = result.clone().unwrap_or(eff);
                 let out = apply_result_path(&state.result_path, &raw, result)?;
                 let out = self.select(&state.output_path, out, "OutputPath", here)?;
@@ -582,13 +648,10 @@ impl Run {
                 (out, next, json!({ "waitedSeconds": secs }))
             }
             Kind::Fail { error, cause } => {
-                let error = self
-                    .fail_field(error.as_ref(), &raw, here)?
-                    .unwrap_or_else(|| "States.Fail".into());
-                let cause = self
-                    .fail_field(cause.as_ref(), &raw, here)?
-                    .unwrap_or_default();
-                return Err(Stop::Fail(Failure::new(error, cause)));
+                // Without Error/Cause the execution ends with both null (no default name).
+                let error = self.fail_field(error.as_ref(), &raw, here)?;
+                let cause = self.fail_field(cause.as_ref(), &raw, here)?;
+                return Err(Stop::Fail(Failure { error, cause }));
             }
             Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
                 let mut counts = vec![0u64; state.retry.len()];
@@ -603,7 +666,7 @@ impl Run {
                     let retrier = state
                         .retry
                         .iter()
-                        .position(|r| error_matches(&r.error_equals, &failure.error));
+                        .position(|r| error_matches(&r.error_equals, failure.error.as_deref()));
                     if let Some(i) = retrier {
                         let r = &state.retry[i];
                         if counts[i] < r.max_attempts {
@@ -621,15 +684,17 @@ impl Run {
                     let catcher = state
                         .catch
                         .iter()
-                        .find(|c| error_matches(&c.error_equals, &failure.error));
+                        .find(|c| error_matches(&c.error_equals, failure.error.as_deref()));
                     let Some(c) = catcher else {
                         return Err(Stop::Fail(failure));
                     };
                     let out = apply_result_path(&c.result_path, &raw, error_output(&failure))?;
+                    check_size(&out, "output", name)?;
                     return Ok((out, Some(c.next.as_str())));
                 }
             }
         };
+        check_size(&output, "output", name)?;
         let mut details = json!({ "name": name, "output": output });
         if let (Value::Object(d), Value::Object(x)) = (&mut details, extra) {
             d.extend(x);
@@ -643,7 +708,7 @@ impl Run {
         let kind = match &state.kind {
             Kind::Parallel { .. } => EventType::ParallelStateFailed,
             Kind::Map { .. } => EventType::MapStateFailed,
-            _ if f.error == names::TIMEOUT => EventType::TaskTimedOut,
+            _ if f.is(names::TIMEOUT) => EventType::TaskTimedOut,
             _ => EventType::TaskFailed,
         };
         let mut d = json!({ "error": f.error, "cause": f.cause });
@@ -654,6 +719,16 @@ impl Run {
             );
         }
         self.record(kind, Some(&state.name), d);
+    }
+
+    /// States.Runtime once the history quota is used up (cause as AWS words it).
+    fn history_full(&self) -> Option<Failure> {
+        let max = self.shared.max_events;
+        (self.shared.events.load(Ordering::Relaxed) >= max).then(|| {
+            Failure::runtime(format!(
+                "The execution reached the maximum number of history events ({max})."
+            ))
+        })
     }
 
     /// Sleep `virtual_seconds` × the real-time scale, when one is set; a cancelled run wakes
@@ -771,6 +846,7 @@ impl Run {
         let result = match &state.kind {
             Kind::Task { resource, timeout } => {
                 let params = self.parameters(state, eff.clone(), here)?;
+                check_size(&params, "input after Parameters", &state.name)?;
                 let timeout = match timeout {
                     Some(t) => Some(self.amount(t, &eff, here)?),
                     None => None,
@@ -779,6 +855,7 @@ impl Run {
             }
             Kind::Parallel { branches } => {
                 let input = self.parameters(state, eff, here)?;
+                check_size(&input, "input after Parameters", &state.name)?;
                 self.record(
                     EventType::ParallelStateStarted,
                     Some(&state.name),
@@ -860,6 +937,9 @@ impl Run {
         if self.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
+        if let Some(f) = self.history_full() {
+            return Err(Stop::Abort(f));
+        }
         let name = state.name.as_str();
         let (resource_type, resource_name, target, payload) = match resource {
             Resource::LambdaInvoke => {
@@ -924,6 +1004,9 @@ impl Run {
         };
         match result {
             Ok(out) => {
+                // The connector's output counts as it comes back (the Lambda payload wrapped
+                // for lambda:invoke).
+                check_size(&out, "returned a result that", name)?;
                 let out = match resource {
                     Resource::LambdaInvoke => json!({
                         "ExecutedVersion": "$LATEST",

@@ -116,6 +116,14 @@ impl Parser<'_> {
                 args.len()
             ));
         }
+        // Lint and run agree: a template that can never be a string is refused at load time.
+        if name == "States.Format" {
+            if let Some(Arg::Literal(v)) = args.first() {
+                return Err(format!(
+                    "States.Format's template must be a string literal, a path or a call, not {v}"
+                ));
+            }
+        }
         Ok(Call { name, args })
     }
 
@@ -243,10 +251,23 @@ pub fn eval(call: &Call, env: &mut dyn Env) -> Result<Value, String> {
     let bad = |what: &str| format!("{f}: {what}");
     match f {
         "States.Format" => {
-            let Some(Arg::Str(template)) = call.args.first() else {
-                return Err(bad("the first argument must be a string literal"));
+            // The template is a string literal or anything yielding a string, e.g. a path:
+            // "States.Format($.template, $.name)" (intrinsic functions page, States.Format:
+            // "the first argument must be a string"). A literal keeps its raw escapes.
+            let template = match call.args.first() {
+                Some(Arg::Str(raw)) => raw.clone(),
+                _ => match args.first() {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => {
+                        return Err(bad(&format!(
+                            "the template must be a string, got {}",
+                            type_name(other)
+                        )))
+                    }
+                    None => return Err(bad("a template is required")),
+                },
             };
-            format(template, &args[1..])
+            format(&template, &args[1..])
                 .map(Value::String)
                 .map_err(|e| bad(&e))
         }

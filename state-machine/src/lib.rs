@@ -16,8 +16,8 @@ pub mod path;
 pub mod rng;
 pub mod template;
 
-pub use error::{Failure, LintError, LintErrors, LoadError};
-pub use exec::{Execution, ExecutionStatus, Executor, Options};
+pub use error::{limits, validate_name, Failure, LintError, LintErrors, LoadError, StartError};
+pub use exec::{json_len, Execution, ExecutionStatus, Executor, Options};
 pub use history::{EventType, HistoryEvent, Listener};
 pub use invoker::{RegistryInvoker, TaskError, TaskInvoker};
 pub use lint::{lint, load};

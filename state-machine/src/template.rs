@@ -46,7 +46,11 @@ impl Template {
             Template::Object(fields) => {
                 let mut out = Map::new();
                 for (k, t) in fields {
-                    out.insert(k.clone(), t.eval(env)?);
+                    let v = match t {
+                        Template::Path(p) => select(p, env).ok_or_else(|| no_match(p, k, env))?,
+                        other => other.eval(env)?,
+                    };
+                    out.insert(k.clone(), v);
                 }
                 Ok(Value::Object(out))
             }
@@ -55,18 +59,7 @@ impl Template {
                 .map(|t| t.eval(env))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
-            Template::Path(p) => {
-                let found = match p.root() {
-                    Root::Input => p.select(env.input()),
-                    Root::Context => p.select(&env.context()),
-                };
-                found.ok_or_else(|| {
-                    Failure::new(
-                        names::PARAMETER_PATH_FAILURE,
-                        format!("the JSONPath {p} could not be found in the input"),
-                    )
-                })
-            }
+            Template::Path(p) => select(p, env).ok_or_else(|| no_match(p, "", env)),
             Template::Call(c) => intrinsic::eval(c, env).map_err(|cause| {
                 let name = if cause.contains("matched nothing") {
                     names::PARAMETER_PATH_FAILURE
@@ -77,6 +70,26 @@ impl Template {
             }),
         }
     }
+}
+
+fn select(p: &Path, env: &mut dyn Env) -> Option<Value> {
+    match p.root() {
+        Root::Input => p.select(env.input()),
+        Root::Context => p.select(&env.context()),
+    }
+}
+
+/// A `key.$` path that matches nothing. The ASL spec names States.ParameterPathFailure, but Step
+/// Functions fails the execution with States.Runtime, which no Retry/Catch handles (reported with
+/// AWS's and Step Functions Local's message: github.com/floci-io/floci/issues/2521).
+fn no_match(p: &Path, key: &str, env: &mut dyn Env) -> Failure {
+    let input = match p.root() {
+        Root::Input => env.input().to_string(),
+        Root::Context => env.context().to_string(),
+    };
+    Failure::runtime(format!(
+        "The JSONPath '{p}' specified for the field '{key}.$' could not be found in the input '{input}'"
+    ))
 }
 
 fn is_dynamic(t: &Template) -> bool {

@@ -92,6 +92,7 @@ async fn run(input: Value, invoker: RegistryInvoker) -> Execution {
         .with_options(options)
         .run(input)
         .await
+        .unwrap_or_else(|e| panic!("the execution did not start: {e}"))
 }
 
 fn teardown_all() -> Value {
@@ -120,17 +121,15 @@ async fn teardown_all_one_refused_environment_does_not_stop_the_others() {
             e.output()
         )
     });
-    assert_eq!(failure.error, "labflow.TeardownFailed", "{failure:?}");
+    assert_eq!(failure.name(), "labflow.TeardownFailed", "{failure:?}");
+    let cause = failure.cause_text();
     assert!(
-        failure.cause.contains("\"environment\":\"a\"")
-            && failure.cause.contains("labflow.NotOwned"),
-        "the cause names the environment and its error: {}",
-        failure.cause
+        cause.contains("\"environment\":\"a\"") && cause.contains("labflow.NotOwned"),
+        "the cause names the environment and its error: {cause}"
     );
     assert!(
-        !failure.cause.contains("\"environment\":\"b\""),
-        "b did not fail: {}",
-        failure.cause
+        !cause.contains("\"environment\":\"b\""),
+        "b did not fail: {cause}"
     );
     let reported: Vec<&Value> = calls
         .statuses

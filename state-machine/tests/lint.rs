@@ -321,7 +321,8 @@ async fn placeholder_resources_resolve_by_name() {
     let e = Executor::new(machine, Arc::new(r))
         .with_options(common::options())
         .run(json!({ "environment": "dev" }))
-        .await;
+        .await
+        .unwrap_or_else(|e| panic!("the execution did not start: {e}"));
     assert_eq!(
         common::output(&e),
         &json!({ "environment": "dev", "cluster": { "report": { "done": true, "phase": "ACTIVE" } }, "health": { "done": true } })
@@ -341,5 +342,23 @@ fn task_resources_lists_what_tasks_call() {
             "${EnsureClusterArn}".to_owned(),
             "${HealthCheckArn}".to_owned()
         ]
+    );
+}
+
+#[test]
+fn states_format_template_must_be_able_to_be_a_string() {
+    // Run accepts a literal, a path or a nested call as the template; lint refuses only what
+    // can never be a string, so the two agree.
+    let def = |expr: &str| json!({ "StartAt": "P", "States": { "P": { "Type": "Pass", "Parameters": { "g.$": expr }, "End": true } } });
+    for ok in [
+        "States.Format('{} x', $.a)",
+        "States.Format($.template, $.a)",
+        "States.Format(States.Format('{}', 'a {}'), $.a)",
+    ] {
+        assert!(labflow_states::lint(&def(ok)).is_ok(), "{ok} should lint");
+    }
+    assert_has(
+        def("States.Format(42, $.a)"),
+        "template must be a string literal, a path or a call",
     );
 }

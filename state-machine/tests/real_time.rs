@@ -21,7 +21,10 @@ async fn waits_sleep_scaled_real_time_when_asked() {
     let executor =
         Executor::new(wait_machine(3), Arc::new(RegistryInvoker::new())).with_options(options);
     let started = Instant::now();
-    let execution = executor.run(json!({})).await;
+    let execution = executor
+        .run(json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("the execution did not start: {e}"));
     assert!(execution.output().is_some());
     assert!(
         started.elapsed() >= Duration::from_millis(300),
@@ -35,7 +38,10 @@ async fn waits_sleep_scaled_real_time_when_asked() {
 async fn waits_take_no_real_time_by_default() {
     let executor = Executor::new(wait_machine(3600), Arc::new(RegistryInvoker::new()));
     let started = Instant::now();
-    let execution = executor.run(json!({})).await;
+    let execution = executor
+        .run(json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("the execution did not start: {e}"));
     assert!(execution.output().is_some());
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(execution.virtual_elapsed, Duration::from_secs(3600));

@@ -93,10 +93,58 @@ async fn spec_input_output_processing_result_path_match_failure() {
 }
 
 #[tokio::test]
-async fn spec_input_output_processing_parameter_path_failure() {
-    let def = single(json!({ "Type": "Pass", "Parameters": { "x.$": "$.missing" }, "End": true }));
+async fn aws_parameters_and_item_selector_path_that_matches_nothing_is_runtime_and_uncatchable() {
+    // The ASL spec names States.ParameterPathFailure; Step Functions (and Step Functions Local)
+    // fail the execution with States.Runtime instead, which States.ALL does not catch
+    // (github.com/floci-io/floci/issues/2521 quotes AWS's message).
+    let def = json!({ "StartAt": "T", "States": {
+        "T": { "Type": "Task", "Resource": "Echo", "Parameters": { "x.$": "$.missing" }, "End": true,
+               "Catch": [{ "ErrorEquals": ["States.ALL"], "Next": "Caught" }] },
+        "Caught": { "Type": "Succeed" }
+    }});
     let e = run(def, json!({ "present": 1 })).await;
-    assert_eq!(error(&e), "States.ParameterPathFailure");
+    assert_eq!(error(&e), "States.Runtime");
+    let cause = e
+        .failure()
+        .map(|f| f.cause_text().to_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        cause,
+        "The JSONPath '$.missing' specified for the field 'x.$' could not be found in the input '{\"present\":1}'"
+    );
+    let def = json!({ "StartAt": "M", "States": {
+        "M": { "Type": "Map", "ItemSelector": { "v.$": "$$.Map.Item.Value.nope" }, "End": true,
+               "ItemProcessor": { "StartAt": "P", "States": { "P": { "Type": "Pass", "End": true } } },
+               "Catch": [{ "ErrorEquals": ["States.ALL"], "Next": "Caught" }] },
+        "Caught": { "Type": "Succeed" }
+    }});
+    assert_eq!(
+        error(&run(def, json!([{ "a": 1 }])).await),
+        "States.Runtime"
+    );
+}
+
+#[tokio::test]
+async fn aws_intrinsic_format_template_may_be_a_path() {
+    // "States.Format($.template, $.name)": the template is any string argument.
+    let def = single(json!({ "Type": "Pass", "Parameters": {
+        "greeting.$": "States.Format($.template, $.name)",
+        "nested.$": "States.Format(States.Format('{}{}', '{} and ', '{}'), $.name, 'Bo')"
+    }, "End": true }));
+    let e = run(def, json!({ "template": "Hello, {}!", "name": "Ana" })).await;
+    assert_eq!(
+        output(&e),
+        &json!({ "greeting": "Hello, Ana!", "nested": "Ana and Bo" })
+    );
+    let def = single(
+        json!({ "Type": "Pass", "Parameters": { "g.$": "States.Format($.template, $.name)" }, "End": true }),
+    );
+    let e = run(def, json!({ "template": 7, "name": "Ana" })).await;
+    assert_eq!(
+        error(&e),
+        "States.IntrinsicFailure",
+        "a template that is no string"
+    );
 }
 
 #[tokio::test]

@@ -39,10 +39,7 @@ async fn spec_fail_state_error_and_cause() {
         .failure()
         .cloned()
         .unwrap_or_else(|| panic!("should fail"));
-    assert_eq!(
-        (f.error.as_str(), f.cause.as_str()),
-        ("ErrorA", "Kaiju attack")
-    );
+    assert_eq!((f.name(), f.cause_text()), ("ErrorA", "Kaiju attack"));
     assert_eq!(
         e.history.last().map(|h| h.kind),
         Some(EventType::ExecutionFailed)
@@ -59,7 +56,7 @@ async fn spec_fail_state_error_path_and_cause_path() {
         .cloned()
         .unwrap_or_else(|| panic!("should fail"));
     assert_eq!(
-        (f.error.as_str(), f.cause.as_str()),
+        (f.name(), f.cause_text()),
         ("labflow.InvalidInput", "code 7")
     );
 }
@@ -455,8 +452,8 @@ async fn executor_transition_limit_ends_an_infinite_loop() {
     };
     let e = run_with(def, json!({}), Arc::new(AtomicU64::new(0)), opts).await;
     let f = e.failure().cloned().unwrap_or_else(|| panic!("must fail"));
-    assert_eq!(f.error, "States.Runtime");
-    assert!(f.cause.contains("transition limit of 100"), "{}", f.cause);
+    assert_eq!(f.name(), "States.Runtime");
+    assert!(f.cause_text().contains("transition limit of 100"), "{f}");
     assert_eq!(e.transitions, 101);
 }
 
@@ -468,11 +465,10 @@ async fn executor_unknown_resource_names_the_resource() {
     );
     let e = run(def, json!({})).await;
     let f = e.failure().cloned().unwrap_or_else(|| panic!("must fail"));
-    assert_eq!(f.error, "Lambda.ResourceNotFoundException");
+    assert_eq!(f.name(), "Lambda.ResourceNotFoundException");
     assert!(
-        f.cause.contains("${EnsureClusterArn}") && f.cause.contains("Echo"),
-        "{}",
-        f.cause
+        f.cause_text().contains("${EnsureClusterArn}") && f.cause_text().contains("Echo"),
+        "{f}"
     );
 }
 
@@ -497,7 +493,8 @@ async fn run_group_with_a_failure(def: Value, input: Value) -> (labflow_states::
     let e = labflow_states::Executor::new(machine, Arc::new(invoker))
         .with_options(opts)
         .run(input)
-        .await;
+        .await
+        .unwrap_or_else(|e| panic!("the execution did not start: {e}"));
     (e, calls.load(Ordering::SeqCst))
 }
 
@@ -559,4 +556,146 @@ async fn spec_parallel_failed_branch_stops_the_others() {
     let (e, counted) = run_group_with_a_failure(def, json!({})).await;
     assert_eq!(error(&e), "BranchError");
     assert_eq!(counted, 0, "the slow branch must be stopped");
+}
+
+#[tokio::test]
+async fn aws_fail_state_without_error_or_cause_ends_with_both_null() {
+    // Error and Cause are optional in a Fail state; Step Functions has no default for them.
+    let e = run(single(json!({ "Type": "Fail" })), json!({})).await;
+    let f = e
+        .failure()
+        .cloned()
+        .unwrap_or_else(|| panic!("should fail"));
+    assert_eq!((f.error, f.cause), (None, None));
+    let last = e
+        .history
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no history"));
+    assert_eq!(last.kind, EventType::ExecutionFailed);
+    assert_eq!(last.details, json!({ "error": null, "cause": null }));
+}
+
+#[tokio::test]
+async fn aws_payload_over_256_kib_is_data_limit_exceeded_and_uncatchable() {
+    // "States.DataLimitExceeded": the output of a connector or a state, or a state's input after
+    // Parameters, over the 256 KiB quota; "a terminal error that can't be caught by States.ALL".
+    let big = "x".repeat(256 * 1024);
+    let catch_all =
+        json!([{ "ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught" }]);
+    let task = json!({ "StartAt": "T", "States": {
+        "T": { "Type": "Task", "Resource": "Echo", "Parameters": { "a.$": "$.blob", "b.$": "$.blob" }, "Catch": catch_all, "End": true },
+        "Caught": { "Type": "Succeed" }
+    }});
+    let e = run(task, json!({ "blob": "x".repeat(150 * 1024) })).await;
+    assert_eq!(error(&e), "States.DataLimitExceeded");
+    // Just under the quota passes (the JSON text, quotes and key included, is what counts).
+    let fits = "x".repeat(256 * 1024 - r#"{"blob":""}"#.len());
+    let pass = single(json!({ "Type": "Pass", "End": true }));
+    assert_eq!(
+        output(&run(pass.clone(), json!({ "blob": fits.clone() })).await)["blob"],
+        json!(fits)
+    );
+    // A state output that grows past the quota (ResultPath adds to the input).
+    let grow = single(
+        json!({ "Type": "Pass", "Parameters": { "a.$": "$.blob" }, "ResultPath": "$.copy", "End": true }),
+    );
+    let half = "x".repeat(200 * 1024);
+    assert_eq!(
+        error(&run(grow, json!({ "blob": half })).await),
+        "States.DataLimitExceeded"
+    );
+    // The execution input itself: StartExecution refuses it.
+    let machine = labflow_states::lint(&pass).unwrap_or_else(|e| panic!("{e}"));
+    let refused =
+        labflow_states::Executor::new(machine, Arc::new(invoker(Arc::new(AtomicU64::new(0)))))
+            .with_options(options())
+            .run(json!({ "blob": big }))
+            .await;
+    assert!(
+        matches!(
+            refused,
+            Err(labflow_states::StartError::InputTooLarge { .. })
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn aws_history_is_capped_at_25000_events() {
+    // "Maximum execution history size: 25,000 events"; AWS ends such an execution with
+    // States.Runtime "The execution reached the maximum number of history events (25000).",
+    // the ExecutionFailed event being event 25,000.
+    let def = json!({ "StartAt": "A", "States": {
+        "A": { "Type": "Pass", "Next": "B" },
+        "B": { "Type": "Pass", "Next": "A" }
+    }});
+    let e = run(def, json!({})).await;
+    let f = e.failure().cloned().unwrap_or_else(|| panic!("must fail"));
+    assert_eq!(f.name(), "States.Runtime");
+    assert_eq!(
+        f.cause_text(),
+        "The execution reached the maximum number of history events (25000)."
+    );
+    assert_eq!(e.history.len(), 25_000);
+    let ids: Vec<u64> = e.history.iter().rev().take(2).map(|h| h.id).collect();
+    assert_eq!(ids, vec![25_000, 24_999]);
+    assert_eq!(
+        e.history.last().map(|h| h.kind),
+        Some(EventType::ExecutionFailed)
+    );
+}
+
+#[tokio::test]
+async fn aws_execution_and_state_machine_names_follow_start_execution_rules() {
+    let pass = single(json!({ "Type": "Pass", "End": true }));
+    let start = |exec: &str, sm: &str| {
+        let machine = labflow_states::lint(&pass).unwrap_or_else(|e| panic!("{e}"));
+        let opts = Options {
+            execution_name: exec.into(),
+            state_machine_name: sm.into(),
+            ..options()
+        };
+        async move {
+            labflow_states::Executor::new(machine, Arc::new(invoker(Arc::new(AtomicU64::new(0)))))
+                .with_options(opts)
+                .run(json!({}))
+                .await
+        }
+    };
+    let ok = "a".repeat(80);
+    assert!(
+        start(&ok, "labflow-lifecycle").await.is_ok(),
+        "80 characters are allowed"
+    );
+    assert!(start("teardown-lab_2026.01", "sm").await.is_ok());
+    for bad in [
+        String::new(),
+        "a".repeat(81),
+        "has space".into(),
+        "create:lab".into(),
+        "a/b".into(),
+        "x*".into(),
+        "tab\there".into(),
+        "ctl\u{7f}".into(),
+    ] {
+        let r = start(&bad, "sm").await;
+        assert!(
+            matches!(
+                r,
+                Err(labflow_states::StartError::InvalidName {
+                    what: "execution",
+                    ..
+                })
+            ),
+            "{bad:?} must be refused: {r:?}"
+        );
+    }
+    assert!(matches!(
+        start("ok", "bad name").await,
+        Err(labflow_states::StartError::InvalidName {
+            what: "state machine",
+            ..
+        })
+    ));
 }

@@ -128,7 +128,7 @@ impl Session {
         };
         let executor = Executor::new(self.machine.clone(), invoker).with_options(options);
         let execution = tokio::select! {
-            execution = executor.run(input) => execution,
+            execution = executor.run(input) => execution.context("the execution cannot start")?,
             _ = tokio::signal::ctrl_c() => {
                 // Stop the emulator's copy, so the lock this execution may hold can be taken
                 // over by the next run (run-guard sees its holder is no longer running).
@@ -278,8 +278,8 @@ pub fn write_summary(w: &mut dyn Write, report: &RunReport) -> std::io::Result<(
         ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => {
             format!(
                 "FAILED {}: {}",
-                failure.error,
-                one_line(&failure.cause, 300)
+                failure.name(),
+                one_line(failure.cause_text(), 300)
             )
         }
     };
@@ -288,6 +288,14 @@ pub fn write_summary(w: &mut dyn Write, report: &RunReport) -> std::io::Result<(
     writeln!(w, "status         {status}")?;
     writeln!(w, "duration       {:.1} s", report.wall.as_secs_f64())?;
     writeln!(w, "transitions    {}", c.state_transitions)?;
+    // The quota that ends long polling loops (25,000 events per execution, counted as
+    // GetExecutionHistory lists them).
+    writeln!(
+        w,
+        "history events {} of {}",
+        report.execution.history.len(),
+        labflow_states::limits::HISTORY_EVENTS
+    )?;
     writeln!(
         w,
         "lambda calls   {} ({:.3} GB-s at {} MB)",

@@ -72,6 +72,7 @@ pub async fn run_with(
         .with_options(options)
         .run(input)
         .await
+        .unwrap_or_else(|e| panic!("the execution did not start: {e}"))
 }
 
 pub async fn run(def: Value, input: Value) -> Execution {
@@ -89,7 +90,7 @@ pub fn output(e: &Execution) -> &Value {
 /// The error name of a failed execution.
 pub fn error(e: &Execution) -> String {
     match e.failure() {
-        Some(f) => f.error.clone(),
+        Some(f) => f.name().to_owned(),
         None => panic!("execution succeeded: {:?}", e.output()),
     }
 }

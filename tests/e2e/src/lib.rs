@@ -399,7 +399,7 @@ pub fn output(report: &RunReport) -> Option<&Value> {
 pub fn failure(report: &RunReport) -> Option<(&str, &str)> {
     match &report.execution.status {
         ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => {
-            Some((failure.error.as_str(), failure.cause.as_str()))
+            Some((failure.name(), failure.cause_text()))
         }
         ExecutionStatus::Succeeded { .. } => None,
     }
