@@ -216,8 +216,14 @@ fn summarize_output(output: &Value) -> Option<String> {
     }
     for key in ["pending", "waitingOn", "removed", "leftovers"] {
         if let Some(list) = obj.get(key).and_then(Value::as_array) {
-            if !list.is_empty() {
-                parts.push(format!("{key}={}", list.len()));
+            // Steps list a bounded number of entries and count the rest (`<key>Omitted`).
+            let omitted = obj
+                .get(&format!("{key}Omitted"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let n = list.len() as u64 + omitted;
+            if n > 0 {
+                parts.push(format!("{key}={n}"));
             }
         }
     }

@@ -50,8 +50,15 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "route53:ListResourceRecordSets",
 ];
 
-/// At most this many pending objects are listed in the output (`counts` has the totals).
+/// At most this many pending / failed objects are listed in the output (`counts` has the
+/// totals, `*Omitted` how many were left out): a Step Functions state output over 256 KiB fails
+/// the execution with States.DataLimitExceeded, which no Catch handles (Step Functions service
+/// quotas; "Error names" in the error-handling guide).
 pub const MAX_LISTED: usize = 50;
+
+/// Each listed object's Flux message is cut to this many characters (a kustomize build error
+/// can quote whole manifests).
+pub const MAX_MESSAGE_CHARS: usize = 512;
 
 /// The step input plus, optionally, when the wait for health began.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,8 +137,15 @@ pub struct Output {
     pub counts: Counts,
     /// Objects not Current yet (the first [`MAX_LISTED`]).
     pub pending: Vec<PendingObject>,
-    /// Failed objects (reported before the target revision is applied; an error after).
+    /// Pending objects not listed.
+    #[serde(default)]
+    pub pending_omitted: usize,
+    /// Failed objects (reported before the target revision is applied; an error after), the
+    /// first [`MAX_LISTED`].
     pub failed: Vec<FailedObject>,
+    /// Failed objects not listed.
+    #[serde(default)]
+    pub failed_omitted: usize,
     /// Why Flux's own controllers are not ready (empty when they are).
     pub controller_problems: Vec<String>,
     pub mesh: MeshReport,
@@ -162,7 +176,9 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         target_revision: target.clone(),
         counts: Counts::default(),
         pending: Vec::new(),
+        pending_omitted: 0,
         failed: Vec::new(),
+        failed_omitted: 0,
         controller_problems: Vec::new(),
         mesh: MeshReport::default(),
         dns: DnsReport {
@@ -226,9 +242,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     }
 
     let tree = evaluate::assess_tree(&root, &refs, &listed, target.as_deref());
-    output.counts = tree.counts;
-    output.failed = tree.failed;
-    output.pending = tree.pending.into_iter().take(MAX_LISTED).collect();
+    list_tree(&mut output, tree);
 
     let revision_reached = match &target {
         Some(target) => output.revision.as_deref() == Some(target.as_str()),
@@ -293,6 +307,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         return Err(StepError::ComponentFailed(failure_message(
             output.revision.as_deref().unwrap_or(""),
             &output.failed,
+            output.failed.len() + output.failed_omitted,
         )));
     }
     output.phase = if !revision_reached {
@@ -351,6 +366,40 @@ fn finish(
     Ok(output)
 }
 
+/// Puts the tree's assessment into the output, bounded (see [`MAX_LISTED`]).
+fn list_tree(output: &mut Output, tree: evaluate::TreeReport) {
+    output.counts = tree.counts;
+    output.pending_omitted = tree.pending.len().saturating_sub(MAX_LISTED);
+    output.failed_omitted = tree.failed.len().saturating_sub(MAX_LISTED);
+    output.pending = tree
+        .pending
+        .into_iter()
+        .take(MAX_LISTED)
+        .map(|mut p| {
+            p.message = cut(&p.message);
+            p
+        })
+        .collect();
+    output.failed = tree
+        .failed
+        .into_iter()
+        .take(MAX_LISTED)
+        .map(|mut f| {
+            f.message = cut(&f.message);
+            f
+        })
+        .collect();
+}
+
+fn cut(message: &str) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message.to_string();
+    }
+    let mut s: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    s.push('…');
+    s
+}
+
 fn describe(kind: &str, namespace: &str, name: &str) -> String {
     if namespace.is_empty() {
         format!("{kind} {name}")
@@ -359,8 +408,9 @@ fn describe(kind: &str, namespace: &str, name: &str) -> String {
     }
 }
 
-/// `labflow.ComponentFailed`'s message: every failed object with its reason and message.
-pub fn failure_message(revision: &str, failed: &[FailedObject]) -> String {
+/// `labflow.ComponentFailed`'s message: the failed objects listed (at most [`MAX_LISTED`], each
+/// message cut) with their reason and message, out of `total`.
+pub fn failure_message(revision: &str, failed: &[FailedObject], total: usize) -> String {
     let listed: Vec<String> = failed
         .iter()
         .take(MAX_LISTED)
@@ -369,19 +419,19 @@ pub fn failure_message(revision: &str, failed: &[FailedObject]) -> String {
                 "{} ({}): {}",
                 describe(&f.kind, &f.namespace, &f.name),
                 f.reason,
-                f.message
+                cut(&f.message)
             )
         })
         .collect();
-    let more = failed.len().saturating_sub(MAX_LISTED);
+    let total = total.max(failed.len());
+    let more = total - listed.len();
     let tail = if more > 0 {
         format!("; and {more} more")
     } else {
         String::new()
     };
     format!(
-        "{} Flux component(s) failed at {revision}: {}{tail}",
-        failed.len(),
+        "{total} Flux component(s) failed at {revision}: {}{tail}",
         listed.join("; ")
     )
 }
@@ -421,4 +471,67 @@ fn deadline_message(
         ));
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_output() -> Output {
+        Output {
+            done: false,
+            healthy: false,
+            phase: String::new(),
+            revision: None,
+            target_revision: None,
+            counts: Counts::default(),
+            pending: Vec::new(),
+            pending_omitted: 0,
+            failed: Vec::new(),
+            failed_omitted: 0,
+            controller_problems: Vec::new(),
+            mesh: MeshReport::default(),
+            dns: DnsReport::default(),
+        }
+    }
+
+    #[test]
+    fn a_large_failing_lab_keeps_the_report_far_below_the_step_functions_payload_quota() {
+        // Step Functions fails a state whose output is over 256 KiB with
+        // States.DataLimitExceeded, which no Catch handles (service quotas; error handling):
+        // 3,000 failed HelmReleases with long Flux messages must not get there.
+        let long = "install retries exhausted: ".to_string() + &"x".repeat(4_000);
+        let mut tree = evaluate::TreeReport::default();
+        for i in 0..3_000 {
+            tree.failed.push(FailedObject {
+                kind: "HelmRelease".into(),
+                namespace: "apps".into(),
+                name: format!("release-{i:04}"),
+                reason: "InstallFailed".into(),
+                message: long.clone(),
+            });
+        }
+        tree.counts.failed = 3_000;
+        let mut output = empty_output();
+        list_tree(&mut output, tree);
+        let v = serde_json::to_value(&output).unwrap_or_default();
+        let size = v.to_string().len();
+        assert!(size < 64 * 1024, "report is {size} bytes");
+        assert_eq!(v["failed"].as_array().map(Vec::len), Some(MAX_LISTED));
+        assert_eq!(v["failedOmitted"], serde_json::json!(3_000 - MAX_LISTED));
+        assert_eq!(v["counts"]["failed"], serde_json::json!(3_000));
+        // The error raised with them is bounded too (it becomes $.error, a state output).
+        let message = failure_message("main@sha1:abc", &output.failed, 3_000);
+        assert!(
+            message.len() < 64 * 1024,
+            "message is {} bytes",
+            message.len()
+        );
+        assert!(
+            message.starts_with("3000 Flux component(s) failed"),
+            "{}",
+            &message[..80]
+        );
+        assert!(message.ends_with(&format!("; and {} more", 3_000 - MAX_LISTED)));
+    }
 }
