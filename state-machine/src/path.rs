@@ -196,15 +196,15 @@ pub fn set_at(input: Value, segments: &[Segment], result: Value) -> Result<Value
     };
     match (first, input) {
         (Segment::Field(name), Value::Object(mut map)) => {
-            let child = map
-                .remove(name)
-                .unwrap_or_else(|| Value::Object(Default::default()));
-            let child = if rest.is_empty() {
+            // In place: an existing key keeps its position (objects keep their key order).
+            let slot = map
+                .entry(name.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+            *slot = if rest.is_empty() {
                 result
             } else {
-                set_at(child, rest, result).map_err(|e| format!(".{name}{e}"))?
+                set_at(std::mem::take(slot), rest, result).map_err(|e| format!(".{name}{e}"))?
             };
-            map.insert(name.clone(), child);
             Ok(Value::Object(map))
         }
         (Segment::Index(i), Value::Array(mut items)) if *i < items.len() => {

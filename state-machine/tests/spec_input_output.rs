@@ -303,3 +303,34 @@ async fn spec_intrinsic_functions_failure_is_intrinsic_failure() {
     let e = run(def, json!({ "s": "not json" })).await;
     assert_eq!(error(&e), "States.IntrinsicFailure");
 }
+
+#[tokio::test]
+async fn aws_json_to_string_keeps_the_objects_key_order() {
+    // Step Functions serialises objects in the order their keys came in (the input's text, a
+    // Parameters template's order); a key-sorted map would turn {"zeta":1,"alpha":2} around.
+    let input: serde_json::Value =
+        serde_json::from_str(r#"{ "obj": { "zeta": 1, "alpha": { "y": true, "b": null } } }"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+    let def = single(json!({ "Type": "Pass", "Parameters": {
+        "text.$": "States.JsonToString($.obj)",
+        "built.$": "States.JsonToString($.tmpl)"
+    }, "ResultPath": "$.out", "End": true }));
+    let mut input = input;
+    input["tmpl"] =
+        serde_json::from_str(r#"{ "second": 2, "first": 1 }"#).unwrap_or_else(|e| panic!("{e}"));
+    let e = run(def, input).await;
+    assert_eq!(
+        output(&e)["out"]["text"],
+        json!(r#"{"zeta":1,"alpha":{"y":true,"b":null}}"#)
+    );
+    assert_eq!(
+        output(&e)["out"]["built"],
+        json!(r#"{"second":2,"first":1}"#)
+    );
+    // ResultPath writes into an existing object without moving its keys.
+    let keys: Vec<&String> = output(&e)
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["obj", "tmpl", "out"]);
+}

@@ -150,6 +150,8 @@ pub fn prune(obj: &mut Value, schema: &Value) -> Vec<String> {
             }
         }
     }
+    // Sorted, so the report does not depend on the object's key order (serde_json keeps it).
+    unknown.sort();
     unknown
 }
 
