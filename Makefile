@@ -8,7 +8,7 @@ CRD_CACHE := .cache/crds
 export LABFLOW_VENV := $(abspath $(VENV))
 export LABFLOW_CRD_CACHE := $(abspath $(CRD_CACHE))
 
-.PHONY: all venv crds test lint checkov fmt demo package clean
+.PHONY: all venv crds test lint checkov fmt demo package plan clean
 
 all: test
 
@@ -36,6 +36,13 @@ demo: venv crds
 ## test: every test of the workspace
 test: venv crds
 	$(CARGO) test --workspace --all-targets --no-fail-fast
+
+## plan: `terraform validate` and `terraform plan` of infra/terraform against the AWS emulator, for
+## example.tfvars and variants (tests/infra/tests/plan.rs; `make test` runs the same tests). Needs
+## terraform on PATH (or LABFLOW_TERRAFORM) and the hashicorp/aws provider in a local filesystem
+## mirror (found, or LABFLOW_TF_PROVIDER_MIRROR); never downloads. Plans against placeholder zips.
+plan: venv
+	$(CARGO) test -p labflow-infra-tests --test plan -- --nocapture
 
 ## lint: formatting, clippy with warnings as errors, checkov on infra/terraform
 lint: checkov

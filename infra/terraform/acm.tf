@@ -18,35 +18,36 @@ resource "aws_acm_certificate" "env" {
   }
 }
 
+# One validation record per certificate, keyed by environment (known at plan time). ACM's record
+# names and values exist only after the certificate is requested, so they may appear in the
+# records' values but never in their keys ("Invalid for_each argument" otherwise). ACM gives the
+# apex and its wildcard the same CNAME (keying by record name made "Duplicate object key" in a
+# real plan; docs.aws.amazon.com/acm/latest/userguide/dns-validation.html), so the apex's option
+# is the certificate's one record. allow_overwrite as in the provider's
+# aws_acm_certificate_validation example: a record left by an earlier certificate of the same
+# domain is taken over instead of failing the apply.
 locals {
-  # The apex and the wildcard share one validation record; key by record name to de-duplicate.
-  acm_validation_records = merge([
-    for env, cert in aws_acm_certificate.env : {
-      for dvo in cert.domain_validation_options : "${env}:${dvo.resource_record_name}" => {
-        name   = dvo.resource_record_name
-        type   = dvo.resource_record_type
-        record = dvo.resource_record_value
-      }
-    }
-  ]...)
+  acm_validation_options = {
+    for env, domain in local.env_domains : env => one([
+      for dvo in aws_acm_certificate.env[env].domain_validation_options : dvo if dvo.domain_name == domain
+    ])
+  }
 }
 
 resource "aws_route53_record" "acm_validation" {
-  for_each = local.acm_validation_records
+  for_each = local.env_domains
 
   zone_id         = data.aws_route53_zone.main.zone_id
-  name            = each.value.name
-  type            = each.value.type
+  name            = local.acm_validation_options[each.key].resource_record_name
+  type            = local.acm_validation_options[each.key].resource_record_type
   ttl             = 300
-  records         = [each.value.record]
+  records         = [local.acm_validation_options[each.key].resource_record_value]
   allow_overwrite = true
 }
 
 resource "aws_acm_certificate_validation" "env" {
   for_each = aws_acm_certificate.env
 
-  certificate_arn = each.value.arn
-  validation_record_fqdns = [
-    for key, record in aws_route53_record.acm_validation : record.fqdn if startswith(key, "${each.key}:")
-  ]
+  certificate_arn         = each.value.arn
+  validation_record_fqdns = [aws_route53_record.acm_validation[each.key].fqdn]
 }

@@ -10,7 +10,13 @@ locals {
   lambda_role_name = { for fn in keys(local.lambda_functions) : fn => "${local.prefix}-${fn}" }
 
   # ---- resources the statements name -------------------------------------------------------
-  cluster_name_list = values(local.cluster_names)
+  # Clusters by name pattern, so that no policy grows with the number of environments (a role's
+  # inline policies may total 10,240 characters: IAM quotas page,
+  # docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html): every default name
+  # "<prefix>-<env>" is covered by "<prefix>-*"; a custom cluster_name is listed as it is.
+  cluster_name_list = distinct([
+    for env, name in local.cluster_names : name == "${local.prefix}-${env}" ? "${local.prefix}-*" : name
+  ])
 
   eks_clusters       = [for c in local.cluster_name_list : "${local.arn_eks}:cluster/${c}"]
   eks_nodegroups     = [for c in local.cluster_name_list : "${local.arn_eks}:nodegroup/${c}/*/*"]
@@ -34,14 +40,23 @@ locals {
   sfn_state_machine = [local.state_machine_arn]
   sfn_executions    = [local.state_machine_execution]
 
-  # ensure-cluster passes the environments' cluster, node and controller roles, nothing else.
-  passable_roles = concat(
-    [for env in keys(var.environments) : "${local.arn_iam}:role/${local.prefix}-${env}-cluster"],
-    [for env in keys(var.environments) : "${local.arn_iam}:role/${local.prefix}-${env}-node"],
-    [for key, role in local.pod_identity_roles : "${local.arn_iam}:role/${local.prefix}-${role.env}-${role.controller}"],
-  )
+  # ensure-cluster passes the environments' cluster, node and controller roles: one pattern per
+  # role kind (local.env_role_names), whatever the number of environments, and only to EKS
+  # (local.lambda_action_conditions).
+  passable_roles = [
+    for suffix in distinct(values(local.env_role_suffixes)) : "${local.arn_iam}:role/${local.prefix}-*-${suffix}"
+  ]
 
   zone_arns = [local.zone_arn]
+
+  # EKS creates its service-linked roles on an account's first CreateCluster / CreateNodegroup,
+  # with the caller's iam:CreateServiceLinkedRole (EKS user guide, "Using roles for Amazon EKS
+  # clusters" / "... node groups"); named here, not declared as resources, because an account
+  # that used EKS before already has them and Terraform could not create them again.
+  eks_service_linked_roles = [
+    "${local.arn_iam}:role/aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS",
+    "${local.arn_iam}:role/aws-service-role/eks-nodegroup.amazonaws.com/AWSServiceRoleForAmazonEKSNodegroup",
+  ]
 
   # ---- function → action → resources --------------------------------------------------------
   lambda_permissions = {
@@ -72,6 +87,7 @@ locals {
       "eks:CreatePodIdentityAssociation"   = local.eks_clusters
       "eks:UpdatePodIdentityAssociation"   = local.eks_pod_identities
       "iam:PassRole"                       = local.passable_roles
+      "iam:CreateServiceLinkedRole"        = local.eks_service_linked_roles
       "kms:DescribeKey"                    = [aws_kms_key.eks_secrets.arn]
       "kms:CreateGrant"                    = [aws_kms_key.eks_secrets.arn]
     }
@@ -131,6 +147,43 @@ locals {
     }
   }
 
+  # Conditions added wherever an action appears. iam:AWSServiceName: only EKS's two
+  # service-linked roles. iam:PassedToService: CreateCluster and
+  # CreateNodegroup pass roles to eks.amazonaws.com, CreatePodIdentityAssociation to
+  # pods.eks.amazonaws.com (IAM docs, "Granting a user permissions to pass a role").
+  lambda_action_conditions = {
+    "iam:CreateServiceLinkedRole" = [{
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
+      values   = ["eks.amazonaws.com", "eks-nodegroup.amazonaws.com"]
+    }]
+    "iam:PassRole" = [{
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["eks.amazonaws.com", "pods.eks.amazonaws.com"]
+    }]
+  }
+
+  # The statements of each function's policy: its actions grouped by identical resources and
+  # conditions, one statement per group — a policy grows with its distinct resource sets, not with
+  # its actions (the size limit above). Built from local.lambda_permissions only.
+  lambda_statements = {
+    for fn, actions in local.lambda_permissions : fn => [
+      for group in values({
+        for action, resources in actions :
+        jsonencode([sort(resources), lookup(local.lambda_action_conditions, action, [])]) => {
+          action     = action
+          resources  = sort(resources)
+          conditions = lookup(local.lambda_action_conditions, action, [])
+        }...
+        }) : {
+        actions    = sort([for entry in group : entry.action])
+        resources  = group[0].resources
+        conditions = group[0].conditions
+      }
+    ]
+  }
+
   # Actions AWS offers no resource-level scoping for: the only ones whose resource is "*".
   lambda_unscoped_actions = {
     "sts:GetCallerIdentity"    = "GetCallerIdentity has no resource types and needs no permission; listed so the role states it"
@@ -170,12 +223,20 @@ resource "aws_iam_role" "lambda" {
 data "aws_iam_policy_document" "lambda" {
   for_each = local.lambda_permissions
 
-  # The function's own calls: one statement per action.
+  # The function's own calls, grouped by resource set (local.lambda_statements).
   dynamic "statement" {
-    for_each = each.value
+    for_each = local.lambda_statements[each.key]
     content {
-      actions   = [statement.key]
-      resources = statement.value
+      actions   = statement.value.actions
+      resources = statement.value.resources
+      dynamic "condition" {
+        for_each = statement.value.conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 

@@ -3,12 +3,13 @@
 # The service account names match infra/gitops (and the aws-ebs-csi-driver add-on).
 
 locals {
+  # role_suffix: at most 10 characters, so role names fit IAM's limit (local.env_role_names).
   pod_identity_controllers = {
-    aws-load-balancer-controller = { namespace = "kube-system", service_account = "aws-load-balancer-controller" }
-    external-dns                 = { namespace = "external-dns", service_account = "external-dns" }
-    cluster-autoscaler           = { namespace = "kube-system", service_account = "cluster-autoscaler" }
-    cert-manager                 = { namespace = "cert-manager", service_account = "cert-manager" }
-    ebs-csi                      = { namespace = "kube-system", service_account = "ebs-csi-controller-sa" }
+    aws-load-balancer-controller = { namespace = "kube-system", service_account = "aws-load-balancer-controller", role_suffix = "lb-ctrl" }
+    external-dns                 = { namespace = "external-dns", service_account = "external-dns", role_suffix = "ext-dns" }
+    cluster-autoscaler           = { namespace = "kube-system", service_account = "cluster-autoscaler", role_suffix = "autoscaler" }
+    cert-manager                 = { namespace = "cert-manager", service_account = "cert-manager", role_suffix = "cert-mgr" }
+    ebs-csi                      = { namespace = "kube-system", service_account = "ebs-csi-controller-sa", role_suffix = "ebs-csi" }
   }
 
   pod_identity_roles = {
@@ -48,9 +49,16 @@ data "aws_iam_policy_document" "pod_identity_trust" {
 resource "aws_iam_role" "pod_identity" {
   for_each = local.pod_identity_roles
 
-  name               = "${local.prefix}-${each.value.env}-${each.value.controller}"
+  name               = local.env_role_names[each.value.env][each.value.controller]
   assume_role_policy = data.aws_iam_policy_document.pod_identity_trust[each.value.env].json
   tags               = { "labflow:environment" = each.value.env }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.env_role_names[each.value.env][each.value.controller]) <= 64
+      error_message = "IAM role name ${local.env_role_names[each.value.env][each.value.controller]} is over IAM's 64 characters: shorten name_prefix or the environment name."
+    }
+  }
 }
 
 # ---- external-dns: records in the environment's zone only -----------------------------------

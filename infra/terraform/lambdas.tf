@@ -49,8 +49,10 @@ resource "aws_lambda_function" "step" {
   memory_size   = each.value.memory
   timeout       = each.value.timeout
 
-  filename         = "${local.lambda_dist_dir}/${each.key}.zip"
-  source_code_hash = filebase64sha256("${local.lambda_dist_dir}/${each.key}.zip")
+  filename = "${local.lambda_dist_dir}/${each.key}.zip"
+  # filebase64sha256 runs at plan time; without the guard a plan before `make package` stops with
+  # "no file exists at …" instead of the precondition's message below.
+  source_code_hash = fileexists("${local.lambda_dist_dir}/${each.key}.zip") ? filebase64sha256("${local.lambda_dist_dir}/${each.key}.zip") : null
 
   kms_key_arn = aws_kms_key.labflow.arn
   environment {
@@ -68,4 +70,11 @@ resource "aws_lambda_function" "step" {
 
   # The role's policy must exist before the first invocation, not just the role.
   depends_on = [aws_iam_role_policy.lambda]
+
+  lifecycle {
+    precondition {
+      condition     = fileexists("${local.lambda_dist_dir}/${each.key}.zip")
+      error_message = "${local.lambda_dist_dir}/${each.key}.zip does not exist: run `make package LAMBDA_ARCH=${var.lambda_architecture}` in the repository first (or set lambda_dist_dir to where the zips are)."
+    }
+  }
 }

@@ -9,8 +9,10 @@ variable "name_prefix" {
   default     = "labflow"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
-    error_message = "name_prefix: 2-21 lower-case letters, digits or '-', starting with a letter."
+    # 12 so that "<prefix>-<environment>-<role suffix>" fits IAM's 64-character role names with
+    # the longest environment name (40) and role suffix (10); see local.env_role_names.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.name_prefix))
+    error_message = "name_prefix: 2-12 lower-case letters, digits or '-', starting with a letter."
   }
 }
 

@@ -56,8 +56,16 @@ pub const AWS_OPERATIONS: &[&str] = &[
 ];
 
 /// Permissions EKS checks on the caller's behalf without the function calling them itself:
-/// passing the cluster, node and controller roles, and granting EKS use of the secrets KMS key.
-pub const IMPLIED_PERMISSIONS: &[&str] = &["iam:PassRole", "kms:DescribeKey", "kms:CreateGrant"];
+/// passing the cluster, node and controller roles, granting EKS use of the secrets KMS key, and,
+/// in an account that never used EKS, creating the service-linked roles AWSServiceRoleForAmazonEKS
+/// and AWSServiceRoleForAmazonEKSNodegroup on the first CreateCluster / CreateNodegroup (EKS user
+/// guide, "Using roles for Amazon EKS clusters" / "... node groups").
+pub const IMPLIED_PERMISSIONS: &[&str] = &[
+    "iam:PassRole",
+    "kms:DescribeKey",
+    "kms:CreateGrant",
+    "iam:CreateServiceLinkedRole",
+];
 
 /// The step's input: the common step input (the state machine passes it through unchanged).
 pub type Input = StepInput;

@@ -5,6 +5,7 @@
 pub mod asl;
 pub mod functions;
 pub mod hcl_expr;
+pub mod plan;
 pub mod repo;
 pub mod terraform;
 
@@ -20,6 +21,8 @@ pub enum InfraError {
     Hcl { path: String, message: String },
     #[error("parsing Rust in {path}: {message}")]
     Rust { path: String, message: String },
+    #[error("{command} failed:\n{output}")]
+    Terraform { command: String, output: String },
     #[error("{0}")]
     Invalid(String),
 }

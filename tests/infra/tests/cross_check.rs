@@ -69,11 +69,23 @@ fn every_function_crate_has_a_lambda_and_a_zip_path() -> Result<()> {
         string_or_template(attr(step, "filename", what)?).as_deref() == Some(zip),
         "{what}.filename must be \"{zip}\""
     );
-    let Expression::FuncCall(call) = attr(step, "source_code_hash", what)? else {
-        bail!("{what}.source_code_hash must be filebase64sha256(<the zip>)");
+    // fileexists(<zip>) ? filebase64sha256(<zip>) : null — the guard lets the precondition say
+    // "run make package" instead of the plan failing inside filebase64sha256.
+    let Expression::Conditional(hash) = attr(step, "source_code_hash", what)? else {
+        bail!("{what}.source_code_hash must be fileexists(<zip>) ? filebase64sha256(<zip>) : null");
     };
-    ensure!(call.name.name.as_str() == "filebase64sha256");
-    ensure!(call.args.len() == 1 && string_or_template(&call.args[0]).as_deref() == Some(zip));
+    let call_on_zip = |expr: &Expression, name: &str| {
+        matches!(expr, Expression::FuncCall(call)
+            if call.name.name.as_str() == name
+                && call.args.len() == 1
+                && string_or_template(&call.args[0]).as_deref() == Some(zip))
+    };
+    ensure!(
+        call_on_zip(&hash.cond_expr, "fileexists")
+            && call_on_zip(&hash.true_expr, "filebase64sha256")
+            && matches!(hash.false_expr, Expression::Null),
+        "{what}.source_code_hash must be fileexists(<zip>) ? filebase64sha256(<zip>) : null"
+    );
     ensure!(string_or_template(attr(step, "runtime", what)?).as_deref() == Some("provided.al2023"));
     ensure!(string_or_template(attr(step, "handler", what)?).as_deref() == Some("bootstrap"));
 
@@ -263,28 +275,38 @@ fn lambda_policies_are_generated_from_the_map_and_nothing_else() -> Result<()> {
     let what = "data.aws_iam_policy_document.lambda";
     ensure!(reference_of(doc, "for_each", what)? == "local.lambda_permissions");
 
-    // The generated statements: one per map entry, actions = [statement.key].
+    // The generated statements: local.lambda_statements groups each function's entries of
+    // local.lambda_permissions by resource set (tests/plan.rs checks, on the policies Terraform
+    // renders, that the grouped statements grant exactly the crate's actions).
+    let Expression::ForExpr(grouping) = module.local("lambda_statements")? else {
+        bail!("local.lambda_statements must be a for expression over local.lambda_permissions");
+    };
+    ensure!(
+        reference_string(&grouping.collection_expr).as_deref() == Some("local.lambda_permissions"),
+        "local.lambda_statements must iterate local.lambda_permissions"
+    );
     let dynamics: Vec<&Block> = nested(doc.body(), "dynamic").collect();
     ensure!(
         dynamics.len() == 1,
         "{what} must have exactly one dynamic statement"
     );
     let dynamic = dynamics[0];
-    ensure!(reference_of(dynamic, "for_each", "dynamic statement")? == "each.value");
+    ensure!(
+        reference_of(dynamic, "for_each", "dynamic statement")?
+            == "local.lambda_statements.[each.key]"
+    );
     let content = nested(dynamic.body(), "content")
         .next()
         .context("dynamic statement has no content")?;
-    let actions = attribute(content.body(), "actions").context("content.actions")?;
     ensure!(
-        matches!(actions, Expression::Array(items) if items.len() == 1
-            && reference_string(&items[0]).as_deref() == Some("statement.key")),
-        "dynamic statement actions must be [statement.key]"
+        reference_of(content, "actions", "content")? == "statement.value.actions",
+        "dynamic statement actions must be statement.value.actions"
     );
-    ensure!(reference_of(content, "resources", "content")? == "statement.value");
+    ensure!(reference_of(content, "resources", "content")? == "statement.value.resources");
     ensure!(
         attribute(content.body(), "not_actions").is_none()
             && attribute(content.body(), "effect").is_none(),
-        "dynamic statement must be a plain Allow of its action"
+        "dynamic statement must be a plain Allow of its actions"
     );
 
     // The fixed statements: only the runtime's own needs.

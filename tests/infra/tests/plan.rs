@@ -1,0 +1,585 @@
+//! `terraform plan` of infra/terraform against the AWS emulator (moto), for example.tfvars and
+//! variants (two environments, the longest names the variables allow, every optional feature
+//! on), with facts about the plan checked in `terraform show -json`.
+//!
+//! Needs terraform and the hashicorp/aws provider in a filesystem mirror (see
+//! labflow_infra_tests::plan); missing either fails the test with what is missing. `make plan`
+//! runs only these tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use labflow_infra_tests::plan::{Scratch, Toolchain};
+use labflow_infra_tests::{functions, repo};
+use serde_json::{json, Value};
+
+/// The zone every variant's `domain` names: the module reads it with a data source.
+const ZONE: &str = "example.com";
+
+/// The longest names variables.tf allows (name_prefix, environment keys).
+const LONGEST_PREFIX: &str = "abcdefghij-k";
+const LONGEST_ENVIRONMENT: &str = "environment-with-the-longest-allowed-nam";
+
+/// One initialised scratch copy for every test of this binary; plans of different variants run
+/// side by side in it (`-lock=false`, no state).
+fn scratch() -> Result<&'static Scratch> {
+    static SCRATCH: OnceLock<Result<Scratch, String>> = OnceLock::new();
+    SCRATCH
+        .get_or_init(|| prepare().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+fn prepare() -> Result<Scratch> {
+    let toolchain = Toolchain::discover()?;
+    let moto = labflow_testbed::moto::shared().context("starting the AWS emulator")?;
+    create_zone(&moto.endpoint())?;
+    let scratch = Scratch::prepare(toolchain, &moto.endpoint())?;
+    for rewrite in &scratch.rewrites {
+        eprintln!(
+            "plan: provider 5.x rewrite in {}: {} ({})",
+            rewrite.file, rewrite.from, rewrite.why
+        );
+    }
+    Ok(scratch)
+}
+
+/// The public hosted zone that `data "aws_route53_zone" "main"` looks up, created in moto.
+fn create_zone(endpoint: &str) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_route53::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let route53 = aws_sdk_route53::Client::new(&config);
+        let zones = route53
+            .list_hosted_zones_by_name()
+            .dns_name(ZONE)
+            .send()
+            .await?;
+        let exists = zones
+            .hosted_zones()
+            .iter()
+            .any(|z| z.name().trim_end_matches('.') == ZONE);
+        if !exists {
+            route53
+                .create_hosted_zone()
+                .name(ZONE)
+                .caller_reference("labflow-plan-test")
+                .send()
+                .await?;
+        }
+        anyhow::Ok(())
+    })
+}
+
+fn example_tfvars() -> PathBuf {
+    repo::terraform_dir().join("example.tfvars")
+}
+
+/// A var file of our own in the scratch directory.
+fn var_file(scratch: &Scratch, name: &str, vars: &Value) -> Result<PathBuf> {
+    let path = scratch.root().join(format!("{name}.tfvars.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(vars)?)?;
+    Ok(path)
+}
+
+/// An environment as a user would configure it (the shape of example.tfvars).
+fn environment(branch: &str) -> Value {
+    json!({
+        "kubernetes_version": "1.33",
+        "nodegroups": [{
+            "name": "general",
+            "instance_types": ["m6a.large"],
+            "min": 1, "max": 3, "desired": 2
+        }],
+        "flux": {
+            "version": "2.7.3",
+            "manifest_sha256": "5d4a1e2f8c0b7a6d3e9f1c2b4a6d8e0f1a3c5e7b9d2f4a6c8e0b1d3f5a7c9e2b",
+            "repository_url": "https://github.com/example/labflow",
+            "branch": branch
+        },
+        "webhook_branches": [branch]
+    })
+}
+
+fn base_vars(environments: Value) -> Value {
+    json!({
+        "aws_region": "eu-west-1",
+        "domain": ZONE,
+        "availability_zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+        "environments": environments
+    })
+}
+
+// ---- reading the plan ----------------------------------------------------------------------
+
+/// `address -> resource change` for every planned change.
+fn changes(plan: &Value) -> Result<BTreeMap<String, &Value>> {
+    let list = plan["resource_changes"]
+        .as_array()
+        .context("plan has no resource_changes")?;
+    Ok(list
+        .iter()
+        .filter_map(|c| Some((c["address"].as_str()?.to_string(), c)))
+        .collect())
+}
+
+fn planned<'a>(changes: &'a BTreeMap<String, &Value>, address: &str) -> Result<&'a Value> {
+    let change = changes
+        .get(address)
+        .with_context(|| format!("the plan has no {address}"))?;
+    ensure!(
+        change["change"]["actions"] == json!(["create"]),
+        "{address} is planned as {}, not a create",
+        change["change"]["actions"]
+    );
+    Ok(&change["change"]["after"])
+}
+
+/// The references of a resource's attribute in the configuration part of the plan.
+fn references(plan: &Value, address: &str, attribute: &str) -> Result<Vec<String>> {
+    let resources = plan["configuration"]["root_module"]["resources"]
+        .as_array()
+        .context("plan has no configuration.root_module.resources")?;
+    let resource = resources
+        .iter()
+        .find(|r| r["address"] == address)
+        .with_context(|| format!("no {address} in the plan's configuration"))?;
+    Ok(resource["expressions"][attribute]["references"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Facts every successful plan must show, whatever the variant.
+fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()> {
+    let changes = changes(plan)?;
+
+    // Every function crate has a Lambda with its own role.
+    let crates = functions::discover(&repo::functions_dir())?;
+    ensure!(!crates.is_empty(), "no function crates");
+    // Terraform lists `aws_iam_role.lambda[each.key].arn` as these two references.
+    let role_refs = references(plan, "aws_lambda_function.step", "role")?;
+    ensure!(
+        role_refs == ["aws_iam_role.lambda", "each.key"],
+        "aws_lambda_function.step's role is not aws_iam_role.lambda[each.key]: {role_refs:?}"
+    );
+    for function in &crates {
+        let lambda = planned(
+            &changes,
+            &format!("aws_lambda_function.step[\"{}\"]", function.name),
+        )?;
+        ensure!(lambda["function_name"] == json!(format!("{prefix}-{}", function.name)));
+        let role = planned(
+            &changes,
+            &format!("aws_iam_role.lambda[\"{}\"]", function.name),
+        )?;
+        ensure!(role["name"] == json!(format!("{prefix}-{}", function.name)));
+        planned(
+            &changes,
+            &format!("aws_iam_role_policy.lambda[\"{}\"]", function.name),
+        )?;
+    }
+
+    // Every environment: its config in SSM, its certificate and exactly one validation record.
+    for env in environments {
+        planned(
+            &changes,
+            &format!("aws_ssm_parameter.environment[\"{env}\"]"),
+        )?;
+        let cert = planned(&changes, &format!("aws_acm_certificate.env[\"{env}\"]"))?;
+        let domain = cert["domain_name"]
+            .as_str()
+            .with_context(|| format!("certificate of {env} has no planned domain_name"))?;
+        // The provider plans the domain itself among the SANs, beside the wildcard.
+        let sans = cert["subject_alternative_names"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            sans.contains(&json!(format!("*.{domain}"))),
+            "certificate of {env}: SANs {}",
+            cert["subject_alternative_names"]
+        );
+        let record = planned(
+            &changes,
+            &format!("aws_route53_record.acm_validation[\"{env}\"]"),
+        )?;
+        ensure!(record["allow_overwrite"] == json!(true));
+        planned(
+            &changes,
+            &format!("aws_acm_certificate_validation.env[\"{env}\"]"),
+        )?;
+        let records: Vec<&String> = changes
+            .keys()
+            .filter(|a| a.starts_with("aws_route53_record.acm_validation["))
+            .collect();
+        ensure!(
+            records.len() == environments.len(),
+            "one validation record per certificate expected, the plan has {records:?}"
+        );
+    }
+
+    // IAM role names: known at plan time and within IAM's limit (64 characters, IAM quotas:
+    // docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+    let mut role_names = BTreeSet::new();
+    for (address, change) in &changes {
+        if change["type"] != "aws_iam_role" {
+            continue;
+        }
+        let name = change["change"]["after"]["name"]
+            .as_str()
+            .with_context(|| format!("{address}: role name not known at plan time"))?;
+        ensure!(
+            name.len() <= 64,
+            "{address}: role name {name:?} is {} characters",
+            name.len()
+        );
+        ensure!(
+            role_names.insert(name.to_string()),
+            "two roles named {name:?}"
+        );
+    }
+    Ok(())
+}
+
+// ---- the variants ----------------------------------------------------------------------------
+
+#[test]
+fn example_tfvars_plans() -> Result<()> {
+    let scratch = scratch()?;
+    let plan = scratch.plan("example", &[example_tfvars()], &BTreeMap::new())?;
+    check_common(&plan, "labflow", &["lab"])
+}
+
+#[test]
+fn two_environments_plan() -> Result<()> {
+    let scratch = scratch()?;
+    let vars = base_vars(json!({ "lab": environment("main"), "staging": environment("staging") }));
+    let file = var_file(scratch, "two-environments", &vars)?;
+    let plan = scratch.plan("two-environments", &[file], &BTreeMap::new())?;
+    check_common(&plan, "labflow", &["lab", "staging"])?;
+    let changes = changes(&plan)?;
+    for env in ["lab", "staging"] {
+        for kind in ["cluster", "node"] {
+            let role = planned(&changes, &format!("aws_iam_role.{kind}[\"{env}\"]"))?;
+            ensure!(role["tags"]["labflow:environment"] == json!(env));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn longest_allowed_names_plan() -> Result<()> {
+    let scratch = scratch()?;
+    let mut vars = base_vars(json!({ LONGEST_ENVIRONMENT: environment("main") }));
+    vars["name_prefix"] = json!(LONGEST_PREFIX);
+    let file = var_file(scratch, "longest-names", &vars)?;
+    let plan = scratch.plan("longest-names", &[file], &BTreeMap::new())?;
+    check_common(&plan, LONGEST_PREFIX, &[LONGEST_ENVIRONMENT])
+}
+
+/// Terraform's refusal of a variable value by its validation block with this message.
+fn refused_by_validation(output: &str, message: &str) -> bool {
+    output.contains("Invalid value for variable") && output.contains(message)
+}
+
+#[test]
+fn a_name_one_character_too_long_is_refused_at_plan_time() -> Result<()> {
+    let scratch = scratch()?;
+    let mut vars = base_vars(json!({ format!("{LONGEST_ENVIRONMENT}e"): environment("main") }));
+    vars["name_prefix"] = json!(LONGEST_PREFIX);
+    let file = var_file(scratch, "too-long", &vars)?;
+    let err = scratch
+        .plan("too-long", &[file.clone()], &BTreeMap::new())
+        .err()
+        .context("an environment name over the limit planned")?;
+    ensure!(
+        refused_by_validation(&err.to_string(), "Environment names:"),
+        "expected the environments variable's validation message, got: {err}"
+    );
+    let mut vars = base_vars(json!({ "lab": environment("main") }));
+    vars["name_prefix"] = json!(format!("{LONGEST_PREFIX}x"));
+    let file = var_file(scratch, "too-long-prefix", &vars)?;
+    let err = scratch
+        .plan("too-long-prefix", &[file], &BTreeMap::new())
+        .err()
+        .context("a name_prefix over the limit planned")?;
+    ensure!(
+        refused_by_validation(&err.to_string(), "name_prefix:"),
+        "expected name_prefix's validation message, got: {err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn optional_features_plan() -> Result<()> {
+    let scratch = scratch()?;
+    let mut vars = base_vars(json!({ "lab": environment("main") }));
+    vars["alarm_email"] = json!("oncall@example.com");
+    vars["single_nat_gateway"] = json!(false);
+    vars["github_api_url"] = json!("https://github.example.com/api/v3");
+    let file = var_file(scratch, "optional-features", &vars)?;
+    let plan = scratch.plan("optional-features", &[file], &BTreeMap::new())?;
+    check_common(&plan, "labflow", &["lab"])?;
+    let changes = changes(&plan)?;
+    let subscription = planned(&changes, "aws_sns_topic_subscription.alarm_email[0]")?;
+    ensure!(subscription["endpoint"] == json!("oncall@example.com"));
+    let nat_gateways = changes
+        .keys()
+        .filter(|a| a.starts_with("aws_nat_gateway.main"))
+        .count();
+    ensure!(
+        nat_gateways == 3,
+        "one NAT gateway per zone expected, got {nat_gateways}"
+    );
+    let status = planned(&changes, "aws_lambda_function.step[\"github-status\"]")?;
+    ensure!(
+        status["environment"][0]["variables"]["GITHUB_API_URL"]
+            == json!("https://github.example.com/api/v3"),
+        "github-status does not get GITHUB_API_URL: {}",
+        status["environment"]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_plan_before_make_package_says_to_run_it() -> Result<()> {
+    let scratch = scratch()?;
+    let empty = scratch.root().join("no-zips");
+    std::fs::create_dir_all(&empty)?;
+    let vars = BTreeMap::from([("lambda_dist_dir".to_string(), empty.display().to_string())]);
+    let err = scratch
+        .plan("no-zips", &[example_tfvars()], &vars)
+        .err()
+        .context("a plan without the Lambda zips succeeded")?;
+    // Terraform wraps long messages: compare with white space collapsed.
+    let message = err
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    ensure!(
+        message.contains("does not exist: run `make package LAMBDA_ARCH=arm64`"),
+        "the error does not say to run `make package`: {err}"
+    );
+    Ok(())
+}
+
+// ---- IAM policy sizes, from the policies as Terraform renders them ---------------------------
+
+/// IAM quotas (docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html): all inline
+/// policies of a role together, one managed policy, one role trust policy (default quota);
+/// "IAM doesn't count white space when calculating the size of a policy".
+const ROLE_INLINE_POLICIES_MAX: usize = 10_240;
+const MANAGED_POLICY_MAX: usize = 6_144;
+const TRUST_POLICY_MAX: usize = 2_048;
+
+/// What the Lambda runtime needs in every function's policy besides the crate's own calls
+/// (iam_lambdas.tf, local.lambda_runtime_actions).
+const RUNTIME_ACTIONS: &[&str] = &[
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "kms:Decrypt",
+];
+
+/// A policy's size as IAM counts it: the JSON without white space outside strings.
+fn policy_size(document: &str) -> Result<usize> {
+    let value: Value = serde_json::from_str(document).context("policy is not JSON")?;
+    Ok(serde_json::to_string(&value)?.len())
+}
+
+fn actions_of(document: &str) -> Result<BTreeSet<String>> {
+    let value: Value = serde_json::from_str(document)?;
+    let mut actions = BTreeSet::new();
+    for statement in value["Statement"].as_array().context("no Statement")? {
+        match &statement["Action"] {
+            Value::String(a) => {
+                actions.insert(a.clone());
+            }
+            Value::Array(list) => {
+                actions.extend(list.iter().filter_map(|a| a.as_str().map(String::from)))
+            }
+            other => anyhow::bail!("statement without Action: {other}"),
+        }
+    }
+    Ok(actions)
+}
+
+fn state_resources(state: &Value) -> Result<Vec<&Value>> {
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .map(|r| r.iter().collect())
+        .context("state has no resources")
+}
+
+/// Apply only the IAM parts of the module for `count` environments (a moto of its own) and
+/// check every role and policy against IAM's limits; returns the largest role's inline total.
+fn check_policy_sizes(count: usize, targets: &[&str]) -> Result<(usize, Value)> {
+    let scratch = scratch()?;
+    let moto = labflow_testbed::moto::Moto::start().context("starting an AWS emulator")?;
+    create_zone(&moto.endpoint())?;
+    let environments: serde_json::Map<String, Value> = (1..=count)
+        .map(|i| (format!("env{i:02}"), environment(&format!("env{i:02}"))))
+        .collect();
+    let name = format!("iam-{count}-environments");
+    let file = var_file(scratch, &name, &base_vars(Value::Object(environments)))?;
+    let state = scratch.apply_targets(&name, &moto.endpoint(), &[file], targets)?;
+    let resources = state_resources(&state)?;
+
+    let mut inline_by_role: BTreeMap<String, usize> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for resource in &resources {
+        let values = &resource["values"];
+        let address = resource["address"].as_str().unwrap_or("?");
+        match resource["type"].as_str() {
+            Some("aws_iam_role_policy") => {
+                let role = values["role"]
+                    .as_str()
+                    .context("role policy without role")?;
+                let size = policy_size(values["policy"].as_str().context("no policy")?)?;
+                *inline_by_role.entry(role.to_string()).or_default() += size;
+            }
+            Some("aws_iam_policy") => {
+                let size = policy_size(values["policy"].as_str().context("no policy")?)?;
+                if size > MANAGED_POLICY_MAX {
+                    problems.push(format!("{address}: managed policy of {size} characters"));
+                }
+            }
+            Some("aws_iam_role") => {
+                let trust = values["assume_role_policy"]
+                    .as_str()
+                    .context("no trust policy")?;
+                let size = policy_size(trust)?;
+                if size > TRUST_POLICY_MAX {
+                    problems.push(format!("{address}: trust policy of {size} characters"));
+                }
+            }
+            _ => {}
+        }
+    }
+    ensure!(
+        !inline_by_role.is_empty(),
+        "the apply created no role policies"
+    );
+    for (role, size) in &inline_by_role {
+        eprintln!("iam ({count} environments): {role}: inline policies {size} characters");
+        if *size > ROLE_INLINE_POLICIES_MAX {
+            problems.push(format!(
+                "role {role}: inline policies total {size} characters (IAM allows {ROLE_INLINE_POLICIES_MAX})"
+            ));
+        }
+    }
+
+    // The grouped statements still grant exactly what each crate declares (and the runtime's
+    // own needs): read from the rendered policy, not from the HCL.
+    for function in functions::discover(&repo::functions_dir())? {
+        let address = format!("aws_iam_role_policy.lambda[\"{}\"]", function.name);
+        let Some(policy) = resources.iter().find(|r| r["address"] == json!(address)) else {
+            continue;
+        };
+        let granted = actions_of(policy["values"]["policy"].as_str().context("no policy")?)?;
+        let declared = function.declared_actions()?;
+        let expected: BTreeSet<String> = declared
+            .operations
+            .iter()
+            .chain(&declared.implied)
+            .cloned()
+            .chain(RUNTIME_ACTIONS.iter().map(|a| a.to_string()))
+            .collect();
+        if granted != expected {
+            problems.push(format!(
+                "{address} grants {:?} beyond what {} declares and misses {:?}",
+                granted.difference(&expected).collect::<Vec<_>>(),
+                function.name,
+                expected.difference(&granted).collect::<Vec<_>>()
+            ));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    let largest = inline_by_role.values().copied().max().unwrap_or(0);
+    Ok((largest, state))
+}
+
+/// The rendered policy of a Lambda's role, from an apply's state.
+fn lambda_policy(state: &Value, function: &str) -> Result<Value> {
+    let address = format!("aws_iam_role_policy.lambda[\"{function}\"]");
+    let resource = state_resources(state)?
+        .into_iter()
+        .find(|r| r["address"] == json!(address))
+        .with_context(|| format!("no {address} in the state"))?;
+    Ok(serde_json::from_str(
+        resource["values"]["policy"].as_str().context("no policy")?,
+    )?)
+}
+
+/// In an account that never used EKS, CreateCluster and CreateNodegroup create EKS's
+/// service-linked roles with the caller's permission (EKS user guide, "Using roles for Amazon
+/// EKS clusters" / "... node groups"): ensure-cluster must hold iam:CreateServiceLinkedRole for
+/// exactly those two services.
+fn check_service_linked_roles(state: &Value) -> Result<()> {
+    let policy = lambda_policy(state, "ensure-cluster")?;
+    let statements = policy["Statement"].as_array().context("no Statement")?;
+    let statement = statements
+        .iter()
+        .find(|s| {
+            s["Action"] == json!("iam:CreateServiceLinkedRole")
+                || s["Action"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("iam:CreateServiceLinkedRole")))
+        })
+        .context("ensure-cluster may not create EKS's service-linked roles (iam:CreateServiceLinkedRole)")?;
+    let services: BTreeSet<&str> =
+        match &statement["Condition"]["StringEquals"]["iam:AWSServiceName"] {
+            Value::String(s) => BTreeSet::from([s.as_str()]),
+            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+            other => anyhow::bail!(
+                "iam:CreateServiceLinkedRole without an iam:AWSServiceName condition: {other}"
+            ),
+        };
+    ensure!(
+        services == BTreeSet::from(["eks.amazonaws.com", "eks-nodegroup.amazonaws.com"]),
+        "iam:CreateServiceLinkedRole for {services:?}, expected EKS's two services"
+    );
+    Ok(())
+}
+
+#[test]
+fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
+    // One environment: the Lambda, controller, cluster, node and flow-log roles. Left out: the
+    // state machine's and the scheduler's roles, whose policies need the Lambdas and the state
+    // machine themselves (moto does not bring a Lambda to Active from a placeholder zip); neither
+    // names environments.
+    let (one, state) = check_policy_sizes(
+        1,
+        &[
+            "aws_iam_role_policy.lambda",
+            "aws_iam_role_policy.pod_identity",
+            "aws_iam_role_policy.flow_logs",
+            "aws_iam_role.cluster",
+            "aws_iam_role.node",
+        ],
+    )?;
+    // Fifty: the roles whose policies name environments, the Lambdas' (the per-environment
+    // roles have the same shape for every environment, so one is checked above).
+    let (fifty, _) = check_policy_sizes(50, &["aws_iam_role_policy.lambda"])?;
+    check_service_linked_roles(&state)?;
+    eprintln!("iam: largest inline total {one} characters for 1 environment, {fifty} for 50");
+    Ok(())
+}
