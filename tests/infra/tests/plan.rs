@@ -305,7 +305,7 @@ fn a_name_one_character_too_long_is_refused_at_plan_time() -> Result<()> {
     vars["name_prefix"] = json!(LONGEST_PREFIX);
     let file = var_file(scratch, "too-long", &vars)?;
     let err = scratch
-        .plan("too-long", &[file.clone()], &BTreeMap::new())
+        .plan("too-long", &[file], &BTreeMap::new())
         .err()
         .context("an environment name over the limit planned")?;
     ensure!(
