@@ -11,6 +11,17 @@ use syn::{Expr, Item, Lit};
 
 use crate::{read, InfraError};
 
+/// What the Lambda runtime needs in every function's role besides the crate's own calls
+/// (infra/terraform/iam_lambdas.tf, local.lambda_runtime_actions): its log group, X-Ray, and
+/// decrypting its environment and labflow's SecureStrings.
+pub const RUNTIME_ACTIONS: &[&str] = &[
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "kms:Decrypt",
+];
+
 /// The library crate that is not a Lambda.
 pub const NOT_A_FUNCTION: &str = "core";
 

@@ -259,15 +259,6 @@ fn each_lambda_role_has_exactly_its_crates_actions() -> Result<()> {
     Ok(())
 }
 
-/// The actions every function's role has for the Lambda runtime (not for its own calls).
-const RUNTIME_ACTIONS: &[&str] = &[
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "kms:Decrypt",
-];
-
 #[test]
 fn lambda_policies_are_generated_from_the_map_and_nothing_else() -> Result<()> {
     let module = module()?;
@@ -320,7 +311,10 @@ fn lambda_policies_are_generated_from_the_map_and_nothing_else() -> Result<()> {
             attribute(statement.body(), "actions").context("statement without actions")?;
         runtime.extend(literal_strings(&module, actions)?);
     }
-    let expected: BTreeSet<String> = RUNTIME_ACTIONS.iter().map(|s| s.to_string()).collect();
+    let expected: BTreeSet<String> = functions::RUNTIME_ACTIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     ensure!(
         runtime == expected,
         "runtime statements of {what} grant {runtime:?}, expected exactly {expected:?}"

@@ -389,16 +389,6 @@ const ROLE_INLINE_POLICIES_MAX: usize = 10_240;
 const MANAGED_POLICY_MAX: usize = 6_144;
 const TRUST_POLICY_MAX: usize = 2_048;
 
-/// What the Lambda runtime needs in every function's policy besides the crate's own calls
-/// (iam_lambdas.tf, local.lambda_runtime_actions).
-const RUNTIME_ACTIONS: &[&str] = &[
-    "logs:CreateLogStream",
-    "logs:PutLogEvents",
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "kms:Decrypt",
-];
-
 /// A policy's size as IAM counts it: the JSON without white space outside strings.
 fn policy_size(document: &str) -> Result<usize> {
     let value: Value = serde_json::from_str(document).context("policy is not JSON")?;
@@ -501,7 +491,7 @@ fn check_policy_sizes(count: usize, targets: &[&str]) -> Result<(usize, Value)> 
             .iter()
             .chain(&declared.implied)
             .cloned()
-            .chain(RUNTIME_ACTIONS.iter().map(|a| a.to_string()))
+            .chain(functions::RUNTIME_ACTIONS.iter().map(|a| a.to_string()))
             .collect();
         if granted != expected {
             problems.push(format!(
