@@ -39,6 +39,9 @@ locals {
 
   sfn_state_machine = [local.state_machine_arn]
   sfn_executions    = [local.state_machine_execution]
+  # The state machine's data (inputs, outputs, history) is encrypted with this key; its callers
+  # need it too (local.states_kms_condition).
+  states_key = [aws_kms_key.labflow.arn]
 
   # ensure-cluster passes the environments' cluster, node and controller roles: one pattern per
   # role kind (local.env_role_names), whatever the number of environments, and only to EKS
@@ -66,6 +69,7 @@ locals {
       "ssm:DeleteParameter"      = local.ssm_locks
       "ssm:GetParametersByPath"  = concat(local.ssm_env_path, local.ssm_env_configs, local.ssm_locks_path)
       "states:DescribeExecution" = local.sfn_executions
+      "kms:Decrypt"              = local.states_key
     }
 
     "ensure-cluster" = {
@@ -140,12 +144,27 @@ locals {
       "ssm:GetParameter"         = concat(local.ssm_webhook_secret, local.ssm_webhook_routes, local.ssm_env_configs)
       "states:StartExecution"    = local.sfn_state_machine
       "states:DescribeExecution" = local.sfn_executions
+      "kms:GenerateDataKey"      = local.states_key
+      "kms:Decrypt"              = local.states_key
     }
 
     "github-status" = {
       "ssm:GetParameter" = local.ssm_github_token
     }
   }
+
+  # Calling an encrypted state machine's APIs needs its key, in the encryption context
+  # aws:states:stateMachineArn = the state machine: StartExecution kms:GenerateDataKey and
+  # kms:Decrypt, DescribeExecution / GetExecutionHistory / StopExecution kms:Decrypt (Step
+  # Functions developer guide, "Data at rest encryption",
+  # docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html; the per-API list from
+  # the Step Functions team in aws-samples/aws-stepfunctions-examples#74). Used by the webhook,
+  # run-guard, the nightly schedule and the operators' policy (iam_operator.tf).
+  states_kms_condition = [{
+    test     = "StringEquals"
+    variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+    values   = [local.state_machine_arn]
+  }]
 
   # Conditions added wherever an action appears. iam:AWSServiceName: only EKS's two
   # service-linked roles. iam:PassedToService: CreateCluster and
@@ -162,6 +181,9 @@ locals {
       variable = "iam:PassedToService"
       values   = ["eks.amazonaws.com", "pods.eks.amazonaws.com"]
     }]
+    # Only the functions that call the state machine hold these, for its data only.
+    "kms:GenerateDataKey" = local.states_kms_condition
+    "kms:Decrypt"         = local.states_kms_condition
   }
 
   # The statements of each function's policy: its actions grouped by identical resources and

@@ -51,3 +51,8 @@ output "ecr_repository_urls" {
 output "alarm_topic_arn" {
   value = aws_sns_topic.alarms.arn
 }
+
+output "operator_policy_arn" {
+  description = "Managed policy for `labflow start` / `labflow status` (attach to your engineers' roles)."
+  value       = aws_iam_policy.operator.arn
+}

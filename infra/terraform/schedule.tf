@@ -53,7 +53,21 @@ data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "StartTeardownAll"
     actions   = ["states:StartExecution"]
-    resources = [aws_sfn_state_machine.lifecycle.arn]
+    resources = [local.state_machine_arn]
+  }
+  # StartExecution on the encrypted state machine (local.states_kms_condition).
+  statement {
+    sid       = "StateMachineEncryption"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.labflow.arn]
+    dynamic "condition" {
+      for_each = local.states_kms_condition
+      content {
+        test     = condition.value.test
+        variable = condition.value.variable
+        values   = condition.value.values
+      }
+    }
   }
   statement {
     sid       = "ScheduleEncryption"

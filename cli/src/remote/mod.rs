@@ -13,6 +13,21 @@ use anyhow::anyhow;
 use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sfn::primitives::DateTime;
 
+/// Exactly the IAM actions `labflow start` and `labflow status` call; Terraform's operator
+/// policy (infra/terraform/iam_operator.tf) grants these and nothing else (checked by
+/// tests/infra against the rendered policy).
+pub const AWS_OPERATIONS: &[&str] = &[
+    "states:DescribeExecution",
+    "states:GetExecutionHistory",
+    "states:ListExecutions",
+    "states:ListStateMachines",
+    "states:StartExecution",
+];
+
+/// What AWS checks on the caller's behalf during those calls: the state machine's data is
+/// encrypted with labflow's key (infra/terraform/state_machine.tf).
+pub const IMPLIED_PERMISSIONS: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"];
+
 /// The state machine Terraform deploys.
 pub const DEFAULT_STATE_MACHINE_NAME: &str = "labflow-lifecycle";
 

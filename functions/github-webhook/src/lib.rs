@@ -35,6 +35,10 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "states:StartExecution",
 ];
 
+/// StartExecution encrypts the input with the state machine's key, DescribeExecution decrypts
+/// it (infra/terraform/iam_lambdas.tf, local.states_kms_condition).
+pub const IMPLIED_PERMISSIONS: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"];
+
 /// SSM parameter holding the webhook secret (SecureString).
 pub const SECRET_PARAMETER: &str = "/labflow/github/webhook-secret";
 

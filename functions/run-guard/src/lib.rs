@@ -32,6 +32,10 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "states:DescribeExecution",
 ];
 
+/// DescribeExecution decrypts the execution's data with the state machine's key
+/// (infra/terraform/iam_lambdas.tf, local.states_kms_condition).
+pub const IMPLIED_PERMISSIONS: &[&str] = &["kms:Decrypt"];
+
 /// A lock older than this is taken over even if its holder still runs (a stuck execution must
 /// not block an environment forever). Override with `LABFLOW_LOCK_MAX_AGE_SECONDS`.
 pub const DEFAULT_LOCK_MAX_AGE: Duration = Duration::from_secs(6 * 3600);

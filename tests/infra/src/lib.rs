@@ -5,6 +5,7 @@
 pub mod asl;
 pub mod functions;
 pub mod hcl_expr;
+pub mod iam_eval;
 pub mod plan;
 pub mod repo;
 pub mod terraform;

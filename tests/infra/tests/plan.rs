@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use anyhow::{anyhow, ensure, Context, Result};
 use labflow_infra_tests::plan::{Scratch, Toolchain};
-use labflow_infra_tests::{functions, repo};
+use labflow_infra_tests::{functions, iam_eval, repo};
 use serde_json::{json, Value};
 
 /// The zone every variant's `domain` names: the module reads it with a data source.
@@ -550,18 +550,145 @@ fn check_service_linked_roles(state: &Value) -> Result<()> {
     Ok(())
 }
 
+/// KMS actions a caller of each Step Functions API needs when the state machine is encrypted
+/// with a customer managed key, in the encryption context `aws:states:stateMachineArn` = the
+/// state machine (Step Functions developer guide, "Data at rest encryption",
+/// docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html; the per-API list as
+/// given by the Step Functions team in aws-samples/aws-stepfunctions-examples#74:
+/// StartExecution needs kms:GenerateDataKey and kms:Decrypt, reading an execution kms:Decrypt).
+const STATES_KMS: &[(&str, &[&str])] = &[
+    (
+        "states:StartExecution",
+        &["kms:GenerateDataKey", "kms:Decrypt"],
+    ),
+    ("states:DescribeExecution", &["kms:Decrypt"]),
+    ("states:GetExecutionHistory", &["kms:Decrypt"]),
+    ("states:StopExecution", &["kms:Decrypt"]),
+];
+
+const STATES_CONTEXT_KEY: &str = "kms:EncryptionContext:aws:states:stateMachineArn";
+
+/// Every policy that may call the state machine's APIs also holds the KMS actions those calls
+/// need on its key, for that state machine only; and the known callers (webhook, run-guard,
+/// nightly schedule, the operators' policy for `labflow start`/`status`) are among them.
+fn check_state_machine_encryption(state: &Value) -> Result<()> {
+    let resources = state_resources(state)?;
+    let key_arn = resources
+        .iter()
+        .find(|r| r["address"] == json!("aws_kms_key.labflow"))
+        .and_then(|r| r["values"]["arn"].as_str())
+        .context("no aws_kms_key.labflow in the state")?;
+    // arn:aws:kms:<region>:<account>:key/<id>
+    let parts: Vec<&str> = key_arn.split(':').collect();
+    ensure!(parts.len() == 6, "unexpected key ARN {key_arn}");
+    let (region, account) = (parts[3], parts[4]);
+    let machine = format!("arn:aws:states:{region}:{account}:stateMachine:labflow-lifecycle");
+    let other_machine = format!("arn:aws:states:{region}:{account}:stateMachine:someone-else");
+    let execution = format!("arn:aws:states:{region}:{account}:execution:labflow-lifecycle:run-1");
+
+    let mut policies: Vec<(String, String)> = Vec::new();
+    for resource in &resources {
+        let document = match resource["type"].as_str() {
+            Some("aws_iam_role_policy" | "aws_iam_policy") => resource["values"]["policy"].as_str(),
+            _ => None,
+        };
+        if let (Some(document), Some(address)) = (document, resource["address"].as_str()) {
+            policies.push((address.to_string(), document.to_string()));
+        }
+    }
+
+    let mut problems = Vec::new();
+    let mut callers: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for (address, document) in &policies {
+        for (operation, kms_actions) in STATES_KMS {
+            let target = if *operation == "states:StartExecution" {
+                &machine
+            } else {
+                &execution
+            };
+            if !iam_eval::allows(document, &iam_eval::Request::new(operation, target))? {
+                continue;
+            }
+            callers
+                .entry(address.clone())
+                .or_default()
+                .insert(operation);
+            for kms in *kms_actions {
+                let ours = iam_eval::Request::new(kms, key_arn).with(STATES_CONTEXT_KEY, &machine);
+                if !iam_eval::allows(document, &ours)? {
+                    problems.push(format!(
+                        "{address} may call {operation} but not {kms} on the state machine's key"
+                    ));
+                }
+            }
+        }
+        // Least privilege: data keys only for our state machine's context.
+        let foreign = iam_eval::Request::new("kms:GenerateDataKey", key_arn)
+            .with(STATES_CONTEXT_KEY, &other_machine);
+        if iam_eval::allows(document, &foreign)? {
+            problems.push(format!(
+                "{address} may generate data keys for any state machine"
+            ));
+        }
+    }
+    let expected = [
+        (
+            "aws_iam_role_policy.lambda[\"github-webhook\"]",
+            "states:StartExecution",
+        ),
+        (
+            "aws_iam_role_policy.lambda[\"run-guard\"]",
+            "states:DescribeExecution",
+        ),
+        ("aws_iam_role_policy.scheduler", "states:StartExecution"),
+        ("aws_iam_policy.operator", "states:StartExecution"),
+        ("aws_iam_policy.operator", "states:GetExecutionHistory"),
+    ];
+    for (address, operation) in expected {
+        if !callers
+            .get(address)
+            .is_some_and(|ops| ops.contains(operation))
+        {
+            problems.push(format!("{address} should be able to call {operation}"));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    eprintln!("kms: state machine callers {callers:?}");
+    Ok(())
+}
+
+/// The operators' policy grants exactly what `labflow start`/`status` call (cli/src/remote).
+fn check_operator_policy(state: &Value) -> Result<()> {
+    let resource = state_resources(state)?
+        .into_iter()
+        .find(|r| r["address"] == json!("aws_iam_policy.operator"))
+        .context("no aws_iam_policy.operator in the state")?;
+    let granted = actions_of(resource["values"]["policy"].as_str().context("no policy")?)?;
+    let source_path = repo::root().join("cli/src/remote/mod.rs");
+    let source = std::fs::read_to_string(&source_path)?;
+    let declared = functions::declared_actions(&source, &source_path.display().to_string())?;
+    ensure!(
+        granted == declared.all(),
+        "the operator policy grants {granted:?}, the CLI declares {:?}",
+        declared.all()
+    );
+    Ok(())
+}
+
 #[test]
 fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
-    // One environment: the Lambda, controller, cluster, node and flow-log roles. Left out: the
-    // state machine's and the scheduler's roles, whose policies need the Lambdas and the state
-    // machine themselves (moto does not bring a Lambda to Active from a placeholder zip); neither
-    // names environments.
+    // One environment: the Lambda, controller, cluster, node, flow-log and scheduler roles and the
+    // operators' policy. Left out: the state machine's role, whose policy needs the Lambdas
+    // themselves (moto does not bring a Lambda to Active from a placeholder zip); it names no
+    // environment.
     let (one, state) = check_policy_sizes(
         1,
         &[
             "aws_iam_role_policy.lambda",
             "aws_iam_role_policy.pod_identity",
             "aws_iam_role_policy.flow_logs",
+            "aws_iam_role_policy.scheduler",
+            "aws_iam_policy.operator",
             "aws_iam_role.cluster",
             "aws_iam_role.node",
         ],
@@ -570,6 +697,8 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     // roles have the same shape for every environment, so one is checked above).
     let (fifty, _) = check_policy_sizes(50, &["aws_iam_role_policy.lambda"])?;
     check_service_linked_roles(&state)?;
+    check_state_machine_encryption(&state)?;
+    check_operator_policy(&state)?;
     eprintln!("iam: largest inline total {one} characters for 1 environment, {fifty} for 50");
     Ok(())
 }
