@@ -1,6 +1,7 @@
 //! github-webhook: a verified GitHub push becomes exactly one Step Functions execution.
 //!
-//! Behind a Lambda Function URL. In order: only POST (405); body over 1 MiB → 413;
+//! Behind a Lambda Function URL. In order: only POST (405); a body larger than a Function URL
+//! can deliver (6 MiB) → 413;
 //! `X-Hub-Signature-256` checked against the secret in SSM before anything is parsed → 401;
 //! wrong content type, missing GitHub headers or a body that is not the expected JSON → 400.
 //! Then `ping` → 200; `push` to a routed branch → execution (`sync`, or `teardown` for a deleted
@@ -13,6 +14,7 @@ pub mod push;
 pub mod routes;
 pub mod signature;
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::lambda_function_urls::{
@@ -42,8 +44,23 @@ pub const IMPLIED_PERMISSIONS: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"]
 /// SSM parameter holding the webhook secret (SecureString).
 pub const SECRET_PARAMETER: &str = "/labflow/github/webhook-secret";
 
-/// Largest body accepted (GitHub caps payloads at 25 MB; pushes we act on are far smaller).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest body accepted: what a Function URL can hand the function at all. GitHub sends
+/// payloads of up to 25 MB ("Payloads are capped at 25 MB",
+/// https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap), a large merge
+/// push with its commit list easily exceeds 1 MiB, and a Function URL (invoke mode BUFFERED)
+/// invokes the function synchronously, whose request payload quota is 6 MB = 6,291,456 bytes
+/// ("Invocation payload (request and response): 6 MB each for request and response
+/// (synchronous)", https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html;
+/// Lambda's own error says "Request must be smaller than 6291456 bytes"). The whole event
+/// (headers, request context, body) must fit, so no body above this can ever arrive; a base64
+/// encoded body (Function URLs encode non-text content types,
+/// https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-payloads) arrives as
+/// at most this many characters, i.e. at most 3/4 of it decoded.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// How the limit is named in 413 answers.
+const BODY_LIMIT_REASON: &str =
+    "the Lambda Function URL request payload limit (6 MiB, 6291456 bytes, synchronous invocation quota)";
 
 /// How long the secret is reused before it is read again (rotation takes effect within this).
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
@@ -272,26 +289,28 @@ fn is_json_object(body: &[u8]) -> bool {
     serde_json::from_slice::<std::collections::HashMap<String, serde::de::IgnoredAny>>(body).is_ok()
 }
 
-/// The body bytes, decoded from base64 when the Function URL encoded it.
-fn raw_body(request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, Answer> {
+/// The body bytes: borrowed from the event as it is (no copy of a multi-MiB body), decoded from
+/// base64 only when the Function URL encoded it.
+fn raw_body(request: &LambdaFunctionUrlRequest) -> Result<Cow<'_, [u8]>, Answer> {
     let text = request.body.as_deref().unwrap_or("");
-    let too_large = || reject(413, format!("body is larger than {MAX_BODY_BYTES} bytes"));
+    // Encoded or not, the body travelled inside the event, so its text is what the limit bounds
+    // (checked before decoding, so nothing huge is ever decoded).
+    if text.len() > MAX_BODY_BYTES {
+        return Err(reject(
+            413,
+            format!(
+                "body of {} bytes is larger than {BODY_LIMIT_REASON}",
+                text.len()
+            ),
+        ));
+    }
     if request.is_base64_encoded {
-        // Four base64 characters carry three bytes: reject before decoding anything huge.
-        if text.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
-            return Err(too_large());
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
+        base64::engine::general_purpose::STANDARD
             .decode(text.trim())
-            .map_err(|_| reject(400, "body is not valid base64"))?;
-        if bytes.len() > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
-        Ok(bytes)
-    } else if text.len() > MAX_BODY_BYTES {
-        Err(too_large())
+            .map(Cow::Owned)
+            .map_err(|_| reject(400, "body is not valid base64"))
     } else {
-        Ok(text.as_bytes().to_vec())
+        Ok(Cow::Borrowed(text.as_bytes()))
     }
 }
 

@@ -373,3 +373,35 @@ async fn base64_encoded_body_is_verified_on_the_decoded_bytes() -> Result<()> {
     assert_eq!(executions(&clients, &ctx).await?.len(), 1);
     Ok(())
 }
+
+/// Issue 18 item 12: GitHub sends payloads of up to 25 MB; a Function URL hands the function at
+/// most 6 MB (Lambda's synchronous invocation payload quota), so everything up to that syncs and
+/// only what Lambda itself could never deliver is refused, with the limit in the reason.
+#[tokio::test]
+async fn large_merge_push_syncs_and_only_what_a_function_url_cannot_deliver_is_413() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let big = common::push_body_with_commits("refs/heads/main", SHA_B, SHA_A, 1500);
+    assert!(
+        big.len() > 1024 * 1024 && big.len() < 6 * 1024 * 1024,
+        "{} bytes",
+        big.len()
+    );
+    let response = handle(&ctx, signed("push", "d-large-merge", &big)?).await;
+    assert_eq!(response.status_code, 202, "{:?}", response.body);
+    let r = reply(&response)?;
+    assert_eq!((r.outcome, r.redelivery), (Outcome::Started, Some(false)));
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+
+    // Over what a Function URL delivers: refused, saying which limit.
+    let huge = common::push_body_with_commits("refs/heads/main", SHA_A, SHA_B, 8000);
+    assert!(huge.len() > 6 * 1024 * 1024, "{} bytes", huge.len());
+    let response = handle(&ctx, signed("push", "d-huge-merge", &huge)?).await;
+    assert_eq!(response.status_code, 413, "{:?}", response.body);
+    let reason = reply(&response)?.reason.unwrap_or_default();
+    assert!(
+        reason.contains("6 MiB") && reason.contains("Function URL"),
+        "{reason}"
+    );
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+    Ok(())
+}

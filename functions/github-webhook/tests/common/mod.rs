@@ -216,3 +216,36 @@ pub fn reply(response: &LambdaFunctionUrlResponse) -> Result<Reply> {
         response.body.as_deref().unwrap_or(""),
     )?)
 }
+
+/// A push of `commits` commits, each with a long message and file lists, the way GitHub sends a
+/// large merge (up to 2,048 commits per push event, 25 MB per payload).
+pub fn push_body_with_commits(git_ref: &str, before: &str, after: &str, commits: usize) -> String {
+    let commit = |i: usize| {
+        json!({
+            "id": format!("{:040x}", i),
+            "tree_id": format!("{:040x}", i + 1),
+            "distinct": true,
+            "message": format!("commit {i}: {}", "a long commit message line. ".repeat(30)),
+            "timestamp": "2026-12-03T12:00:00Z",
+            "url": format!("https://github.com/acme/labflow/commit/{:040x}", i),
+            "author": {"name": "Octo Cat", "email": "octocat@example.com", "username": "octocat"},
+            "committer": {"name": "Octo Cat", "email": "octocat@example.com", "username": "octocat"},
+            "added": (0..10).map(|f| format!("infra/gitops/apps/app-{i}/file-{f}.yaml")).collect::<Vec<_>>(),
+            "removed": [],
+            "modified": ["README.md"],
+        })
+    };
+    json!({
+        "ref": git_ref,
+        "before": before,
+        "after": after,
+        "created": false,
+        "deleted": false,
+        "forced": false,
+        "repository": {"id": 1, "name": "labflow", "full_name": "acme/labflow", "private": true},
+        "pusher": {"name": "octocat", "email": "octocat@example.com"},
+        "head_commit": commit(commits),
+        "commits": (0..commits).map(commit).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
