@@ -151,6 +151,13 @@ locals {
     "github-status" = {
       "ssm:GetParameter" = local.ssm_github_token
     }
+
+    "execution-ended" = {
+      "ssm:GetParameter"         = concat(local.ssm_locks, local.ssm_github_token)
+      "ssm:DeleteParameter"      = local.ssm_locks
+      "states:DescribeExecution" = local.sfn_executions
+      "kms:Decrypt"              = local.states_key
+    }
   }
 
   # Calling an encrypted state machine's APIs needs its key, in the encryption context

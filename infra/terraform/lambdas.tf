@@ -4,14 +4,15 @@
 locals {
   # Work per call stays within 60 s (DESIGN.md §3); the timeout leaves room for slow AWS answers.
   lambda_functions = {
-    "run-guard"      = { memory = 256, timeout = 60, description = "Validate execution input; hold the per-environment lock" }
-    "ensure-cluster" = { memory = 256, timeout = 90, description = "EKS cluster, add-ons, node groups, Pod Identity associations exist as configured" }
-    "cluster-access" = { memory = 256, timeout = 90, description = "Access entries, API reachable with an EKS token, kubeconfig published" }
-    "flux-bootstrap" = { memory = 512, timeout = 120, description = "Flux installed and pointed at the environment's path; reconcile requested" }
-    "health-check"   = { memory = 256, timeout = 90, description = "Flux tree applied at the target revision and Ready; mesh posture; DNS records" }
-    "teardown"       = { memory = 512, timeout = 120, description = "Remove workloads in order, uninstall Flux, clean DNS, delete node groups, add-ons, cluster" }
-    "github-webhook" = { memory = 256, timeout = 30, description = "Verified GitHub push -> exactly one execution" }
-    "github-status"  = { memory = 256, timeout = 30, description = "Commit status pending/success/failure with a link to the execution" }
+    "run-guard"       = { memory = 256, timeout = 60, description = "Validate execution input; hold the per-environment lock" }
+    "ensure-cluster"  = { memory = 256, timeout = 90, description = "EKS cluster, add-ons, node groups, Pod Identity associations exist as configured" }
+    "cluster-access"  = { memory = 256, timeout = 90, description = "Access entries, API reachable with an EKS token, kubeconfig published" }
+    "flux-bootstrap"  = { memory = 512, timeout = 120, description = "Flux installed and pointed at the environment's path; reconcile requested" }
+    "health-check"    = { memory = 256, timeout = 90, description = "Flux tree applied at the target revision and Ready; mesh posture; DNS records" }
+    "teardown"        = { memory = 512, timeout = 120, description = "Remove workloads in order, uninstall Flux, clean DNS, delete node groups, add-ons, cluster" }
+    "github-webhook"  = { memory = 256, timeout = 30, description = "Verified GitHub push -> exactly one execution" }
+    "github-status"   = { memory = 256, timeout = 30, description = "Commit status pending/success/failure with a link to the execution" }
+    "execution-ended" = { memory = 256, timeout = 60, description = "Timed-out, stopped or uncaught-failed execution: free its lock, post its failure status" }
   }
 
   lambda_dist_dir = startswith(var.lambda_dist_dir, "/") ? var.lambda_dist_dir : "${path.module}/${var.lambda_dist_dir}"
@@ -19,11 +20,11 @@ locals {
   lambda_environment = {
     for fn in keys(local.lambda_functions) : fn => merge(
       { RUST_LOG = var.rust_log },
-      fn == "github-webhook" ? { LABFLOW_STATE_MACHINE_ARN = local.state_machine_arn } : {},
+      contains(["github-webhook", "execution-ended"], fn) ? { LABFLOW_STATE_MACHINE_ARN = local.state_machine_arn } : {},
       # cluster-access grants its own role cluster admin; the full role ARN (with its path) comes
       # from here rather than being rebuilt from the STS session ARN.
       fn == "cluster-access" ? { LABFLOW_AUTOMATION_ROLE_ARN = aws_iam_role.lambda[fn].arn } : {},
-      fn == "github-status" && var.github_api_url != "" ? { GITHUB_API_URL = var.github_api_url } : {},
+      contains(["github-status", "execution-ended"], fn) && var.github_api_url != "" ? { GITHUB_API_URL = var.github_api_url } : {},
     )
   }
 }

@@ -13,8 +13,9 @@ locals {
     GithubStatusArn  = aws_lambda_function.step["github-status"].arn
   }
 
-  # Functions the state machine invokes (every one except the webhook).
-  state_machine_invoked = [for fn, f in aws_lambda_function.step : f.arn if fn != "github-webhook"]
+  # Functions the state machine invokes (every one except the webhook and the EventBridge
+  # target execution-ended).
+  state_machine_invoked = [for fn, f in aws_lambda_function.step : f.arn if !contains(["github-webhook", "execution-ended"], fn)]
 }
 
 resource "aws_cloudwatch_log_group" "state_machine" {

@@ -27,6 +27,12 @@ pub struct Session {
     machine: StateMachine,
     /// Where github-status posts commit statuses in local runs.
     pub github: GithubStandIn,
+    /// Real seconds per virtual second of the state machine's clock (Waits, retry backoffs,
+    /// `$$.State.EnteredTime`): 1.0 runs in real time; below 1 the state machine's time runs
+    /// faster than the simulators' (tests of hour-long deadlines).
+    time_scale: f64,
+    /// The EventBridge target for executions that end outside their failure path.
+    execution_ended: labflow_execution_ended::Ctx,
 }
 
 /// The outcome of one execution.
@@ -38,6 +44,9 @@ pub struct RunReport {
     pub cost: CostReport,
     /// Commit statuses github-status posted to the GitHub stand-in during the run.
     pub statuses: Vec<CommitStatus>,
+    /// What execution-ended did with the execution's status-change event (runs that did not
+    /// succeed: EventBridge delivers those to it in AWS).
+    pub ended: Option<labflow_execution_ended::Output>,
 }
 
 impl RunReport {
@@ -65,13 +74,28 @@ impl Session {
         let functions = Arc::new(Functions::new(&clients, github.url())?);
         let machine = labflow_states::load(definition)
             .map_err(|e| anyhow::anyhow!("the lifecycle definition does not lint: {e}"))?;
+        let execution_ended = labflow_execution_ended::Ctx::new(
+            &clients,
+            &endpoints.state_machine_arn,
+            Some(github.url()),
+        )
+        .map_err(|e| anyhow::anyhow!("execution-ended: {}", e.message()))?;
         Ok(Session {
             endpoints,
             clients,
             functions,
             machine,
             github,
+            time_scale: 1.0,
+            execution_ended,
         })
+    }
+
+    /// See [`Session::time_scale`]; values that are not finite and positive are ignored.
+    pub fn set_time_scale(&mut self, scale: f64) {
+        if scale.is_finite() && scale > 0.0 {
+            self.time_scale = scale;
+        }
     }
 
     /// Starts `input` in the emulator's Step Functions and runs it here until it ends.
@@ -122,7 +146,7 @@ impl Session {
                 self.endpoints.region, self.endpoints.account_id
             )),
             start_time: Utc::now(),
-            real_time_scale: Some(1.0),
+            real_time_scale: Some(self.time_scale),
             listener: Some(progress_listener(progress, clock)),
             ..Options::default()
         };
@@ -152,6 +176,9 @@ impl Session {
             .execution_arn(&execution_arn)
             .send()
             .await;
+        let ended = self
+            .deliver_status_change(&execution_arn, &execution, &log)
+            .await?;
         let invocations = log.snapshot();
         let durations: Vec<f64> = invocations
             .iter()
@@ -165,7 +192,41 @@ impl Session {
             wall: clock.elapsed(),
             cost,
             statuses: self.github.statuses(),
+            ended,
         })
+    }
+
+    /// What EventBridge does in AWS when an execution ends other than by succeeding: its
+    /// "Step Functions Execution Status Change" event goes to execution-ended
+    /// (infra/terraform/execution_ended.tf).
+    async fn deliver_status_change(
+        &self,
+        execution_arn: &str,
+        execution: &Execution,
+        log: &InvocationLog,
+    ) -> anyhow::Result<Option<labflow_execution_ended::Output>> {
+        let (status, failure) = match &execution.status {
+            ExecutionStatus::Succeeded { .. } => return Ok(None),
+            ExecutionStatus::Failed { failure } => ("FAILED", failure),
+            ExecutionStatus::TimedOut { failure } => ("TIMED_OUT", failure),
+        };
+        let event = labflow_execution_ended::StatusChange::new(
+            execution_arn,
+            &self.endpoints.state_machine_arn,
+            status,
+            failure.error.as_deref(),
+            failure.cause.as_deref(),
+        );
+        let started = Instant::now();
+        let result = labflow_execution_ended::handle(&self.execution_ended, event).await;
+        log.record(
+            "execution-ended",
+            started.elapsed(),
+            result.as_ref().err().map(|e| e.name().to_string()),
+        );
+        result
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("execution-ended: {}", e.message()))
     }
 }
 
@@ -281,17 +342,41 @@ fn one_line(s: &str, max: usize) -> String {
 pub fn write_summary(w: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
     let status = match &report.execution.status {
         ExecutionStatus::Succeeded { .. } => "SUCCEEDED".to_string(),
-        ExecutionStatus::Failed { failure } | ExecutionStatus::TimedOut { failure } => {
-            format!(
-                "FAILED {}: {}",
-                failure.name(),
-                one_line(failure.cause_text(), 300)
-            )
-        }
+        ExecutionStatus::Failed { failure } => format!(
+            "FAILED {}: {}",
+            failure.name(),
+            one_line(failure.cause_text(), 300)
+        ),
+        ExecutionStatus::TimedOut { failure } => format!(
+            "TIMED_OUT {}: {}",
+            failure.name(),
+            one_line(failure.cause_text(), 300)
+        ),
     };
     let c = &report.cost;
     writeln!(w, "execution      {}", report.execution_arn)?;
     writeln!(w, "status         {status}")?;
+    if let Some(ended) = &report.ended {
+        writeln!(
+            w,
+            "ended event    execution-ended: {}{}, lock {}, status {}",
+            ended.phase,
+            ended
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            if ended.lock_released {
+                "released"
+            } else {
+                ended.lock.as_deref().unwrap_or("not held")
+            },
+            ended
+                .commit_status
+                .as_ref()
+                .map_or("not posted", |s| s.phase.as_str())
+        )?;
+    }
     writeln!(w, "duration       {:.1} s", report.wall.as_secs_f64())?;
     writeln!(w, "transitions    {}", c.state_transitions)?;
     // The quota that ends long polling loops (25,000 events per execution, counted as

@@ -31,6 +31,15 @@ impl InvocationLog {
         self.0.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// An invocation made outside the state machine (an EventBridge target).
+    pub fn record(&self, function: &'static str, duration: Duration, error: Option<String>) {
+        self.push(Invocation {
+            function,
+            duration,
+            error,
+        });
+    }
+
     fn push(&self, invocation: Invocation) {
         if let Ok(mut l) = self.0.lock() {
             l.push(invocation);

@@ -69,10 +69,15 @@ pub struct Input {
     pub source: Source,
     #[serde(default)]
     pub execution_arn: Option<String>,
-    /// When the health wait began (RFC 3339). With it, the step enforces
-    /// `healthDeadlineMinutes` itself; without it, the state machine does.
+    /// When the health wait began (RFC 3339; the state machine's StartHealthWait passes its
+    /// `$$.State.EnteredTime`). With it, the step fails with labflow.DeadlineExceeded once
+    /// `healthDeadlineMinutes` have passed.
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
+    /// When this check was entered (`$$.State.EnteredTime` of the HealthCheck state), so the
+    /// deadline is measured on one clock, the state machine's; without it, this Lambda's clock.
+    #[serde(default)]
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 impl From<StepInput> for Input {
@@ -83,6 +88,7 @@ impl From<StepInput> for Input {
             source: step.source,
             execution_arn: step.execution_arn,
             started_at: None,
+            checked_at: None,
         }
     }
 }
@@ -349,7 +355,7 @@ fn finish(
         if let Some(started) = input.started_at {
             let deadline =
                 started + chrono::Duration::minutes(i64::from(config.health_deadline_minutes));
-            if Utc::now() > deadline {
+            if input.checked_at.unwrap_or_else(Utc::now) > deadline {
                 return Err(StepError::DeadlineExceeded(deadline_message(
                     &output, started, config,
                 )));

@@ -116,6 +116,8 @@ pub struct EnvSpec {
     pub protected: bool,
     /// Flux's install manifest (URL, sha256) in place of the example's release.
     pub flux_manifest: Option<(String, String)>,
+    /// `healthDeadlineMinutes` in place of the example's.
+    pub health_deadline_minutes: Option<u32>,
 }
 
 impl EnvSpec {
@@ -125,7 +127,13 @@ impl EnvSpec {
             nightly_teardown: true,
             protected: false,
             flux_manifest: None,
+            health_deadline_minutes: None,
         }
+    }
+
+    pub fn health_deadline_minutes(mut self, minutes: u32) -> Self {
+        self.health_deadline_minutes = Some(minutes);
+        self
     }
 
     pub fn flux_manifest(mut self, url: &str, sha256: &str) -> Self {
@@ -155,6 +163,9 @@ impl EnvSpec {
         if let Some((url, sha256)) = &self.flux_manifest {
             config["flux"]["manifestUrl"] = json!(url);
             config["flux"]["manifestSha256"] = json!(sha256);
+        }
+        if let Some(minutes) = self.health_deadline_minutes {
+            config["healthDeadlineMinutes"] = json!(minutes);
         }
         config["nightlyTeardown"] = json!(self.nightly_teardown);
         config["protected"] = json!(self.protected);

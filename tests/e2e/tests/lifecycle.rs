@@ -197,6 +197,14 @@ async fn failing_helm_release_fails_the_execution_releases_the_lock_and_reports_
     );
     let last = mine.last().context("no commit status posted")?;
     assert_eq!(last.state, "failure", "{}", lab.log());
+
+    // The FAILED event reaches execution-ended too, which leaves a failure the state machine
+    // caught alone: its status is posted and its lock free already.
+    let ended = report.ended.as_ref().context("no status-change delivery")?;
+    assert!(
+        !ended.lock_released && ended.commit_status.is_none(),
+        "{ended:?}"
+    );
     Ok(())
 }
 
@@ -267,5 +275,90 @@ async fn nightly_teardown_all_spares_the_protected_environment() -> anyhow::Resu
     );
     assert_eq!(lab.lock("alpha").await?, None);
     assert_eq!(lab.lock("bravo").await?, None);
+    Ok(())
+}
+
+/// `healthDeadlineMinutes` holds: a push of a commit that never reaches the cluster (a sha the
+/// repository does not have, so Flux never applies it) fails with labflow.DeadlineExceeded when
+/// the deadline passes — not at the execution's TimeoutSeconds, four hours later — and the
+/// failure path posts a failure status and releases the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_that_never_gets_healthy_fails_at_its_health_deadline() -> anyhow::Result<()> {
+    let mut lab = Lab::start(&[EnvSpec::new("lab").health_deadline_minutes(1)]).await?;
+    // The state machine's clock runs 20 times faster than the simulators' and polls every 10
+    // virtual seconds: the one-minute deadline passes after six health checks.
+    lab.session.set_time_scale(0.05);
+    let url = lab.repository_url("lab").await?;
+    let never = "0123456789abcdef0123456789abcdef01234567";
+    let mut input = github_input("create", "lab", &url, never);
+    input["pollSeconds"] = json!(10);
+    let report = lab.run(input).await?;
+
+    let (error, cause) =
+        failure(&report).with_context(|| format!("the execution did not fail:\n{}", lab.log()))?;
+    assert_eq!(error, "labflow.DeadlineExceeded", "{cause}\n{}", lab.log());
+    let virtual_minutes = report.execution.virtual_elapsed.as_secs_f64() / 60.0;
+    assert!(
+        (1.0..30.0).contains(&virtual_minutes),
+        "ended after {virtual_minutes:.1} virtual minutes, expected just past the 1-minute deadline"
+    );
+    assert_eq!(
+        lab.lock("lab").await?,
+        None,
+        "the lock is still held\n{}",
+        lab.log()
+    );
+    let repository = labflow_cli::local::push::full_name(&url);
+    let last = report
+        .statuses
+        .iter()
+        .rfind(|s| s.sha == never && s.repository == repository)
+        .context("no commit status posted")?;
+    assert_eq!(last.state, "failure", "{}", lab.log());
+    Ok(())
+}
+
+/// An execution that exceeds its TimeoutSeconds ends at once, outside its failure path (no
+/// Catch sees States.Timeout of the execution): EventBridge's status-change event, delivered to
+/// execution-ended as in AWS, still frees the lock and posts the failure status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_execution_still_frees_its_lock_and_reports_failure() -> anyhow::Result<()> {
+    // The health deadline (24 h, the most a config allows) lies beyond the execution's 4-hour
+    // TimeoutSeconds, so the execution times out first.
+    let mut lab = Lab::start(&[EnvSpec::new("lab").health_deadline_minutes(24 * 60)]).await?;
+    // 4 virtual hours in seconds of real time, polling every 20 virtual minutes.
+    lab.session.set_time_scale(0.001);
+    let url = lab.repository_url("lab").await?;
+    let never = "89abcdef0123456789abcdef0123456789abcdef";
+    let mut input = github_input("create", "lab", &url, never);
+    input["pollSeconds"] = json!(1200);
+    let report = lab.run(input).await?;
+
+    assert!(
+        matches!(
+            report.execution.status,
+            labflow_states::ExecutionStatus::TimedOut { .. }
+        ),
+        "the execution did not time out:\n{}",
+        lab.log()
+    );
+    assert_eq!(
+        lab.lock("lab").await?,
+        None,
+        "the lock is still held\n{}",
+        lab.log()
+    );
+    let repository = labflow_cli::local::push::full_name(&url);
+    let last = report
+        .statuses
+        .iter()
+        .rfind(|s| s.sha == never && s.repository == repository)
+        .context("no commit status posted")?;
+    assert_eq!(last.state, "failure", "{}", lab.log());
+    let ended = report
+        .ended
+        .as_ref()
+        .context("execution-ended was not given the status change")?;
+    assert!(ended.lock_released, "{ended:?}");
     Ok(())
 }
