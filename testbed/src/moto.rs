@@ -1,13 +1,16 @@
 //! The AWS emulator: a `moto_server` process from the repo's `.venv`, on a free loopback port.
 //!
 //! SSM, Route53, STS, IAM, Step Functions and Scheduler go here (DESIGN.md §6). One server per
-//! [`Moto`] value; dropping it kills the process.
+//! [`Moto`] value; dropping it kills the process. Clients reach it through
+//! [`crate::aws_proxy::AwsProxy`], which enforces the rules where moto is more lenient than AWS
+//! (Route53 change batches), so [`Moto::endpoint`] is the proxy's address.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::aws_proxy::{AwsProxy, Route53Faults};
 use crate::paths;
 
 /// Why the emulator could not be started.
@@ -57,11 +60,13 @@ pub fn shared() -> Result<&'static Moto, MotoError> {
     Ok(SHARED.get_or_init(|| moto))
 }
 
-/// A running moto server. Dropping it stops the process.
+/// A running moto server behind its rule layer. Dropping it stops both.
 #[derive(Debug)]
 pub struct Moto {
     child: Child,
+    /// moto's own address.
     addr: SocketAddr,
+    proxy: AwsProxy,
 }
 
 impl Moto {
@@ -98,16 +103,34 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { child, addr })
+        let proxy = match AwsProxy::start(addr) {
+            Ok(proxy) => proxy,
+            Err(err) => {
+                let _ = child.kill();
+                return Err(MotoError::Spawn(err));
+            }
+        };
+        Ok(Self { child, addr, proxy })
     }
 
-    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
+    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`: the rule layer in front of moto.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.proxy.addr())
     }
 
+    /// The address clients use (the rule layer's).
     pub fn addr(&self) -> SocketAddr {
+        self.proxy.addr()
+    }
+
+    /// moto's own address, bypassing the rules (for the emulator's control API).
+    pub fn emulator_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Faults injected on the Route53 path (see [`Route53Faults`]).
+    pub fn route53_faults(&self) -> &Route53Faults {
+        self.proxy.route53_faults()
     }
 
     /// Reset all emulated state (moto's `/moto-api/reset`), so a test can start from nothing.

@@ -596,3 +596,67 @@ async fn refuses_a_cluster_without_ownership_tags() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Route53 as it really answers (issue 18 item 13).
+
+/// A record of the environment disappears between teardown's listing and its DELETE (another
+/// writer — external-dns finishing its own cleanup, a person — removed it). Route53 refuses the
+/// whole batch with InvalidChangeBatch ("... but it was not found"; the testbed's rule layer
+/// answers as Route53 does); teardown must list again and delete what is still there, not fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_that_vanishes_before_the_delete_does_not_fail_the_teardown() -> anyhow::Result<()>
+{
+    let tb = testbed().await?;
+    let env = "td-vanish";
+    let aws = aws_clients(&tb).await;
+    let domain = format!("{env}.example.com");
+    let owner = format!("{env}-owner");
+    let zone_id = hosted_zone(&aws, &domain).await?;
+    seed_unrelated_records(&aws, &zone_id, &domain).await?;
+    for host in ["web", "api"] {
+        seed_owned_record(&aws, &zone_id, &format!("{host}.{domain}"), &owner).await?;
+    }
+    put_config(
+        &aws,
+        env,
+        &config(&format!("{env}-cluster"), &zone_id, &domain, &owner, false),
+    )
+    .await?;
+    let before = zone_records(&aws, &zone_id).await?;
+    ensure!(mentions_owner(&before, &owner).len() == 2, "{before:#?}");
+
+    tb.moto()
+        .route53_faults()
+        .vanish_before_next_change(&zone_id, &format!("web.{domain}"), "A");
+    let clock = TestClock::default();
+    let ctx = ctx(aws.clone(), &clock, grace());
+    let out = handle(&ctx, input(env, console()))
+        .await
+        .map_err(|err| anyhow::anyhow!("teardown failed: {} {err}", err.name()))?;
+    ensure!(out.done, "{out:?}");
+    for gone in [
+        format!("DNS A api.{domain}."),
+        format!("DNS TXT a-api.{domain}."),
+        format!("DNS TXT a-web.{domain}."),
+    ] {
+        ensure!(out.removed.contains(&gone), "{gone} not in {out:?}");
+    }
+    ensure!(
+        !out.removed.contains(&format!("DNS A web.{domain}.")),
+        "teardown did not delete what someone else removed: {out:?}"
+    );
+    let after = zone_records(&aws, &zone_id).await?;
+    ensure!(mentions_owner(&after, &owner).is_empty(), "{after:#?}");
+    let unrelated: Vec<_> = before
+        .iter()
+        .filter(|(name, _, values)| {
+            !values.iter().any(|v| v.contains(&owner))
+                && !name.starts_with("web.")
+                && !name.starts_with("api.")
+        })
+        .cloned()
+        .collect();
+    pretty_assertions::assert_eq!(after, unrelated);
+    Ok(())
+}
