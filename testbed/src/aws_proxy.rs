@@ -11,6 +11,9 @@
 //!   is `InvalidChangeBatch` (HTTP 400) listing every problem; moto deletes a record that is gone
 //!   (or holds other values) silently, or answers `InvalidInput`.
 //!
+//! - Step Functions StartExecution refuses an execution input over 262,144 bytes (UTF-8) with a
+//!   ValidationException; moto starts it.
+//!
 //! A fault hook ([`Route53Faults`]) lets a test make a record set vanish just before the next
 //! change of a zone, as when another writer removes it between a caller's listing and its change.
 
@@ -202,6 +205,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<ProxyBody> {
         Ok(collected) => collected.to_bytes(),
         Err(err) => return plain(StatusCode::BAD_REQUEST, format!("reading the body: {err}")),
     };
+    if let Some(refused) = step_functions::check(&parts, &body) {
+        return refused;
+    }
     if let Some(zone_id) = change_record_sets_zone(&parts.method, parts.uri.path()) {
         let _one_at_a_time = state.changes.lock().await;
         if let Some(refused) = route53::check_changes(state, &zone_id, &body).await {
@@ -271,6 +277,54 @@ fn full(bytes: Vec<u8>) -> ProxyBody {
     Full::new(Bytes::from(bytes))
         .map_err(|never: Infallible| match never {})
         .boxed()
+}
+
+mod step_functions {
+    //! Step Functions (AWS JSON 1.0, `X-Amz-Target: AWSStepFunctions.<Operation>`).
+
+    use bytes::Bytes;
+    use http::{header, HeaderValue, Method, Response, StatusCode};
+
+    use super::{full, ProxyBody};
+
+    /// StartExecution's `input`: "Length Constraints: Maximum length of 262144", "Length
+    /// constraints apply to the payload size, and are expressed as bytes in UTF-8 encoding"
+    /// (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html;
+    /// botocore's stepfunctions model: shape SensitiveData, max 262144), the 256 KiB execution
+    /// input quota (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+    pub(super) const MAX_INPUT_BYTES: usize = 262_144;
+
+    pub(super) fn check(parts: &http::request::Parts, body: &Bytes) -> Option<Response<ProxyBody>> {
+        if parts.method != Method::POST
+            || parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|t| t.to_str().ok())
+                != Some("AWSStepFunctions.StartExecution")
+        {
+            return None;
+        }
+        let request: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let input = request.get("input")?.as_str()?;
+        if input.len() <= MAX_INPUT_BYTES {
+            return None;
+        }
+        // A constraint of the API model is checked before the operation runs and answered the
+        // way every AWS JSON service answers one (a ValidationException, HTTP 400).
+        let body = serde_json::json!({
+            "__type": "com.amazon.coral.validate#ValidationException",
+            "message": format!(
+                "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to {MAX_INPUT_BYTES}"
+            ),
+        });
+        let mut response = Response::new(full(body.to_string().into_bytes()));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        Some(response)
+    }
 }
 
 mod route53 {

@@ -408,3 +408,50 @@ async fn fault_hook_removes_a_record_before_the_next_change() -> anyhow::Result<
     ensure!(records(&client, &zone_id).await?.len() == 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn step_functions_refuses_an_execution_input_over_256_kib() -> anyhow::Result<()> {
+    let moto = tokio::task::spawn_blocking(labflow_testbed::moto::shared).await??;
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = sfn
+        .create_state_machine()
+        .name(format!("rules-size-{}", uuid::Uuid::new_v4().simple()))
+        .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/x")
+        .send()
+        .await?;
+    let at_limit = format!("{{\"a\":\"{}\"}}", "x".repeat(262_144 - 8));
+    ensure!(at_limit.len() == 262_144);
+    sfn.start_execution()
+        .state_machine_arn(machine.state_machine_arn())
+        .name("at-limit")
+        .input(&at_limit)
+        .send()
+        .await?;
+    let over = format!("{{\"a\":\"{}\"}}", "é".repeat(131_069));
+    ensure!(over.chars().count() < 262_144 && over.len() > 262_144);
+    let err = match sfn
+        .start_execution()
+        .state_machine_arn(machine.state_machine_arn())
+        .name("over")
+        .input(&over)
+        .send()
+        .await
+    {
+        Ok(out) => bail!("started {out:?}"),
+        Err(err) => err,
+    };
+    let meta = aws_sdk_sfn::error::ProvideErrorMetadata::code(&err).map(str::to_string);
+    ensure!(
+        meta.as_deref() == Some("ValidationException"),
+        "{:?}",
+        aws_sdk_sfn::error::DisplayErrorContext(&err)
+    );
+    Ok(())
+}

@@ -35,9 +35,51 @@ pub struct Started {
     pub redelivery: bool,
 }
 
-/// Start `name` with `input` unless it exists. StartExecution is itself idempotent for the same
-/// name and input while the execution runs; once it finished, or for a racing duplicate, AWS
-/// answers ExecutionAlreadyExists, which also means "already started".
+/// Step Functions' limit on an execution input: 262,144 bytes of UTF-8 (StartExecution `input`,
+/// https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+pub const MAX_INPUT_BYTES: usize = 262_144;
+
+/// `input` made unique to this request without changing its JSON value: a trailing run of 32
+/// spaces and tabs (JSON whitespace, RFC 8259 §2) spelling a token derived from the Lambda
+/// request id, the process and a counter.
+///
+/// Why: StartExecution "is idempotent ... if you call StartExecution with the same name and
+/// input as a running execution, the call succeeds and return[s] the same response as the
+/// original request. If the execution is closed or if the input is different, it returns a 400
+/// ExecutionAlreadyExists error"
+/// (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+/// Two deliveries of one event racing each other past the DescribeExecution check would both
+/// get that success, and both would claim to have started the execution. With inputs that
+/// differ per request, only the request that created the execution succeeds; the others get
+/// ExecutionAlreadyExists, i.e. "already started". A retry of the same request by the SDK
+/// resends the same bytes, so it still meets the idempotent success.
+pub fn distinct_input(mut input: String, request_id: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = Sha256::new();
+    hasher.update(request_id.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(std::process::id().to_le_bytes());
+    hasher.update(NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.update(nanos.to_le_bytes());
+    let digest = hasher.finalize();
+    input.reserve(32);
+    for byte in &digest[..4] {
+        for bit in 0..8 {
+            input.push(if byte >> bit & 1 == 1 { '\t' } else { ' ' });
+        }
+    }
+    input
+}
+
+/// Start `name` with `input` unless it exists. A racing duplicate (another request that passed
+/// the DescribeExecution check too) gets ExecutionAlreadyExists because its input differs (see
+/// [`distinct_input`]), as does any start once the execution finished: both mean "already
+/// started".
 pub async fn start_once(
     sfn: &Client,
     state_machine_arn: &str,

@@ -3,7 +3,9 @@
 //! Behind a Lambda Function URL. In order: only POST (405); a body larger than a Function URL
 //! can deliver (6 MiB) → 413;
 //! `X-Hub-Signature-256` checked against the secret in SSM before anything is parsed → 401;
-//! wrong content type, missing GitHub headers or a body that is not the expected JSON → 400.
+//! wrong content type, missing or non-ASCII GitHub headers or a body that is not the expected
+//! JSON → 400 (a push to a branch name git refuses, or with an all-zero `after` that is no
+//! deletion, too); an execution input over Step Functions' 256 KiB → 422.
 //! Then `ping` → 200; `push` to a routed branch → execution (`sync`, or `teardown` for a deleted
 //! branch on a prefix route) → 202 with the execution ARN; a route naming an environment without
 //! config → 422; everything else → 202 ignored, with the reason. The body, the signature and the
@@ -188,13 +190,11 @@ fn failed(err: &StepError) -> Answer {
 
 /// Serve one Function URL request. Never panics on any input; errors become HTTP answers.
 pub async fn handle(ctx: &Ctx, request: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
-    let delivery = header(&request, "x-github-delivery")
-        .unwrap_or("-")
+    let delivery = header_for_log(&request, "x-github-delivery")
         .chars()
         .take(64)
         .collect::<String>();
-    let event = header(&request, "x-github-event")
-        .unwrap_or("-")
+    let event = header_for_log(&request, "x-github-event")
         .chars()
         .take(64)
         .collect::<String>();
@@ -225,8 +225,26 @@ fn response(status: u16, reply: &Reply) -> LambdaFunctionUrlResponse {
     response
 }
 
-fn header<'a>(request: &'a LambdaFunctionUrlRequest, name: &str) -> Option<&'a str> {
-    request.headers.get(name).and_then(|v| v.to_str().ok())
+/// A header's value: `Ok(None)` when absent, `Err(NotText)` when present but not visible ASCII
+/// (HTTP header values are ASCII text; RFC 9110 §5.5 leaves other octets "opaque data"), which
+/// is answered as an invalid header, not a missing one.
+fn header<'a>(
+    request: &'a LambdaFunctionUrlRequest,
+    name: &str,
+) -> Result<Option<&'a str>, NotText> {
+    match request.headers.get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| NotText),
+    }
+}
+
+/// A header value that is not visible ASCII.
+#[derive(Debug, Clone, Copy)]
+struct NotText;
+
+/// The header for logs: "-" when absent or not text.
+fn header_for_log<'a>(request: &'a LambdaFunctionUrlRequest, name: &str) -> &'a str {
+    header(request, name).ok().flatten().unwrap_or("-")
 }
 
 async fn serve(ctx: &Ctx, request: &LambdaFunctionUrlRequest) -> Answer {
@@ -240,8 +258,10 @@ async fn serve(ctx: &Ctx, request: &LambdaFunctionUrlRequest) -> Answer {
     };
 
     // Authenticate before looking at anything else in the request.
-    let Some(signature) = header(request, "x-hub-signature-256") else {
-        return reject(401, "missing X-Hub-Signature-256");
+    let signature = match header(request, "x-hub-signature-256") {
+        Ok(Some(signature)) => signature,
+        Ok(None) => return reject(401, "missing X-Hub-Signature-256"),
+        Err(NotText) => return reject(401, "invalid X-Hub-Signature-256"),
     };
     let secret = match ctx.secret().await {
         Ok(secret) => secret,
@@ -251,23 +271,32 @@ async fn serve(ctx: &Ctx, request: &LambdaFunctionUrlRequest) -> Answer {
         return reject(401, "invalid signature");
     }
 
-    let content_type = header(request, "content-type").unwrap_or("");
+    let content_type = match header(request, "content-type") {
+        Ok(value) => value.unwrap_or(""),
+        Err(NotText) => return reject(400, "invalid Content-Type"),
+    };
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if !media_type.eq_ignore_ascii_case("application/json") {
         return reject(400, "content type must be application/json");
     }
-    let Some(event) = header(request, "x-github-event") else {
-        return reject(400, "missing X-GitHub-Event");
+    let event = match header(request, "x-github-event") {
+        Ok(Some(event)) => event,
+        Ok(None) => return reject(400, "missing X-GitHub-Event"),
+        Err(NotText) => return reject(400, "invalid X-GitHub-Event"),
     };
-    let Some(delivery_id) = header(request, "x-github-delivery").filter(|d| !d.trim().is_empty())
-    else {
-        return reject(400, "missing X-GitHub-Delivery");
+    let delivery_id = match header(request, "x-github-delivery") {
+        Ok(Some(id)) if !id.trim().is_empty() => id,
+        Ok(_) => return reject(400, "missing X-GitHub-Delivery"),
+        Err(NotText) => return reject(400, "invalid X-GitHub-Delivery"),
     };
     // Pushes go straight into their struct: building a generic JSON tree of the whole payload
     // first doubled the webhook's CPU time per event (docs/performance.md).
     if event == "push" {
         return match serde_json::from_slice::<push::PushEvent>(&body) {
-            Ok(push) => on_push(ctx, delivery_id, &body, push).await,
+            Ok(push) => {
+                let request_id = request.request_context.request_id.as_deref().unwrap_or("");
+                on_push(ctx, delivery_id, request_id, &body, push).await
+            }
             Err(_) if !is_json_object(&body) => reject(400, "body is not a JSON object"),
             Err(err) => reject(400, format!("not a push event payload: {err}")),
         };
@@ -314,7 +343,13 @@ fn raw_body(request: &LambdaFunctionUrlRequest) -> Result<Cow<'_, [u8]>, Answer>
     }
 }
 
-async fn on_push(ctx: &Ctx, delivery_id: &str, body: &[u8], push: push::PushEvent) -> Answer {
+async fn on_push(
+    ctx: &Ctx,
+    delivery_id: &str,
+    request_id: &str,
+    body: &[u8],
+    push: push::PushEvent,
+) -> Answer {
     if push.git_ref.starts_with("refs/tags/") {
         return ignore("tag pushes are not deployed");
     }
@@ -344,6 +379,15 @@ async fn on_push(ctx: &Ctx, delivery_id: &str, body: &[u8], push: push::PushEven
             ));
         }
         (Action::Teardown, push.before.clone())
+    } else if push::is_zero_sha(&push.after) {
+        // The all-zero id is GitHub's "no commit": `after` of a push that deleted the ref, which
+        // then says `deleted: true` (push event payload,
+        // https://docs.github.com/en/webhooks/webhook-events-and-payloads#push). A push to an
+        // existing branch always names its new head commit.
+        return reject(
+            400,
+            "\"after\" is the all-zero commit id but \"deleted\" is false: no commit to sync",
+        );
     } else {
         (Action::Sync, push.after.clone())
     };
@@ -363,6 +407,19 @@ async fn on_push(ctx: &Ctx, delivery_id: &str, body: &[u8], push: push::PushEven
             err.message()
         ));
     }
+    // The branch goes into the execution input (and on into commit statuses) as it is: only a
+    // name git itself accepts, and of bounded length.
+    if let Err(problem) = push::check_branch_name(&branch) {
+        let mut reply = Reply::new(
+            Outcome::Rejected,
+            format!(
+                "branch {:?} is not a valid git branch name: {problem}",
+                branch.chars().take(64).collect::<String>()
+            ),
+        );
+        reply.environment = Some(environment.clone());
+        return (400, reply);
+    }
     match labflow_core::config::load(&ctx.ssm, &environment).await {
         Ok(_) => {}
         Err(StepError::InvalidInput(message)) => return unconfigured(message),
@@ -381,13 +438,30 @@ async fn on_push(ctx: &Ctx, delivery_id: &str, body: &[u8], push: push::PushEven
         poll_seconds: None,
     };
     let input_json = match input.to_json() {
-        Ok(json) => json,
+        Ok(json) => execution::distinct_input(json, request_id),
         Err(err) => {
             return failed(&StepError::InvalidInput(format!(
                 "cannot encode input: {err}"
             )))
         }
     };
+    // Step Functions refuses an execution input over 262,144 bytes of UTF-8 (StartExecution
+    // `input`: "Length Constraints: Maximum length of 262144 ... expressed as bytes in UTF-8
+    // encoding", https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html)
+    // with a ValidationException: answer it as the client's problem, before calling.
+    if input_json.len() > execution::MAX_INPUT_BYTES {
+        let mut reply = Reply::new(
+            Outcome::Rejected,
+            format!(
+                "the execution input would be {} bytes, over Step Functions' limit of {} bytes (256 KiB)",
+                input_json.len(),
+                execution::MAX_INPUT_BYTES
+            ),
+        );
+        reply.environment = Some(environment);
+        reply.action = Some(action);
+        return (422, reply);
+    }
     let name = execution::execution_name(delivery_id, body);
     match execution::start_once(&ctx.sfn, &ctx.state_machine_arn, &name, &input_json).await {
         Ok(started) => (

@@ -89,3 +89,26 @@ fn signature_matches_githubs_documented_example() {
     ));
     assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
 }
+
+#[test]
+fn branch_names_follow_git_check_ref_format() {
+    use labflow_github_webhook::push::check_branch_name;
+    for ok in [
+        "main",
+        "env/demo",
+        "release/v1.2",
+        "a@b",
+        "feature/x-y_z",
+        "@x",
+    ] {
+        assert_eq!(check_branch_name(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "", "@", "-x", "a..b", "a b", "a~b", "a^b", "a:b", "a?b", "a*b", "a[b", "a\\b", "a.lock",
+        "a.lock/b", "a@{b", "/a", "a/", "a//b", ".a", "a/.b", "a.", "a\u{0}b", "a\u{7f}b",
+    ] {
+        assert!(check_branch_name(bad).is_err(), "{bad:?} accepted");
+    }
+    assert!(check_branch_name(&"a".repeat(255)).is_ok());
+    assert!(check_branch_name(&"a".repeat(256)).is_err());
+}

@@ -405,3 +405,202 @@ async fn large_merge_push_syncs_and_only_what_a_function_url_cannot_deliver_is_4
     assert_eq!(executions(&clients, &ctx).await?.len(), 1);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 18 item 15: input checks.
+
+/// A push of `branch` with a pusher name of `pusher`.
+fn push_with(branch: &str, after: &str, deleted: bool, pusher: &str) -> String {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&push_body(branch, SHA_B, after, deleted)).unwrap_or_default();
+    body["pusher"]["name"] = json!(pusher);
+    body.to_string()
+}
+
+#[tokio::test]
+async fn branch_names_git_refuses_are_4xx_on_fixed_prefix_routes() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    // `release/` routes to a fixed environment and copies the branch into the input verbatim.
+    let long = format!("release/{}", "a".repeat(300));
+    let refused = [
+        "release/a..b",
+        "release/with space",
+        "release/tab\there",
+        "release/ctl\u{1}x",
+        "release/del\u{7f}x",
+        "release/tilde~1",
+        "release/caret^",
+        "release/colon:x",
+        "release/question?",
+        "release/star*",
+        "release/bracket[x",
+        "release/back\\slash",
+        "release/x.lock",
+        "release/x.lock/y",
+        "release/at@{1}",
+        "release/trailing/",
+        "release//double",
+        "release/.hidden",
+        "release/x/.hidden",
+        "release/dot.",
+        long.as_str(),
+    ];
+    for (i, branch) in refused.iter().enumerate() {
+        let response = handle(
+            &ctx,
+            signed(
+                "push",
+                &format!("d-badref-{i}"),
+                &push_body(&format!("refs/heads/{branch}"), SHA_B, SHA_A, false),
+            )?,
+        )
+        .await;
+        assert!(
+            (400..500).contains(&response.status_code),
+            "{branch:?}: {} {:?}",
+            response.status_code,
+            response.body
+        );
+        let r = reply(&response)?;
+        assert_eq!(r.outcome, Outcome::Rejected, "{branch:?}");
+        assert!(
+            r.reason.as_deref().unwrap_or_default().contains("branch"),
+            "{r:?}"
+        );
+    }
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    // Names git accepts still start.
+    for (i, branch) in ["release/v1.2", "release/feature/x-y_z", "release/@x"]
+        .iter()
+        .enumerate()
+    {
+        let response = handle(
+            &ctx,
+            signed(
+                "push",
+                &format!("d-goodref-{i}"),
+                &push_body(&format!("refs/heads/{branch}"), SHA_B, SHA_A, false),
+            )?,
+        )
+        .await;
+        assert_eq!(response.status_code, 202, "{branch:?}: {:?}", response.body);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_all_zero_after_that_is_not_a_deletion_is_400() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let zero = "0".repeat(40);
+    let response = handle(
+        &ctx,
+        signed(
+            "push",
+            "d-zero-after",
+            &push_body("refs/heads/main", SHA_B, &zero, false),
+        )?,
+    )
+    .await;
+    assert_eq!(response.status_code, 400, "{:?}", response.body);
+    assert!(reply(&response)?
+        .reason
+        .unwrap_or_default()
+        .contains("deleted"));
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_execution_input_over_256_kib_is_4xx_before_start_execution() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let body = push_with("refs/heads/main", SHA_A, false, &"p".repeat(300 * 1024));
+    let response = handle(&ctx, signed("push", "d-big-input", &body)?).await;
+    assert!(
+        (400..500).contains(&response.status_code),
+        "{} {:?}",
+        response.status_code,
+        response.body
+    );
+    let reason = reply(&response)?.reason.unwrap_or_default();
+    assert!(reason.contains("262144"), "{reason}");
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_header_with_a_non_ascii_value_is_invalid_not_missing() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let sig = signature::sign(&Secret::new(common::SECRET), body.as_bytes());
+    let base = [
+        ("content-type", "application/json"),
+        ("x-github-event", "push"),
+        ("x-github-delivery", "d-ascii"),
+        ("x-hub-signature-256", sig.as_str()),
+    ];
+    for (name, status) in [
+        ("x-github-event", 400),
+        ("x-github-delivery", 400),
+        ("x-hub-signature-256", 401),
+    ] {
+        let headers: Vec<(&str, &str)> = base
+            .iter()
+            .map(|(k, v)| {
+                if *k == name {
+                    (*k, "d\u{e9}livr\u{e9}")
+                } else {
+                    (*k, *v)
+                }
+            })
+            .collect();
+        let response = handle(&ctx, request("POST", &headers, Some(&body), false)?).await;
+        assert_eq!(response.status_code, status, "{name}: {:?}", response.body);
+        let reason = reply(&response)?.reason.unwrap_or_default();
+        assert!(
+            reason.to_lowercase() == format!("invalid {name}"),
+            "{name}: {reason}"
+        );
+    }
+    assert!(executions(&clients, &ctx).await?.is_empty());
+    Ok(())
+}
+
+/// GitHub may deliver the same event twice at once (a manual redelivery racing the original).
+/// StartExecution with the same name and input is idempotent while the execution runs ("the
+/// call succeeds and return[s] the same response as the original request",
+/// https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html;
+/// moto does the same: moto/stepfunctions/models.py, _handle_name_input_idempotency), so the
+/// answer alone does not say who started it. Exactly one delivery may report a new execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicate_deliveries_start_once_and_only_the_starter_says_so() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let ctx = std::sync::Arc::new(ctx);
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    for _ in 0..8 {
+        let ctx = ctx.clone();
+        let start = start.clone();
+        let request = signed("push", "d-concurrent", &body)?;
+        tasks.spawn(async move {
+            start.wait().await;
+            handle(&ctx, request).await
+        });
+    }
+    let mut replies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let response = done?;
+        assert_eq!(response.status_code, 202, "{:?}", response.body);
+        replies.push(reply(&response)?);
+    }
+    let arns: std::collections::BTreeSet<_> =
+        replies.iter().map(|r| r.execution_arn.clone()).collect();
+    assert_eq!(arns.len(), 1, "{replies:?}");
+    let new: Vec<_> = replies
+        .iter()
+        .filter(|r| r.redelivery == Some(false))
+        .collect();
+    assert_eq!(new.len(), 1, "exactly one started it: {replies:?}");
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+    Ok(())
+}
