@@ -45,7 +45,7 @@ fn webhook_verify_route_decide_within_budget_of_hmac_baseline() {
         &secret,
         event.as_bytes(),
         pipeline::ROUTES,
-        pipeline::LAB_CONFIG,
+        &pipeline::LAB_CONFIG,
     );
     assert!(
         decision.is_ok(),
@@ -74,7 +74,7 @@ fn webhook_verify_route_decide_within_budget_of_hmac_baseline() {
                 &secret,
                 black_box(event.as_bytes()),
                 pipeline::ROUTES,
-                pipeline::LAB_CONFIG,
+                &pipeline::LAB_CONFIG,
             ));
         });
         ratios.push(full.as_secs_f64() / hmac.as_secs_f64());

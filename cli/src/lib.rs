@@ -2,6 +2,7 @@
 //! it without spawning the binary.
 
 pub mod diagram;
+pub mod flux_pin;
 pub mod gitops;
 pub mod lint;
 pub mod local;

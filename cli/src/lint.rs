@@ -1,5 +1,6 @@
-//! `labflow lint`: the lifecycle definition (labflow-states' linter) and the GitOps tree
-//! (`labflow gitops lint`'s checks) in one report.
+//! `labflow lint`: the lifecycle definition (labflow-states' linter), the GitOps tree
+//! (`labflow gitops lint`'s checks) and any environment configs given (labflow-core's config
+//! validation, as the Lambdas run it against AWS today) in one report.
 //!
 //! The definition is linted as committed: its `${...}` placeholders (filled by Terraform's
 //! templatefile) only stand for Task resources, which the linter accepts as given.
@@ -36,6 +37,59 @@ pub struct LintArgs {
     /// `<repo>/.cache/crds`.
     #[arg(long, env = "LABFLOW_CRD_CACHE")]
     pub crds: Option<PathBuf>,
+    /// Environment config files (JSON) to validate as the Lambdas will in AWS: errors fail the
+    /// lint; warnings (e.g. a Kubernetes version in EKS extended support) are printed.
+    #[arg(long = "config", value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+}
+
+/// What config validation found in one environment config file.
+#[derive(Debug, Clone)]
+pub struct ConfigReport {
+    pub path: PathBuf,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Validate the environment config in `path` under `checks`; the environment is named after the
+/// file (`lab.json` → `lab`), as `labflow local` names it.
+pub fn lint_config(
+    path: &Path,
+    checks: &labflow_core::config::Checks,
+) -> Result<ConfigReport, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut report = ConfigReport {
+        path: path.to_path_buf(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if let Err(err) = labflow_core::config::check_environment_name(name) {
+        report.errors.push(format!("file name: {}", err.message()));
+    }
+    match serde_json::from_str::<labflow_core::config::EnvironmentConfig>(&text) {
+        Ok(config) => {
+            let findings = labflow_core::config::check(&config, checks);
+            report
+                .errors
+                .extend(findings.errors.iter().map(ToString::to_string));
+            report
+                .warnings
+                .extend(findings.warnings.iter().map(ToString::to_string));
+        }
+        // Parse again for the path of what is wrong.
+        Err(_) => match labflow_core::config::parse_with(name, &text, checks) {
+            Err(err) => report.errors.push(err.message().to_string()),
+            Ok(_) => report.errors.push("not an environment config".into()),
+        },
+    }
+    Ok(report)
 }
 
 /// The repository root (as `labflow local` finds it), else the current directory.
@@ -78,15 +132,21 @@ pub struct Report {
     pub definition: DefinitionReport,
     pub gitops_path: PathBuf,
     pub gitops: LintReport,
+    /// The environment configs given with `--config`.
+    pub configs: Vec<ConfigReport>,
 }
 
 impl Report {
     pub fn is_clean(&self) -> bool {
-        self.definition.is_clean() && self.gitops.is_clean()
+        self.definition.is_clean()
+            && self.gitops.is_clean()
+            && self.configs.iter().all(|c| c.errors.is_empty())
     }
 
     pub fn problem_count(&self) -> usize {
-        self.definition.problems().len() + self.gitops.findings.len()
+        self.definition.problems().len()
+            + self.gitops.findings.len()
+            + self.configs.iter().map(|c| c.errors.len()).sum::<usize>()
     }
 }
 
@@ -102,6 +162,15 @@ impl fmt::Display for Report {
         for finding in &self.gitops.findings {
             writeln!(f, "{tree}/{finding}")?;
         }
+        for config in &self.configs {
+            let path = config.path.display();
+            for error in &config.errors {
+                writeln!(f, "{path}: {error}")?;
+            }
+            for warning in &config.warnings {
+                writeln!(f, "{path}: warning: {warning}")?;
+            }
+        }
         let definition = match &self.definition {
             DefinitionReport::Valid { states } => format!("ok ({states} states)"),
             other => format!("{} problem(s)", other.problems().len()),
@@ -114,7 +183,17 @@ impl fmt::Display for Report {
             self.gitops.objects,
             self.gitops.schema_validated,
             self.gitops.findings.len()
-        )
+        )?;
+        if !self.configs.is_empty() {
+            let errors: usize = self.configs.iter().map(|c| c.errors.len()).sum();
+            let warnings: usize = self.configs.iter().map(|c| c.warnings.len()).sum();
+            write!(
+                f,
+                "; configs: {} checked, {errors} error(s), {warnings} warning(s)",
+                self.configs.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +256,7 @@ pub fn lint(
         definition: definition_report,
         gitops_path: gitops_dir.to_path_buf(),
         gitops: gitops_report,
+        configs: Vec::new(),
     })
 }
 
@@ -206,8 +286,14 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
             crds.display()
         ));
     }
-    let report = lint(&definition, &gitops_dir, &tree_root, &crds)
+    let mut report = lint(&definition, &gitops_dir, &tree_root, &crds)
         .map_err(|e| anyhow!("{e} (hint: check --definition and --gitops)"))?;
+    let checks = labflow_core::config::Checks::create(false);
+    for path in args.configs {
+        report
+            .configs
+            .push(lint_config(&display_path(path), &checks).map_err(|e| anyhow!("{e}"))?);
+    }
     println!("{report}");
     Ok(if report.is_clean() {
         ExitCode::SUCCESS

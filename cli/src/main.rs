@@ -30,6 +30,8 @@ enum Command {
     Local(labflow_cli::local::LocalArgs),
     /// Lint the lifecycle definition and the GitOps tree together (one report).
     Lint(labflow_cli::lint::LintArgs),
+    /// Pin a Flux release: its install.yaml's URL and sha256, into configs and tfvars files.
+    Flux(labflow_cli::flux_pin::FluxArgs),
     /// Print the state machine as a Mermaid flowchart, or write it into README.md.
     Diagram(labflow_cli::diagram::DiagramArgs),
     /// Start an execution of the lifecycle in AWS Step Functions.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Gitops(args) => labflow_cli::gitops::run(args),
         Command::Local(args) => labflow_cli::local::run(args),
         Command::Lint(args) => labflow_cli::lint::run(args),
+        Command::Flux(args) => labflow_cli::flux_pin::run(args),
         Command::Diagram(args) => labflow_cli::diagram::run(args),
         Command::Start(args) => labflow_cli::remote::start::run(args),
         Command::Status(args) => labflow_cli::remote::status::run(args),

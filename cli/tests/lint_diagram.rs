@@ -179,3 +179,50 @@ fn readme_diagram_is_up_to_date() -> Result<()> {
     assert_eq!(code, 0, "{stderr}");
     Ok(())
 }
+
+#[test]
+fn lint_of_an_environment_config_reports_errors_and_warnings() -> Result<()> {
+    let example = repo().join("examples/environments/lab.json");
+    // As committed: the Flux pin is the placeholder, refused with how to fix it.
+    let (code, stdout, stderr) = labflow(&["lint", "--config", path_arg(&example)])?;
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains("lab.json: environment \"lab\" config is invalid")
+            || stdout.contains("lab.json: flux.manifestSha256: all zeros is a placeholder"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("labflow flux pin"), "{stdout}");
+    assert!(
+        stdout.contains("configs: 1 checked, 1 error(s), 0 warning(s)"),
+        "{stdout}"
+    );
+
+    // Pinned, on a version in EKS extended support today: a warning, exit 0.
+    let today = chrono::Utc::now().date_naive();
+    let extended = labflow_core::versions::EKS_VERSIONS
+        .iter()
+        .map(|v| v.minor)
+        .filter(|minor| *minor >= labflow_core::config::MIN_KUBERNETES_MINOR)
+        .find(|minor| {
+            matches!(
+                labflow_core::versions::eks_support(*minor, today),
+                labflow_core::versions::EksSupport::Extended { .. }
+            )
+        })
+        .context("no version of the EKS table is in extended support today: update the table")?;
+    let dir = tempfile::tempdir()?;
+    let pinned = dir.path().join("lab.json");
+    let mut config = labflow_testkit::config::example_config();
+    config["cluster"]["version"] = serde_json::json!(format!("1.{extended}"));
+    std::fs::write(&pinned, serde_json::to_string_pretty(&config)?)?;
+    let (code, stdout, stderr) = labflow(&["lint", "--config", path_arg(&pinned)])?;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "warning: cluster.version: 1.{extended} is in EKS extended support"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 error(s), 1 warning(s)"), "{stdout}");
+    Ok(())
+}

@@ -8,7 +8,7 @@ availability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 
 environments = {
   lab = {
-    kubernetes_version = "1.33"
+    kubernetes_version = "1.35"
 
     nodegroups = [
       {
@@ -27,9 +27,10 @@ environments = {
     ]
 
     flux = {
-      version = "2.7.3"
-      # sha256 of https://github.com/fluxcd/flux2/releases/download/v2.7.3/install.yaml — pin the
-      # real value: curl -sL <that URL> | sha256sum
+      # A placeholder until pinned: `labflow flux pin 2.9.4 --tfvars my.tfvars` downloads the
+      # release's install.yaml and writes its URL and sha256 here (plan refuses the zeros).
+      version         = "2.9.4"
+      manifest_url    = "https://github.com/fluxcd/flux2/releases/download/v2.9.4/install.yaml"
       manifest_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
       repository_url  = "https://github.com/example/labflow"
       branch          = "main"

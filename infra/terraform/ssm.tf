@@ -67,7 +67,7 @@ locals {
       )
       flux = {
         version        = e.flux.version
-        manifestUrl    = "https://github.com/fluxcd/flux2/releases/download/v${e.flux.version}/install.yaml"
+        manifestUrl    = coalesce(e.flux.manifest_url, "https://github.com/fluxcd/flux2/releases/download/v${e.flux.version}/install.yaml")
         manifestSha256 = e.flux.manifest_sha256
         repository = {
           url      = e.flux.repository_url

@@ -145,8 +145,8 @@ variable "ecr_keep_tagged_images" {
 variable "environments" {
   description = "Lab environments. The key is the environment name (1-40 lower-case letters, digits or '-'). Written to SSM as labflow-core's EnvironmentConfig JSON; IAM roles, subnets, KMS key, zone and certificate are filled in by Terraform."
   type = map(object({
-    cluster_name          = optional(string) # default "<name_prefix>-<env>"
-    kubernetes_version    = optional(string, "1.33")
+    cluster_name          = optional(string)         # default "<name_prefix>-<env>"
+    kubernetes_version    = optional(string, "1.35") # in EKS standard support until 2027-03-27
     endpoint_public       = optional(bool, true)
     endpoint_private      = optional(bool, true)
     endpoint_public_cidrs = optional(list(string), [])
@@ -187,8 +187,11 @@ variable "environments" {
       policies      = optional(list(string), [])
     })), [])
 
+    # Pin with `labflow flux pin <version> --tfvars <file>`: it downloads install.yaml and writes
+    # version, manifest_url and manifest_sha256 here.
     flux = object({
       version         = string
+      manifest_url    = optional(string) # default: the release's install.yaml on GitHub
       manifest_sha256 = string
       repository_url  = string
       branch          = optional(string, "main")
@@ -216,6 +219,23 @@ variable "environments" {
       for ng in env.nodegroups : contains(["ON_DEMAND", "SPOT"], ng.capacity_type) && ng.min <= ng.desired && ng.desired <= ng.max
     ]]))
     error_message = "Node groups: capacity_type ON_DEMAND or SPOT, and min <= desired <= max."
+  }
+
+  # The Lambdas refuse the same at run time (labflow-core config validation); refusing at plan
+  # time keeps a placeholder from reaching SSM.
+  validation {
+    condition = alltrue([for env in values(var.environments) :
+      can(regex("^[0-9a-f]{64}$", env.flux.manifest_sha256)) && !can(regex("^0+$", env.flux.manifest_sha256))
+    ])
+    error_message = "flux.manifest_sha256 must be the sha256 (64 lower-case hex digits, not the all-zero placeholder) of the Flux release's install.yaml: `labflow flux pin <version> --tfvars <this file>` downloads it and writes it."
+  }
+
+  # A cluster in AWS cannot reach a loopback or plain-http URL (only the local cloud can).
+  validation {
+    condition = alltrue([for env in values(var.environments) :
+      env.flux.manifest_url == null || can(regex("^https://", coalesce(env.flux.manifest_url, "https://")))
+    ])
+    error_message = "flux.manifest_url must be an https:// URL a cluster in AWS can reach; leave it unset for the release's install.yaml on GitHub."
   }
 }
 

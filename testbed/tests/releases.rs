@@ -8,7 +8,7 @@ use labflow_testbed::releases::{flux_install_manifest, ReleaseServer, FLUX_CONTR
 #[tokio::test]
 async fn serves_a_flux_install_manifest_with_crds_first_and_controllers() -> Result<()> {
     let crds = labflow_testbed::paths::crd_cache_dir().context("no CRD cache: run make crds")?;
-    let manifest = flux_install_manifest(&crds, "2.7.3")?;
+    let manifest = flux_install_manifest(&crds, "2.9.4")?;
     let kinds: Vec<String> = manifest
         .split("\n---\n")
         .filter_map(|doc| {
@@ -31,17 +31,17 @@ async fn serves_a_flux_install_manifest_with_crds_first_and_controllers() -> Res
     assert!(manifest.contains("name: gitrepositories.source.toolkit.fluxcd.io"));
 
     let server = ReleaseServer::start(HashMap::from([(
-        "/v2.7.3/install.yaml".to_string(),
+        "/v2.9.4/install.yaml".to_string(),
         manifest.clone().into_bytes(),
     )]))
     .await?;
-    let body = reqwest_get(&server.url("/v2.7.3/install.yaml")).await?;
+    let body = reqwest_get(&server.url("/v2.9.4/install.yaml")).await?;
     assert_eq!(body.0, 200);
     assert_eq!(body.1, manifest);
     assert_eq!(reqwest_get(&server.url("/nope")).await?.0, 404);
     assert_eq!(
         server.requests(),
-        vec!["/v2.7.3/install.yaml".to_string(), "/nope".to_string()]
+        vec!["/v2.9.4/install.yaml".to_string(), "/nope".to_string()]
     );
     Ok(())
 }
@@ -49,7 +49,7 @@ async fn serves_a_flux_install_manifest_with_crds_first_and_controllers() -> Res
 #[test]
 fn missing_cache_says_run_make_crds() {
     let err =
-        flux_install_manifest(std::path::Path::new("/nonexistent"), "2.7.3").expect_err("no cache");
+        flux_install_manifest(std::path::Path::new("/nonexistent"), "2.9.4").expect_err("no cache");
     assert!(err.to_string().contains("make crds"), "{err}");
 }
 

@@ -91,7 +91,9 @@ struct EnvFile {
 
 impl LocalCloud {
     pub async fn start(options: CloudOptions) -> anyhow::Result<LocalCloud> {
-        let envs = read_environments(&options.environments)?;
+        // A real cluster runs real Flux and real controllers: simulate none of them there.
+        let simulate_controllers = options.kubeconfig.is_none();
+        let envs = read_environments(&options.environments, simulate_controllers)?;
         let external_dns: Arc<Mutex<HashMap<String, ExternalDnsOptions>>> = Arc::default();
         let repository = options.repository.clone();
         let repos: Vec<String> = envs
@@ -108,8 +110,6 @@ impl LocalCloud {
             ),
             None => None,
         };
-        // A real cluster runs real Flux and real controllers: simulate none of them there.
-        let simulate_controllers = upstream.is_none();
         let eks = EksOptions {
             delays: options.eks_delays,
             upstream,
@@ -155,8 +155,11 @@ impl LocalCloud {
             if simulate_controllers {
                 let version = str_at(&config, "/flux/version")?;
                 let manifest = releases.1.get(&version).context("manifest served")?;
-                config["flux"]["manifestUrl"] = json!(releases.0.url(&release_path(&version)));
-                config["flux"]["manifestSha256"] = json!(hex::encode(Sha256::digest(manifest)));
+                pin_release(
+                    &mut config,
+                    &releases.0.url(&release_path(&version)),
+                    manifest,
+                );
             }
             let domain = str_at(&config, "/dns/domain")?;
             let zone = create_zone(&route53, &domain).await?;
@@ -258,7 +261,15 @@ pub fn simulated_controllers(
 /// session of it: so the functions see `assumed-role/...` from GetCallerIdentity, as in Lambda.
 pub const AUTOMATION_ROLE: &str = "labflow-automation";
 
-fn read_environments(files: &[PathBuf]) -> anyhow::Result<Vec<EnvFile>> {
+/// Point `config`'s Flux pin at a release `url` serves, with `manifest`'s sha256.
+fn pin_release(config: &mut Value, url: &str, manifest: &[u8]) {
+    config["flux"]["manifestUrl"] = json!(url);
+    config["flux"]["manifestSha256"] = json!(hex::encode(Sha256::digest(manifest)));
+}
+
+/// `local_release`: each config's Flux pin will be replaced by the loopback release the
+/// simulated Flux understands, so the pin as written is not checked.
+fn read_environments(files: &[PathBuf], local_release: bool) -> anyhow::Result<Vec<EnvFile>> {
     if files.is_empty() {
         bail!("no environment config given");
     }
@@ -275,7 +286,12 @@ fn read_environments(files: &[PathBuf]) -> anyhow::Result<Vec<EnvFile>> {
             .to_string();
         labflow_core::config::check_environment_name(&name)
             .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-        labflow_core::config::parse(&name, &text)
+        let mut checked = config.clone();
+        if local_release {
+            pin_release(&mut checked, "http://127.0.0.1/install.yaml", b"");
+        }
+        let checks = labflow_core::config::Checks::create(true);
+        labflow_core::config::parse_with(&name, &checked.to_string(), &checks)
             .map_err(|e| anyhow!("{}: {e}", file.display()))?;
         envs.push(EnvFile { name, config });
     }

@@ -333,7 +333,8 @@ async fn connect(root: &Path, endpoints: &cloud::Endpoints) -> anyhow::Result<Se
 
 /// The repository URL and branch of an environment, from its seeded config.
 async fn repository_of(session: &Session, env: &str) -> anyhow::Result<(String, String)> {
-    let config = labflow_core::config::load(&session.clients.ssm, env)
+    let checks = session.clients.create_checks();
+    let config = labflow_core::config::load(&session.clients.ssm, env, &checks)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     Ok((
@@ -380,7 +381,8 @@ pub fn git_sha(root: &Path, branch: &str) -> anyhow::Result<String> {
 
 /// What of the environment still exists in the local cloud after a teardown.
 pub async fn leftovers(session: &Session, env: &str) -> anyhow::Result<Vec<String>> {
-    let config = labflow_core::config::load(&session.clients.ssm, env)
+    let checks = labflow_core::config::Checks::teardown(session.clients.local_cloud());
+    let config = labflow_core::config::load(&session.clients.ssm, env, &checks)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let mut left = Vec::new();

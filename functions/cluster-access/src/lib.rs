@@ -87,7 +87,7 @@ impl std::fmt::Debug for Ctx {
 pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     let environment = input.environment.as_str();
     config::check_environment_name(environment)?;
-    let config = config::load(&ctx.aws.ssm, environment).await?;
+    let config = config::load(&ctx.aws.ssm, environment, &ctx.aws.create_checks()).await?;
     let name = config.cluster.name.as_str();
     let eks = &ctx.aws.eks;
     let now = (ctx.clock)();

@@ -24,7 +24,7 @@ use labflow_core::config::CLUSTER_ADMIN_POLICY;
 use labflow_testbed::eks::{EksDelays, EksOptions};
 use labflow_testbed::{Testbed, TestbedOptions};
 use pretty_assertions::assert_eq;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const AUTOMATION_ROLE: &str = "arn:aws:iam::123456789012:role/labflow-automation";
 const PEOPLE_ROLE: &str = "arn:aws:iam::123456789012:role/platform-engineers";
@@ -93,8 +93,7 @@ impl World {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let env = format!("{prefix}-{}", &id[..8]);
         let admin = self.admin().await;
-        let mut config: Value =
-            serde_json::from_str(include_str!("../../../examples/environments/lab.json"))?;
+        let mut config = labflow_testkit::config::example_config();
         config["cluster"]["name"] = json!(cluster(&env));
         config["dns"]["ownerId"] = json!(cluster(&env));
         admin

@@ -58,10 +58,43 @@ impl AwsClients {
         self
     }
 
+    /// Whether these clients talk to the local cloud: an endpoint override on loopback (in
+    /// Lambda there is none; the SDK resolves AWS's own endpoints).
+    pub fn local_cloud(&self) -> bool {
+        self.config.endpoint_url().is_some_and(is_loopback_url)
+    }
+
+    /// Config checks for creating a lab with these clients.
+    pub fn create_checks(&self) -> crate::config::Checks {
+        crate::config::Checks::create(self.local_cloud())
+    }
+
     pub fn region(&self) -> Result<&str, StepError> {
         self.config
             .region()
             .map(Region::as_ref)
             .ok_or_else(|| StepError::InvalidInput("no AWS region configured".into()))
     }
+}
+
+/// `http(s)://localhost...`, `http(s)://127.x.y.z...` or `http(s)://[::1]...`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(bracketed) = host.strip_prefix('[') {
+        bracketed.split(']').next()
+    } else {
+        host.split(':').next()
+    }
+    .unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -12,5 +12,6 @@ pub mod lambda;
 pub mod logging;
 pub mod ownership;
 pub mod teardown_plan;
+pub mod versions;
 
 pub use error::StepError;

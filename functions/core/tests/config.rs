@@ -6,10 +6,9 @@ use labflow_core::config::{self, EnvironmentConfig};
 use labflow_core::StepError;
 use serde_json::{json, Value};
 
-const EXAMPLE: &str = include_str!("../../../examples/environments/lab.json");
-
+/// The example config as `labflow flux pin` leaves it (the committed file carries the placeholder).
 fn example() -> Value {
-    serde_json::from_str(EXAMPLE).expect("the example config is valid JSON")
+    labflow_testkit::config::example_config()
 }
 
 fn parse(value: &Value) -> Result<EnvironmentConfig, StepError> {
@@ -434,7 +433,7 @@ mod ssm {
     #[tokio::test]
     async fn missing_parameter_names_the_environment_and_parameter() -> Result<()> {
         let ssm = client().await?;
-        let err = config::load(&ssm, "nowhere")
+        let err = config::load(&ssm, "nowhere", &config::Checks::create(true))
             .await
             .expect_err("no such parameter");
         assert_eq!(err.name(), "labflow.InvalidInput");
@@ -450,12 +449,12 @@ mod ssm {
         let ssm = client().await?;
         ssm.put_parameter()
             .name("/labflow/environments/ssm-load")
-            .value(EXAMPLE)
+            .value(labflow_testkit::config::example_config_json())
             .r#type(ParameterType::String)
             .overwrite(true)
             .send()
             .await?;
-        let config = config::load(&ssm, "ssm-load").await?;
+        let config = config::load(&ssm, "ssm-load", &config::Checks::create(true)).await?;
         assert_eq!(config.cluster.name, "labflow-lab");
         Ok(())
     }
@@ -470,7 +469,9 @@ mod ssm {
             .overwrite(true)
             .send()
             .await?;
-        let err = config::load(&ssm, "ssm-bad").await.expect_err("invalid");
+        let err = config::load(&ssm, "ssm-bad", &config::Checks::create(true))
+            .await
+            .expect_err("invalid");
         assert_eq!(err.name(), "labflow.InvalidInput");
         assert!(err.to_string().contains("cluster"), "{err}");
         Ok(())
@@ -489,7 +490,7 @@ mod ssm {
             .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled())
             .build();
         let ssm = aws_sdk_ssm::Client::from_conf(config);
-        let err = config::load(&ssm, "lab")
+        let err = config::load(&ssm, "lab", &config::Checks::create(true))
             .await
             .expect_err("nothing listens");
         assert_eq!(err.name(), "labflow.Transient", "{err}");

@@ -80,7 +80,7 @@ pub struct Ctx {
 pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     let environment = input.environment.as_str();
     config::check_environment_name(environment)?;
-    let config = config::load(&ctx.aws.ssm, environment).await?;
+    let config = config::load(&ctx.aws.ssm, environment, &ctx.aws.create_checks()).await?;
     let eks = &ctx.aws.eks;
     let name = config.cluster.name.as_str();
     let tags = labflow_core::ownership::tags(environment, &config);

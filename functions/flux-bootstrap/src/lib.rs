@@ -125,7 +125,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
             input.action.as_str()
         )));
     }
-    let config = config::load(&ctx.aws.ssm, environment).await?;
+    let config = config::load(&ctx.aws.ssm, environment, &ctx.aws.create_checks()).await?;
     let region = ctx.aws.region()?;
     let vars = cluster_vars::values(environment, &config, region)?;
     let path = config.flux.repository.path_for(environment);

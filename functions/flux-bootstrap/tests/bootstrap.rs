@@ -175,7 +175,8 @@ async fn create_installs_in_stages_then_a_second_run_changes_nothing() -> anyhow
         Some("flux-system"),
         cluster_vars::CONFIGMAP,
     )?;
-    let config = labflow_core::config::load(&w.aws.ssm, &w.environment).await?;
+    let config =
+        labflow_core::config::load(&w.aws.ssm, &w.environment, &w.aws.create_checks()).await?;
     let expected = cluster_vars::values(&w.environment, &config, REGION)?;
     assert_eq!(vars["data"], serde_json::to_value(&expected)?);
     assert_eq!(vars["data"]["DOMAIN"], "fb-create.example.com");

@@ -131,7 +131,7 @@ async fn no_handler_leaks_the_token_or_the_webhook_secret() -> Result<()> {
     common::put(
         &clients,
         "/labflow/environments/lab",
-        common::EXAMPLE_CONFIG,
+        &common::EXAMPLE_CONFIG,
         false,
     )
     .await?;

@@ -24,7 +24,9 @@ pub const ROUTES: &str =
     r#"{"routes":[{"branch":"main","environment":"lab"},{"prefix":"env/","environment":"*"}]}"#;
 
 /// The example lab's config (what SSM returns for `/labflow/environments/lab`).
-pub const LAB_CONFIG: &str = include_str!("../../../examples/environments/lab.json");
+/// Pinned as `labflow flux pin` would (labflow-testkit).
+pub static LAB_CONFIG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(labflow_testkit::config::example_config_json);
 
 /// A push body the size of a real one: GitHub includes the commits, the repository object and
 /// the pusher; ~7 KB for a push of three commits.

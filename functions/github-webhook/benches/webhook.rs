@@ -16,7 +16,7 @@ fn bench(c: &mut Criterion) {
         &secret,
         event.as_bytes(),
         pipeline::ROUTES,
-        pipeline::LAB_CONFIG,
+        &pipeline::LAB_CONFIG,
     ) {
         Ok(d)
             if d.environment == "lab"
@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
                 &secret,
                 event.as_bytes(),
                 pipeline::ROUTES,
-                pipeline::LAB_CONFIG,
+                &pipeline::LAB_CONFIG,
             )
         })
     });
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     parts.bench_function("environment_config_parse_and_validate", |b| {
-        b.iter(|| labflow_core::config::parse("lab", pipeline::LAB_CONFIG))
+        b.iter(|| labflow_core::config::parse("lab", &pipeline::LAB_CONFIG))
     });
     parts.finish();
 }

@@ -24,6 +24,7 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use base64::Engine;
 use labflow_core::aws::AwsClients;
+use labflow_core::config::{Checks, Purpose};
 use labflow_core::contract::{Action, ExecutionInput, Source};
 use labflow_core::error::classify_sdk_error;
 use labflow_core::StepError;
@@ -75,6 +76,8 @@ pub struct Ctx {
     /// From `LABFLOW_STATE_MACHINE_ARN`.
     pub state_machine_arn: String,
     pub secret_ttl: Duration,
+    /// The clients talk to the local cloud (config checks, `AwsClients::local_cloud`).
+    pub local_cloud: bool,
     secret: Mutex<Option<(Instant, Secret)>>,
 }
 
@@ -89,6 +92,7 @@ impl Ctx {
             sfn: clients.sfn.clone(),
             state_machine_arn: state_machine_arn.into(),
             secret_ttl,
+            local_cloud: clients.local_cloud(),
             secret: Mutex::new(None),
         }
     }
@@ -420,7 +424,12 @@ async fn on_push(
         reply.environment = Some(environment.clone());
         return (400, reply);
     }
-    match labflow_core::config::load(&ctx.ssm, &environment).await {
+    let purpose = match action {
+        Action::Teardown | Action::TeardownAll => Purpose::Teardown,
+        Action::Create | Action::Sync => Purpose::Create,
+    };
+    let checks = Checks::create(ctx.local_cloud).for_purpose(purpose);
+    match labflow_core::config::load(&ctx.ssm, &environment, &checks).await {
         Ok(_) => {}
         Err(StepError::InvalidInput(message)) => return unconfigured(message),
         Err(err) => return failed(&err),

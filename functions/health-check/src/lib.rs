@@ -167,7 +167,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
             input.action.as_str()
         )));
     }
-    let config = config::load(&ctx.aws.ssm, environment).await?;
+    let config = config::load(&ctx.aws.ssm, environment, &ctx.aws.create_checks()).await?;
     let target = input
         .source
         .target_sha()

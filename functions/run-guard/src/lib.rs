@@ -46,6 +46,8 @@ pub struct Ctx {
     pub ssm: aws_sdk_ssm::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub lock_max_age: Duration,
+    /// The clients talk to the local cloud (config checks, `AwsClients::local_cloud`).
+    pub local_cloud: bool,
 }
 
 impl Ctx {
@@ -54,6 +56,7 @@ impl Ctx {
             ssm: clients.ssm.clone(),
             sfn: clients.sfn.clone(),
             lock_max_age,
+            local_cloud: clients.local_cloud(),
         }
     }
 
@@ -155,13 +158,16 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     match input {
         Input::Acquire(input) => acquire(ctx, input).await.map(Output::Acquire),
         Input::Release(input) => release(ctx, input).await.map(Output::Release),
-        Input::List(_) => list::list(&ctx.ssm).await.map(Output::List),
+        Input::List(_) => list::list(&ctx.ssm, ctx.local_cloud)
+            .await
+            .map(Output::List),
     }
 }
 
 async fn acquire(ctx: &Ctx, input: AcquireInput) -> Result<AcquireOutput, StepError> {
     check_execution_arn(&input.execution_arn)?;
-    let valid = validate::execution_input(&ctx.ssm, &input.execution_input).await?;
+    let valid =
+        validate::execution_input(&ctx.ssm, &input.execution_input, ctx.local_cloud).await?;
     let Some(environment) = valid.environment else {
         tracing::info!(
             action = valid.action.as_str(),

@@ -30,7 +30,8 @@ pub struct Skipped {
     pub reason: String,
 }
 
-pub async fn list(ssm: &aws_sdk_ssm::Client) -> Result<ListOutput, StepError> {
+/// `local_cloud`: the clients talk to the local cloud (`AwsClients::local_cloud`).
+pub async fn list(ssm: &aws_sdk_ssm::Client, local_cloud: bool) -> Result<ListOutput, StepError> {
     let mut environments = Vec::new();
     let mut skipped = Vec::new();
     let mut pages = ssm
@@ -57,7 +58,10 @@ pub async fn list(ssm: &aws_sdk_ssm::Client) -> Result<ListOutput, StepError> {
                 });
                 continue;
             }
-            let parsed = config::parse(&environment, parameter.value().unwrap_or_default());
+            // Listed for teardown-all: a config gone stale must not keep its lab up.
+            let checks = config::Checks::teardown(local_cloud);
+            let parsed =
+                config::parse_with(&environment, parameter.value().unwrap_or_default(), &checks);
             match parsed {
                 Err(err) => skipped.push(Skipped {
                     environment,

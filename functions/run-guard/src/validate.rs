@@ -23,7 +23,12 @@ pub struct Valid {
 }
 
 /// Check `value` completely; SSM errors other than "not configured" are `labflow.Transient`.
-pub async fn execution_input(ssm: &aws_sdk_ssm::Client, value: &Value) -> Result<Valid, StepError> {
+/// `local_cloud`: the clients talk to the local cloud (`AwsClients::local_cloud`).
+pub async fn execution_input(
+    ssm: &aws_sdk_ssm::Client,
+    value: &Value,
+    local_cloud: bool,
+) -> Result<Valid, StepError> {
     let mut problems: Vec<String> = Vec::new();
     let Some(object) = value.as_object() else {
         return Err(invalid(&[
@@ -111,7 +116,12 @@ pub async fn execution_input(ssm: &aws_sdk_ssm::Client, value: &Value) -> Result
     }
 
     if let Some(name) = &environment {
-        match config::load(ssm, name).await {
+        let purpose = match action {
+            Some(Action::Teardown | Action::TeardownAll) => config::Purpose::Teardown,
+            _ => config::Purpose::Create,
+        };
+        let checks = config::Checks::create(local_cloud).for_purpose(purpose);
+        match config::load(ssm, name, &checks).await {
             Ok(config) => {
                 let scheduled_teardown = matches!(action, Some(Action::Teardown))
                     && source.as_ref().is_some_and(Source::is_schedule);

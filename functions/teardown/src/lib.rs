@@ -121,7 +121,12 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
             input.action.as_str()
         )));
     }
-    let config = config::load(&ctx.aws.ssm, environment).await?;
+    let config = config::load(
+        &ctx.aws.ssm,
+        environment,
+        &config::Checks::teardown(ctx.aws.local_cloud()),
+    )
+    .await?;
     if config.protected && input.source.is_schedule() {
         return Err(StepError::InvalidInput(format!(
             "refusing to tear down environment {environment:?}: it is protected and the request came from the schedule"

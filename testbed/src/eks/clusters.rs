@@ -12,8 +12,11 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-/// Kubernetes versions the simulated EKS offers (standard + extended support).
-pub const SUPPORTED_VERSIONS: &[&str] = &["1.30", "1.31", "1.32", "1.33", "1.34", "1.35"];
+/// Kubernetes versions the simulated EKS offers (standard + extended support), as EKS did on
+/// 2026-12-03: "On the end of extended support date, you can no longer create new Amazon EKS
+/// clusters with the unsupported version" (EKS user guide, "Understand the Kubernetes version
+/// lifecycle on EKS", release calendar: 1.30 ended 2026-07-23, 1.31 on 2026-11-26).
+pub const SUPPORTED_VERSIONS: &[&str] = &["1.32", "1.33", "1.34", "1.35"];
 /// The version used when CreateCluster names none.
 pub const DEFAULT_VERSION: &str = "1.34";
 const LOG_TYPES: &[&str] = &[

@@ -82,8 +82,26 @@ fn create_zone(endpoint: &str) -> Result<()> {
     })
 }
 
+/// example.tfvars as committed: its Flux release is the placeholder plan refuses.
 fn example_tfvars() -> PathBuf {
     repo::terraform_dir().join("example.tfvars")
+}
+
+/// example.tfvars after the README's `labflow flux pin` step (the same edit, with a digest of
+/// labflow-testkit's: nothing in a plan downloads the manifest).
+fn pinned_example_tfvars(scratch: &Scratch) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(example_tfvars())?;
+    let pin = labflow_cli::flux_pin::Pin {
+        version: labflow_core::versions::FLUX_VERSION.into(),
+        url: labflow_cli::flux_pin::manifest_url(
+            labflow_cli::flux_pin::DEFAULT_RELEASES,
+            labflow_core::versions::FLUX_VERSION,
+        ),
+        sha256: labflow_testkit::config::test_manifest_sha256(),
+    };
+    let path = scratch.root().join("example-pinned.tfvars");
+    std::fs::write(&path, labflow_cli::flux_pin::pin_tfvars(&text, &pin)?)?;
+    Ok(path)
 }
 
 /// A var file of our own in the scratch directory.
@@ -96,14 +114,14 @@ fn var_file(scratch: &Scratch, name: &str, vars: &Value) -> Result<PathBuf> {
 /// An environment as a user would configure it (the shape of example.tfvars).
 fn environment(branch: &str) -> Value {
     json!({
-        "kubernetes_version": "1.33",
+        "kubernetes_version": "1.35",
         "nodegroups": [{
             "name": "general",
             "instance_types": ["m6a.large"],
             "min": 1, "max": 3, "desired": 2
         }],
         "flux": {
-            "version": "2.7.3",
+            "version": labflow_core::versions::FLUX_VERSION,
             "manifest_sha256": "5d4a1e2f8c0b7a6d3e9f1c2b4a6d8e0f1a3c5e7b9d2f4a6c8e0b1d3f5a7c9e2b",
             "repository_url": "https://github.com/example/labflow",
             "branch": branch
@@ -262,8 +280,57 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
 #[test]
 fn example_tfvars_plans() -> Result<()> {
     let scratch = scratch()?;
-    let plan = scratch.plan("example", &[example_tfvars()], &BTreeMap::new())?;
+    let plan = scratch.plan(
+        "example",
+        &[pinned_example_tfvars(scratch)?],
+        &BTreeMap::new(),
+    )?;
     check_common(&plan, "labflow", &["lab"])
+}
+
+/// Terraform wraps long messages: white space collapsed.
+fn one_line(err: &impl std::fmt::Display) -> String {
+    err.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_unpinned_example_is_refused_at_plan_time_saying_how_to_pin_it() -> Result<()> {
+    let scratch = scratch()?;
+    let err = scratch
+        .plan("unpinned", &[example_tfvars()], &BTreeMap::new())
+        .err()
+        .context("a plan with the all-zero manifest_sha256 succeeded")?;
+    let message = one_line(&err);
+    ensure!(
+        message.contains("not the all-zero placeholder")
+            && message.contains("labflow flux pin <version> --tfvars"),
+        "the error does not say how to pin the release: {err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_manifest_url_a_cluster_in_aws_cannot_reach_is_refused_at_plan_time() -> Result<()> {
+    let scratch = scratch()?;
+    let mut env = environment("main");
+    env["flux"]["manifest_url"] = json!("http://127.0.0.1:8080/install.yaml");
+    let file = var_file(
+        scratch,
+        "loopback-manifest",
+        &base_vars(json!({ "lab": env })),
+    )?;
+    let err = scratch
+        .plan("loopback-manifest", &[file], &BTreeMap::new())
+        .err()
+        .context("a plan with a loopback manifest_url succeeded")?;
+    ensure!(
+        one_line(&err).contains("flux.manifest_url must be an https:// URL"),
+        "{err}"
+    );
+    Ok(())
 }
 
 #[test]
@@ -364,7 +431,7 @@ fn a_plan_before_make_package_says_to_run_it() -> Result<()> {
     std::fs::create_dir_all(&empty)?;
     let vars = BTreeMap::from([("lambda_dist_dir".to_string(), empty.display().to_string())]);
     let err = scratch
-        .plan("no-zips", &[example_tfvars()], &vars)
+        .plan("no-zips", &[pinned_example_tfvars(scratch)?], &vars)
         .err()
         .context("a plan without the Lambda zips succeeded")?;
     // Terraform wraps long messages: compare with white space collapsed.

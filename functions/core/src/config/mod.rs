@@ -5,7 +5,8 @@ mod validate;
 
 pub use model::*;
 pub use validate::{
-    validate, Problem, KNOWN_ADDONS, MIN_KUBERNETES_MINOR, TAG_ENVIRONMENT, TAG_MANAGED_BY,
+    check, validate, Checks, Findings, Problem, Purpose, KNOWN_ADDONS, MIN_KUBERNETES_MINOR,
+    TAG_ENVIRONMENT, TAG_MANAGED_BY,
 };
 
 use crate::error::{classify_sdk_error, StepError};
@@ -32,8 +33,18 @@ pub fn check_environment_name(environment: &str) -> Result<(), StepError> {
     }
 }
 
-/// Parse and validate a config document. Every problem is reported at once, each with its path.
+/// Parse and validate a config document for creating a lab in AWS today. Every problem is
+/// reported at once, each with its path.
 pub fn parse(environment: &str, json: &str) -> Result<EnvironmentConfig, StepError> {
+    parse_with(environment, json, &Checks::create(false))
+}
+
+/// Parse and validate a config document under `checks`; warnings are logged.
+pub fn parse_with(
+    environment: &str,
+    json: &str,
+    checks: &Checks,
+) -> Result<EnvironmentConfig, StepError> {
     // The plain parse is the common, fast case; only a config that fails is parsed again with
     // path tracking, to say where it is wrong.
     let config: EnvironmentConfig = match serde_json::from_str(json) {
@@ -41,7 +52,7 @@ pub fn parse(environment: &str, json: &str) -> Result<EnvironmentConfig, StepErr
         Err(_) => {
             let deserializer = &mut serde_json::Deserializer::from_str(json);
             let err = match serde_path_to_error::deserialize::<_, EnvironmentConfig>(deserializer) {
-                Ok(config) => return finish(environment, config),
+                Ok(config) => return finish(environment, config, checks),
                 Err(err) => err,
             };
             let path = err.path().to_string();
@@ -51,12 +62,22 @@ pub fn parse(environment: &str, json: &str) -> Result<EnvironmentConfig, StepErr
             )));
         }
     };
-    finish(environment, config)
+    finish(environment, config, checks)
 }
 
 /// The parsed config if it passes validation, else every problem at once.
-fn finish(environment: &str, config: EnvironmentConfig) -> Result<EnvironmentConfig, StepError> {
-    let problems = validate(&config);
+fn finish(
+    environment: &str,
+    config: EnvironmentConfig,
+    checks: &Checks,
+) -> Result<EnvironmentConfig, StepError> {
+    let Findings {
+        errors: problems,
+        warnings,
+    } = check(&config, checks);
+    for warning in &warnings {
+        tracing::warn!(environment, %warning, "environment config");
+    }
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -68,10 +89,11 @@ fn finish(environment: &str, config: EnvironmentConfig) -> Result<EnvironmentCon
     }
 }
 
-/// Read `/labflow/environments/<env>` from SSM and parse it.
+/// Read `/labflow/environments/<env>` from SSM and parse it under `checks`.
 pub async fn load(
     ssm: &aws_sdk_ssm::Client,
     environment: &str,
+    checks: &Checks,
 ) -> Result<EnvironmentConfig, StepError> {
     check_environment_name(environment)?;
     let name = parameter_name(environment);
@@ -97,5 +119,5 @@ pub async fn load(
         .parameter()
         .and_then(|p| p.value())
         .ok_or_else(|| StepError::InvalidInput(format!("SSM parameter {name} has no value")))?;
-    parse(environment, value)
+    parse_with(environment, value, checks)
 }

@@ -3,7 +3,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use chrono::NaiveDate;
+
 use super::model::*;
+use crate::versions::{self, EksSupport};
 
 /// One thing wrong with a config, at a JSON path such as `nodegroups[1].scaling.min`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +28,74 @@ pub const MIN_KUBERNETES_MINOR: u32 = 33;
 pub const TAG_ENVIRONMENT: &str = "labflow:environment";
 pub const TAG_MANAGED_BY: &str = "labflow:managed-by";
 
+/// What validation depends on besides the config itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    /// The day EKS's release calendar is read for (UTC).
+    pub today: NaiveDate,
+    /// The config is used against the local cloud (every AWS endpoint on loopback), where a
+    /// loopback Flux manifest URL is reachable from the (simulated) cluster.
+    pub local_cloud: bool,
+    pub purpose: Purpose,
+}
+
+/// What the config is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Create or sync the lab: every rule applies.
+    Create,
+    /// Tear it down: the rules about what would be created (the EKS version's support window,
+    /// the Flux release pin) do not apply, so a config that went stale never keeps a lab up.
+    Teardown,
+}
+
+impl Checks {
+    /// Today, for creating a lab against real AWS, or against the local cloud.
+    pub fn create(local_cloud: bool) -> Self {
+        Self {
+            today: chrono::Utc::now().date_naive(),
+            local_cloud,
+            purpose: Purpose::Create,
+        }
+    }
+
+    /// Today, for tearing a lab down.
+    pub fn teardown(local_cloud: bool) -> Self {
+        Self {
+            purpose: Purpose::Teardown,
+            ..Self::create(local_cloud)
+        }
+    }
+
+    /// The same checks for `purpose`.
+    pub fn for_purpose(self, purpose: Purpose) -> Self {
+        Self { purpose, ..self }
+    }
+}
+
+/// Everything validation found: errors make a config unusable, warnings do not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+struct Problems {
+    errors: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
 
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
+        self.errors.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
             path: path.into(),
             message: message.into(),
         });
@@ -101,15 +166,22 @@ fn check_unique<'a>(
     }
 }
 
-/// Validate everything that serde's types cannot express. Returns every problem found.
+/// Validate everything that serde's types cannot express, for use against real AWS today.
+/// Returns every error found (warnings: [`check`]).
 pub fn validate(config: &EnvironmentConfig) -> Vec<Problem> {
+    check(config, &Checks::create(false)).errors
+}
+
+/// Every error and warning of `config` under `checks`.
+pub fn check(config: &EnvironmentConfig, checks: &Checks) -> Findings {
     let mut p = Problems::default();
-    validate_cluster(&mut p, &config.cluster);
+    let creating = checks.purpose == Purpose::Create;
+    validate_cluster(&mut p, &config.cluster, creating.then_some(checks.today));
     validate_nodegroups(&mut p, config);
     validate_addons(&mut p, &config.addons);
     validate_pod_identities(&mut p, &config.pod_identities);
     validate_access(&mut p, &config.access_principals);
-    validate_flux(&mut p, &config.flux);
+    validate_flux(&mut p, &config.flux, creating, checks.local_cloud);
     validate_dns(&mut p, &config.dns);
     if config.health_deadline_minutes == 0 || config.health_deadline_minutes > 24 * 60 {
         p.add("healthDeadlineMinutes", "must be between 1 and 1440");
@@ -124,10 +196,14 @@ pub fn validate(config: &EnvironmentConfig) -> Vec<Problem> {
             );
         }
     }
-    p.0
+    Findings {
+        errors: p.errors,
+        warnings: p.warnings,
+    }
 }
 
-fn validate_cluster(p: &mut Problems, cluster: &ClusterConfig) {
+/// `today`: check the version's EKS support window on that day (creating only).
+fn validate_cluster(p: &mut Problems, cluster: &ClusterConfig, today: Option<NaiveDate>) {
     let name_ok = !cluster.name.is_empty()
         && cluster.name.len() <= 100
         && cluster
@@ -144,7 +220,11 @@ fn validate_cluster(p: &mut Problems, cluster: &ClusterConfig) {
         );
     }
     match kubernetes_minor(&cluster.version) {
-        Some(minor) if minor >= MIN_KUBERNETES_MINOR => {}
+        Some(minor) if minor >= MIN_KUBERNETES_MINOR => {
+            if let Some(today) = today {
+                check_eks_support(p, minor, today);
+            }
+        }
         Some(_) => p.add(
             "cluster.version",
             format!(
@@ -390,14 +470,107 @@ fn validate_access(p: &mut Problems, principals: &[AccessPrincipal]) {
     }
 }
 
-fn validate_flux(p: &mut Problems, flux: &FluxConfig) {
+/// Standard support is what labflow is for; extended support costs six times as much per
+/// control-plane hour, and past it EKS creates no cluster ([`versions::EKS_VERSIONS`]).
+fn check_eks_support(p: &mut Problems, minor: u32, today: NaiveDate) {
+    let path = "cluster.version";
+    let newest = versions::EKS_VERSIONS
+        .iter()
+        .rev()
+        .find(|v| {
+            matches!(
+                versions::eks_support(v.minor, today),
+                EksSupport::Standard { .. }
+            )
+        })
+        .map(|v| format!("1.{}", v.minor))
+        .unwrap_or_else(|| "a version in standard support".into());
+    match versions::eks_support(minor, today) {
+        EksSupport::Standard { .. } => {}
+        EksSupport::Extended { ends } => p.warn(
+            path,
+            format!(
+                "1.{minor} is in EKS extended support until {ends}: the control plane costs \
+                 $0.60 per hour instead of $0.10; move to {newest}"
+            ),
+        ),
+        EksSupport::Ended { ended } => p.add(
+            path,
+            format!(
+                "1.{minor} reached the end of EKS extended support on {ended}: EKS creates no \
+                 such cluster; use {newest}"
+            ),
+        ),
+        EksSupport::EndedBefore { before } => p.add(
+            path,
+            format!("1.{minor} left EKS extended support before {before}; use {newest}"),
+        ),
+        EksSupport::NotYetReleased { release } => p.add(
+            path,
+            format!("1.{minor} is not released on EKS before {release}; use {newest}"),
+        ),
+        EksSupport::Unknown => p.warn(
+            path,
+            format!(
+                "1.{minor} is newer than labflow's EKS release calendar (checked {}): \
+                 `aws eks describe-cluster-versions` says whether EKS offers it",
+                versions::eks_versions_checked()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+/// The Flux release the config pins: where its `install.yaml` comes from, and its sha256.
+fn validate_flux_pin(p: &mut Problems, flux: &FluxConfig, local_cloud: bool) {
+    let pin = format!(
+        "`labflow flux pin {} --config <this file>` downloads it and writes the URL and its sha256",
+        flux.version
+    );
+    if crate::aws::is_loopback_url(&flux.manifest_url) {
+        // A cluster in AWS cannot reach this machine's loopback; only the local cloud's
+        // (simulated) cluster can.
+        if !local_cloud {
+            p.add(
+                "flux.manifestUrl",
+                format!("a loopback URL only serves the local cloud, not a cluster in AWS; {pin}"),
+            );
+        }
+    } else if !flux.manifest_url.starts_with("https://") {
+        p.add(
+            "flux.manifestUrl",
+            format!("must be an https:// URL; {pin}"),
+        );
+    }
+    let sha = &flux.manifest_sha256;
+    if sha.len() != 64
+        || !sha
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    {
+        p.add(
+            "flux.manifestSha256",
+            format!("must be 64 lower-case hex digits; {pin}"),
+        );
+    } else if sha.chars().all(|c| c == '0') {
+        p.add(
+            "flux.manifestSha256",
+            format!("all zeros is a placeholder, not the sha256 of a Flux release; {pin}"),
+        );
+    }
+}
+
+/// `pin`: check the release pin (URL and sha256), which only matters when Flux is installed.
+fn validate_flux(p: &mut Problems, flux: &FluxConfig, pin: bool, local_cloud: bool) {
     let semver = flux.version.split('.').collect::<Vec<_>>();
     let version_ok = semver.len() == 3 && semver.iter().all(|n| n.parse::<u32>().is_ok());
     if !version_ok {
         p.add(
             "flux.version",
             format!(
-                "must be an exact version like 2.7.3, got {:?}",
+                "must be an exact version like {}, got {:?}",
+                versions::FLUX_VERSION,
                 flux.version
             ),
         );
@@ -407,22 +580,14 @@ fn validate_flux(p: &mut Problems, flux: &FluxConfig) {
             "must be ≥ 2.7 (the v1/v2 APIs labflow uses)",
         );
     }
-    if !flux.manifest_url.starts_with("https://") && !flux.manifest_url.starts_with("http://127.") {
-        p.add("flux.manifestUrl", "must be an https:// URL");
-    }
-    let sha = &flux.manifest_sha256;
-    if sha.len() != 64
-        || !sha
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-    {
-        p.add("flux.manifestSha256", "must be 64 lower-case hex digits");
+    if pin {
+        validate_flux_pin(p, flux, local_cloud);
     }
     let repo = &flux.repository;
-    if !repo.url.starts_with("https://")
-        && !repo.url.starts_with("ssh://")
-        && !repo.url.starts_with("file://")
-    {
+    // file:// names a path on the machine that runs the source-controller: only the local
+    // cloud's, where that machine is this one (issue 26 item 10).
+    let local_file = local_cloud && repo.url.starts_with("file://");
+    if !repo.url.starts_with("https://") && !repo.url.starts_with("ssh://") && !local_file {
         p.add("flux.repository.url", "must be an https:// or ssh:// URL");
     }
     p.require_non_empty("flux.repository.branch", &repo.branch);

@@ -65,8 +65,8 @@ mod tests {
     use super::*;
 
     fn example() -> EnvironmentConfig {
-        let json = include_str!("../../../../examples/environments/lab.json");
-        crate::config::parse("lab", json).expect("example config is valid")
+        let json = labflow_testkit::config::example_config_json();
+        crate::config::parse("lab", &json).expect("example config is valid")
     }
 
     #[test]

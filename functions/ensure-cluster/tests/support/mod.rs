@@ -55,12 +55,7 @@ pub fn cluster_name(env: &str) -> String {
 
 /// examples/environments/lab.json, made this environment's.
 pub fn lab_config(env: &str) -> anyhow::Result<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/environments/lab.json"
-    );
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let mut config: Value = serde_json::from_str(&text)?;
+    let mut config = labflow_testkit::config::example_config();
     config["cluster"]["name"] = json!(cluster_name(env));
     config["dns"]["ownerId"] = json!(format!("labflow-{env}"));
     Ok(config)

@@ -22,7 +22,9 @@ pub const SECRET: &str = "whsec-KNOWN-webhook-5ecr3t-0123456789";
 pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 pub const EXECUTION_ARN: &str =
     "arn:aws:states:eu-west-1:123456789012:execution:labflow-lifecycle:push-abc";
-pub const EXAMPLE_CONFIG: &str = include_str!("../../../../examples/environments/lab.json");
+/// The example config, pinned as `labflow flux pin` would (labflow-testkit).
+pub static EXAMPLE_CONFIG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(labflow_testkit::config::example_config_json);
 
 pub async fn clients() -> Result<AwsClients> {
     let moto = labflow_testbed::moto::shared()?;

@@ -19,7 +19,9 @@ use tokio::sync::OnceCell;
 
 pub const SECRET: &str = "whsec-KNOWN-webhook-5ecr3t-0123456789";
 pub const TOKEN: &str = "ghp_KNOWNtoken0123456789abcdefghijklmnop";
-pub const EXAMPLE_CONFIG: &str = include_str!("../../../../examples/environments/lab.json");
+/// The example config, pinned as `labflow flux pin` would (labflow-testkit).
+pub static EXAMPLE_CONFIG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(labflow_testkit::config::example_config_json);
 pub const SHA_A: &str = "0123456789abcdef0123456789abcdef01234567";
 pub const SHA_B: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -87,7 +89,7 @@ pub async fn world() -> Result<World> {
                 put(
                     &clients,
                     &format!("/labflow/environments/{env}"),
-                    EXAMPLE_CONFIG,
+                    &EXAMPLE_CONFIG,
                     false,
                 )
                 .await?;

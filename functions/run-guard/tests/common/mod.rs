@@ -12,7 +12,9 @@ use labflow_core::aws::AwsClients;
 use labflow_run_guard::Ctx;
 use serde_json::Value;
 
-pub const EXAMPLE_CONFIG: &str = include_str!("../../../../examples/environments/lab.json");
+/// The example config, pinned as `labflow flux pin` would (labflow-testkit).
+pub static EXAMPLE_CONFIG: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(labflow_testkit::config::example_config_json);
 
 pub async fn clients() -> Result<AwsClients> {
     let moto = labflow_testbed::moto::shared()?;
@@ -46,7 +48,7 @@ pub async fn put_config(
     env: &str,
     mutate: impl FnOnce(&mut Value),
 ) -> Result<()> {
-    let mut value: Value = serde_json::from_str(EXAMPLE_CONFIG)?;
+    let mut value: Value = serde_json::from_str(&EXAMPLE_CONFIG)?;
     mutate(&mut value);
     put(
         clients,

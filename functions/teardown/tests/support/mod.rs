@@ -30,7 +30,6 @@ use labflow_testbed::{Testbed, TestbedOptions};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub const EXAMPLE: &str = include_str!("../../../../examples/environments/lab.json");
 pub const ROLE: &str = "arn:aws:iam::123456789012:role/lab-cluster";
 pub const NODE_ROLE: &str = "arn:aws:iam::123456789012:role/lab-node";
 pub const ADMIN_PRINCIPAL: &str = "arn:aws:iam::123456789012:role/platform-engineers";
@@ -107,7 +106,7 @@ pub fn ctx(aws: AwsClients, clock: &TestClock, grace: chrono::Duration) -> Ctx {
 
 /// The environment config stored in SSM.
 pub fn config(cluster: &str, zone_id: &str, domain: &str, owner: &str, protected: bool) -> Value {
-    let mut config: Value = serde_json::from_str(EXAMPLE).unwrap_or(Value::Null);
+    let mut config = labflow_testkit::config::example_config();
     config["cluster"]["name"] = json!(cluster);
     config["dns"]["hostedZoneId"] = json!(zone_id);
     config["dns"]["domain"] = json!(domain);
