@@ -240,6 +240,7 @@ async fn library_start_and_status_in_process() -> Result<()> {
         environment: Some("lab".into()),
         source: Source::Console { requested_by: None },
         poll_seconds: None,
+        force: false,
     };
     let started = start::start(&sfn, &machine_arn, &input).await?;
     assert!(

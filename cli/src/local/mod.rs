@@ -59,7 +59,7 @@ pub enum LocalCommand {
     /// Deliver a signed GitHub push of the branch's commit and run the execution it starts.
     Sync(EnvArg),
     /// Tear the environment down, then stop the local cloud.
-    Down(EnvArg),
+    Down(DownArgs),
     /// Run an execution input (JSON file) against the local cloud (started if needed).
     Run {
         #[arg(long)]
@@ -75,6 +75,15 @@ pub struct EnvArg {
     /// The environment (a config file `<env>.json` in --environments).
     #[arg(long = "env", default_value = "lab")]
     pub environment: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Tear the environment down even though its config says `protected`.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: LocalArgs) -> anyhow::Result<ExitCode> {
@@ -150,7 +159,7 @@ async fn dispatch(args: LocalArgs) -> anyhow::Result<ExitCode> {
                     .await?,
             )
         }
-        LocalCommand::Down(env) => {
+        LocalCommand::Down(DownArgs { env, force }) => {
             check_configured(&common, &env.environment)?;
             let Some(running) = daemon::find(&common.state_dir) else {
                 println!("labflow local down: no local cloud is running; nothing to tear down");
@@ -162,6 +171,7 @@ async fn dispatch(args: LocalArgs) -> anyhow::Result<ExitCode> {
                 "environment": env.environment,
                 "source": {"kind": "console", "requestedBy": "labflow local down"},
                 "pollSeconds": common.poll_seconds,
+                "force": force,
             });
             println!("labflow local down: tearing {:?} down", env.environment);
             let report = session.run(input, stdout_sink()).await?;

@@ -47,6 +47,10 @@ pub struct StartArgs {
     /// Seconds between a looping step's polls (the state machine's default when omitted).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub poll_seconds: Option<u32>,
+    /// With --action teardown: tear the environment down even though its config says
+    /// `protected` (nothing else removes a protected environment).
+    #[arg(long)]
+    pub force: bool,
     /// Who asked (recorded in the input as source.requestedBy); default `$USER`.
     #[arg(long)]
     pub requested_by: Option<String>,
@@ -80,6 +84,12 @@ pub fn execution_input(args: &StartArgs) -> Result<ExecutionInput, RemoteError> 
             Some(env.clone())
         }
     };
+    if args.force && action != Action::Teardown {
+        return Err(RemoteError::Usage(
+            "--force only applies to --action teardown (hint: it tears down a protected environment)"
+                .into(),
+        ));
+    }
     let source = if action == Action::TeardownAll {
         Source::Schedule
     } else {
@@ -96,6 +106,7 @@ pub fn execution_input(args: &StartArgs) -> Result<ExecutionInput, RemoteError> 
         environment,
         source,
         poll_seconds: args.poll_seconds,
+        force: args.force,
     })
 }
 

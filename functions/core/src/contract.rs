@@ -78,6 +78,13 @@ pub struct ExecutionInput {
     /// Seconds between polls of a looping step (default in the state machine).
     #[serde(default)]
     pub poll_seconds: Option<u32>,
+    /// A teardown of a protected environment, asked for by a person (console source only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 impl ExecutionInput {

@@ -41,10 +41,10 @@ fn schedule_and_console_sources() -> Result<()> {
 
 #[test]
 fn unknown_fields_and_bad_values_name_the_path() {
-    let err = decode_input::<ExecutionInput>(json!({"action": "create", "environment": "lab", "source": {"kind": "console"}, "force": true}))
+    let err = decode_input::<ExecutionInput>(json!({"action": "create", "environment": "lab", "source": {"kind": "console"}, "bogus": true}))
         .expect_err("unknown field");
     assert_eq!(err.name(), "labflow.InvalidInput");
-    assert!(err.to_string().contains("unknown field `force`"), "{err}");
+    assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
     let err =
         decode_input::<ExecutionInput>(json!({"action": "explode", "source": {"kind": "console"}}))
             .expect_err("bad action");

@@ -172,6 +172,7 @@ pub fn verify_route_decide(
             pusher: push.pusher.and_then(|p| p.name),
         },
         poll_seconds: None,
+        force: false,
     };
     let input_json = input.to_json().map_err(|_| "encode")?;
     Ok(Decision {

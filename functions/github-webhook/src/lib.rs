@@ -13,6 +13,7 @@
 
 pub mod execution;
 pub mod push;
+pub mod reach;
 pub mod routes;
 pub mod signature;
 
@@ -398,7 +399,7 @@ async fn on_push(
     if !push::is_sha(&sha) {
         return reject(400, "the pushed commit id is not a hex sha");
     }
-    let environment = matched.environment;
+    let environment = matched.environment.clone();
     let unconfigured = |reason: String| {
         let mut reply = Reply::new(Outcome::Rejected, reason);
         reply.environment = Some(environment.clone());
@@ -429,10 +430,16 @@ async fn on_push(
         Action::Create | Action::Sync => Purpose::Create,
     };
     let checks = Checks::create(ctx.local_cloud).for_purpose(purpose);
-    match labflow_core::config::load(&ctx.ssm, &environment, &checks).await {
-        Ok(_) => {}
+    let config = match labflow_core::config::load(&ctx.ssm, &environment, &checks).await {
+        Ok(config) => config,
         Err(StepError::InvalidInput(message)) => return unconfigured(message),
         Err(err) => return failed(&err),
+    };
+    if let Some(refused) = reach::refusal(&routes, &matched, &branch, action, &config) {
+        let mut reply = Reply::new(Outcome::Rejected, refused);
+        reply.environment = Some(environment.clone());
+        reply.action = Some(action);
+        return (403, reply);
     }
     let input = ExecutionInput {
         action,
@@ -445,6 +452,7 @@ async fn on_push(
             pusher: push.pusher.and_then(|p| p.name),
         },
         poll_seconds: None,
+        force: false,
     };
     let input_json = match input.to_json() {
         Ok(json) => execution::distinct_input(json, request_id),

@@ -39,6 +39,8 @@ pub struct Matched {
     pub environment: String,
     /// Matched by a prefix rule (so deleting the branch tears the environment down).
     pub by_prefix: bool,
+    /// The environment is the rest of the branch name (a `*` route).
+    pub wildcard: bool,
 }
 
 /// The wildcard environment of prefix routes.
@@ -93,6 +95,7 @@ impl Routes {
             return Some(Matched {
                 environment: route.environment.clone(),
                 by_prefix: false,
+                wildcard: false,
             });
         }
         let (route, prefix) = self
@@ -101,7 +104,8 @@ impl Routes {
             .filter_map(|r| r.prefix.as_deref().map(|p| (r, p)))
             .filter(|(_, p)| branch.starts_with(p) && branch.len() > p.len())
             .max_by_key(|(_, p)| p.len())?;
-        let environment = if route.environment == REST_OF_BRANCH {
+        let wildcard = route.environment == REST_OF_BRANCH;
+        let environment = if wildcard {
             branch[prefix.len()..].to_string()
         } else {
             route.environment.clone()
@@ -109,6 +113,15 @@ impl Routes {
         Some(Matched {
             environment,
             by_prefix: true,
+            wildcard,
         })
+    }
+
+    /// The branch of an exact route to `environment`, if it has one.
+    pub fn exact_branch_of(&self, environment: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .filter(|r| r.environment == environment)
+            .find_map(|r| r.branch.as_deref())
     }
 }

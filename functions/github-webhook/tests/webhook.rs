@@ -6,7 +6,7 @@ mod common;
 use anyhow::Result;
 use base64::Engine;
 use common::{executions, push_body, reply, request, signed, SHA_A, SHA_B};
-use labflow_github_webhook::{handle, signature, Outcome, Secret, MAX_BODY_BYTES};
+use labflow_github_webhook::{handle, signature, Outcome, Reply, Secret, MAX_BODY_BYTES};
 use serde_json::json;
 
 #[tokio::test]
@@ -469,7 +469,8 @@ async fn branch_names_git_refuses_are_4xx_on_fixed_prefix_routes() -> Result<()>
         );
     }
     assert!(executions(&clients, &ctx).await?.is_empty());
-    // Names git accepts still start.
+    // Names git accepts pass the name check and meet the next rule: the fixed environment's
+    // Flux follows `main`, so a release/ push does not act on it (issue 26 item 1).
     for (i, branch) in ["release/v1.2", "release/feature/x-y_z", "release/@x"]
         .iter()
         .enumerate()
@@ -483,7 +484,9 @@ async fn branch_names_git_refuses_are_4xx_on_fixed_prefix_routes() -> Result<()>
             )?,
         )
         .await;
-        assert_eq!(response.status_code, 202, "{branch:?}: {:?}", response.body);
+        assert_eq!(response.status_code, 403, "{branch:?}: {:?}", response.body);
+        let reason = reply(&response)?.reason.unwrap_or_default();
+        assert!(reason.contains("follows branch"), "{branch:?}: {reason}");
     }
     Ok(())
 }
@@ -602,5 +605,83 @@ async fn concurrent_duplicate_deliveries_start_once_and_only_the_starter_says_so
         .collect();
     assert_eq!(new.len(), 1, "exactly one started it: {replies:?}");
     assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+    Ok(())
+}
+
+// ---- who a push may reach (issue 26 item 1) ------------------------------------------------
+
+/// Deliver a push (or a deletion) of `branch`; the reply's status and outcome, and how many
+/// executions the state machine got.
+async fn deliver(branch: &str, deleted: bool, delivery: &str) -> Result<(i64, Reply, usize)> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let zero = "0".repeat(40);
+    let (before, after) = if deleted {
+        (SHA_A, zero.as_str())
+    } else {
+        (SHA_A, SHA_B)
+    };
+    let body = push_body(&format!("refs/heads/{branch}"), before, after, deleted);
+    let response = handle(&ctx, signed("push", delivery, &body)?).await;
+    let started = executions(&clients, &ctx).await?.len();
+    Ok((response.status_code, reply(&response)?, started))
+}
+
+#[tokio::test]
+async fn a_prefix_route_cannot_reach_an_environment_with_an_exact_route() -> Result<()> {
+    // routes: main → main_env, env/ → *. Anyone who may push creates and deletes `env/<main_env>`.
+    let world = common::world().await?;
+    let branch = format!("env/{}", world.main_env);
+    for (deleted, delivery) in [(false, "d-attack-push"), (true, "d-attack-delete")] {
+        let (status, reply, started) = deliver(&branch, deleted, delivery).await?;
+        assert_eq!(
+            (status, reply.outcome, started),
+            (403, Outcome::Rejected, 0),
+            "{branch} (deleted: {deleted}) reached {}: {:?}",
+            world.main_env,
+            reply.reason
+        );
+        let reason = reply.reason.unwrap_or_default();
+        assert!(reason.contains("exact route"), "{reason}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_push_acts_only_on_the_branch_the_environment_follows() -> Result<()> {
+    // `release/` routes to main_env, whose Flux follows `main`: a sync for release/v1 would wait
+    // for a revision that never comes, holding the lock.
+    let world = common::world().await?;
+    let (status, reply, started) = deliver("release/v1", false, "d-other-branch").await?;
+    assert_eq!(
+        (status, reply.outcome, started),
+        (403, Outcome::Rejected, 0),
+        "{:?}",
+        reply.reason
+    );
+    let reason = reply.reason.unwrap_or_default();
+    assert!(
+        reason.contains(&format!("{:?} follows branch \"main\"", world.main_env)),
+        "{reason}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_the_branch_of_a_protected_environment_tears_nothing_down() -> Result<()> {
+    let clients = common::clients().await?;
+    let env = common::unique("prot");
+    common::seed_config(&clients, &env, &common::prefix_config(&env, true)).await?;
+    let branch = format!("env/{env}");
+    let (status, reply, started) = deliver(&branch, true, "d-protected-delete").await?;
+    assert_eq!(
+        (status, reply.outcome, started),
+        (403, Outcome::Rejected, 0),
+        "{:?}",
+        reply.reason
+    );
+    assert!(reply.reason.unwrap_or_default().contains("protected"));
+    // Pushes still sync it.
+    let (status, reply, started) = deliver(&branch, false, "d-protected-push").await?;
+    assert_eq!((status, reply.outcome, started), (202, Outcome::Started, 1));
     Ok(())
 }

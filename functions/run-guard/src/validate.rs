@@ -8,7 +8,7 @@ use labflow_core::StepError;
 use serde_json::Value;
 
 /// Fields an execution input may have (see `labflow_core::contract::ExecutionInput`).
-const KNOWN_FIELDS: &[&str] = &["action", "environment", "source", "pollSeconds"];
+const KNOWN_FIELDS: &[&str] = &["action", "environment", "source", "pollSeconds", "force"];
 
 /// Longest poll interval accepted; longer waits would make runs needlessly slow to notice progress.
 const MAX_POLL_SECONDS: u64 = 3600;
@@ -80,6 +80,30 @@ pub async fn execution_input(
         }
     }
 
+    let force = match object.get("force") {
+        None => false,
+        Some(Value::Bool(force)) => *force,
+        Some(other) => {
+            problems.push(format!("force must be true or false; got {other}"));
+            false
+        }
+    };
+    if force {
+        if action.is_some_and(|a| a != Action::Teardown) {
+            problems.push("force only applies to teardown".into());
+        }
+        if source
+            .as_ref()
+            .is_some_and(|s| !matches!(s, Source::Console { .. }))
+        {
+            problems.push(
+                "force may only be set by a person (source.kind \"console\": the console or \
+                 `labflow start --force`)"
+                    .into(),
+            );
+        }
+    }
+
     let environment = match (object.get("environment"), action) {
         (Some(_), Some(Action::TeardownAll)) => {
             problems.push("teardown-all takes no environment (it tears down every environment with nightly teardown on)".into());
@@ -123,11 +147,13 @@ pub async fn execution_input(
         let checks = config::Checks::create(local_cloud).for_purpose(purpose);
         match config::load(ssm, name, &checks).await {
             Ok(config) => {
-                let scheduled_teardown = matches!(action, Some(Action::Teardown))
-                    && source.as_ref().is_some_and(Source::is_schedule);
-                if scheduled_teardown && config.protected {
+                // Issue 26 item 1: neither the schedule nor a branch deletion (nor a start that
+                // did not ask for it) removes a protected environment.
+                if matches!(action, Some(Action::Teardown)) && config.protected && !force {
                     problems.push(format!(
-                        "environment {name:?} is protected: the schedule may not tear it down"
+                        "environment {name:?} is protected: only a teardown forced from the \
+                         console (\"force\": true) or `labflow start --action teardown --force` \
+                         removes it"
                     ));
                 }
             }

@@ -108,22 +108,47 @@ async fn teardown_all_only_from_the_schedule_and_without_lock() -> Result<()> {
 }
 
 #[tokio::test]
-async fn protected_environment_refuses_scheduled_teardown_only() -> Result<()> {
+async fn a_protected_environment_is_torn_down_only_when_a_person_forces_it() -> Result<()> {
     let (ctx, clients) = common::ctx(Duration::from_secs(60)).await?;
     let env = common::unique("prot");
     common::put_config(&clients, &env, |v| v["protected"] = json!(true)).await?;
+    let github = json!({"kind": "github", "repository": "acme/labflow", "branch": "env/x",
+        "sha": "0123456789abcdef0123456789abcdef01234567", "deliveryId": "d-1"});
+    // Issue 26 item 1: the schedule, a branch deletion and an unforced console start all refuse.
+    for source in [
+        json!({"kind": "schedule"}),
+        github.clone(),
+        json!({"kind": "console"}),
+    ] {
+        let msg = invalid(
+            acquire(
+                &ctx,
+                json!({"action": "teardown", "environment": env, "source": source}),
+            )
+            .await,
+        )?;
+        assert!(msg.contains("is protected"), "{source}: {msg}");
+    }
+    // Only a person may force, and only a teardown.
     let msg = invalid(
         acquire(
             &ctx,
-            json!({"action": "teardown", "environment": env, "source": {"kind": "schedule"}}),
+            json!({"action": "teardown", "environment": env, "source": github, "force": true}),
         )
         .await,
     )?;
-    assert!(msg.contains("protected"), "{msg}");
-    // A person may still tear it down.
+    assert!(msg.contains("force may only be set"), "{msg}");
+    let msg = invalid(
+        acquire(
+            &ctx,
+            json!({"action": "create", "environment": env, "source": {"kind": "console"}, "force": true}),
+        )
+        .await,
+    )?;
+    assert!(msg.contains("force only applies to teardown"), "{msg}");
     let out = acquire(
         &ctx,
-        json!({"action": "teardown", "environment": env, "source": {"kind": "console"}}),
+        json!({"action": "teardown", "environment": env, "source": {"kind": "console"}, "force": true}),
     )
     .await?;
     assert!(

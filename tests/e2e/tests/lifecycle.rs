@@ -275,6 +275,15 @@ async fn nightly_teardown_all_spares_the_protected_environment() -> anyhow::Resu
     );
     assert_eq!(lab.lock("alpha").await?, None);
     assert_eq!(lab.lock("bravo").await?, None);
+
+    // Nor does a person's teardown that does not force it (issue 26 item 1).
+    let refused = lab.run(console_input("teardown", "bravo")).await?;
+    assert!(!refused.succeeded(), "an unforced teardown removed bravo");
+    assert_eq!(
+        lab.cluster_status("bravo").await?.as_deref(),
+        Some("ACTIVE")
+    );
+    assert_eq!(lab.lock("bravo").await?, None);
     Ok(())
 }
 

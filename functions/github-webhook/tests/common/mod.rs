@@ -75,6 +75,26 @@ async fn put(clients: &AwsClients, name: &str, value: &str, secure: bool) -> Res
     Ok(())
 }
 
+/// The example config of an environment on the `env/` prefix route: its Flux follows
+/// `env/<environment>`.
+pub fn prefix_config(environment: &str, protected: bool) -> Value {
+    let mut config = labflow_testkit::config::example_config();
+    config["flux"]["repository"]["branch"] = json!(format!("env/{environment}"));
+    config["protected"] = json!(protected);
+    config
+}
+
+/// Store `config` as `environment`'s config.
+pub async fn seed_config(clients: &AwsClients, environment: &str, config: &Value) -> Result<()> {
+    put(
+        clients,
+        &format!("/labflow/environments/{environment}"),
+        &config.to_string(),
+        false,
+    )
+    .await
+}
+
 pub async fn world() -> Result<World> {
     static WORLD: OnceCell<World> = OnceCell::const_new();
     WORLD
@@ -85,15 +105,21 @@ pub async fn world() -> Result<World> {
                 prefix_env: unique("feat"),
                 orphan_env: unique("orphan"),
             };
-            for env in [&world.main_env, &world.prefix_env] {
-                put(
-                    &clients,
-                    &format!("/labflow/environments/{env}"),
-                    &EXAMPLE_CONFIG,
-                    false,
-                )
-                .await?;
-            }
+            // The main environment's Flux follows `main` (the example's branch); the prefix
+            // environment's follows its own branch, `env/<name>`.
+            put(
+                &clients,
+                &format!("/labflow/environments/{}", world.main_env),
+                &EXAMPLE_CONFIG,
+                false,
+            )
+            .await?;
+            seed_config(
+                &clients,
+                &world.prefix_env,
+                &prefix_config(&world.prefix_env, false),
+            )
+            .await?;
             let routes = json!({"routes": [
                 {"branch": "main", "environment": world.main_env},
                 {"branch": "orphan", "environment": world.orphan_env},
