@@ -135,6 +135,16 @@ async fn no_handler_leaks_the_token_or_the_webhook_secret() -> Result<()> {
         false,
     )
     .await?;
+    // A prefix environment: its Flux follows env/preview.
+    let mut preview = labflow_testkit::config::example_config();
+    preview["flux"]["repository"]["branch"] = json!("env/preview");
+    common::put(
+        &clients,
+        "/labflow/environments/preview",
+        &preview.to_string(),
+        false,
+    )
+    .await?;
     common::put(
         &clients,
         "/labflow/webhook/routes",
@@ -181,7 +191,11 @@ async fn no_handler_leaks_the_token_or_the_webhook_secret() -> Result<()> {
         ),
         (
             "deletion",
-            signed("push", "d-5", &push_body("refs/heads/env/lab", true))?,
+            signed("push", "d-5", &push_body("refs/heads/env/preview", true))?,
+        ),
+        (
+            "prefix reaching an exact route",
+            signed("push", "d-5b", &push_body("refs/heads/env/lab", true))?,
         ),
         (
             "orphan",
@@ -224,6 +238,7 @@ async fn no_handler_leaks_the_token_or_the_webhook_secret() -> Result<()> {
             ("tag", 202),
             ("unrouted", 202),
             ("deletion", 202),
+            ("prefix reaching an exact route", 403),
             ("orphan", 422),
             ("malformed", 400),
             ("bad signature", 401),
