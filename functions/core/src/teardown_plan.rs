@@ -158,6 +158,14 @@ pub fn normalize_record_name(name: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether `name` is `domain` or a name below it (record names as Route53 lists them: trailing
+/// dot, `\052` for `*`, any case).
+pub fn is_within_domain(name: &str, domain: &str) -> bool {
+    let name = normalize_record_name(name);
+    let domain = normalize_record_name(domain);
+    !domain.is_empty() && (name == domain || name.ends_with(&format!(".{domain}")))
+}
+
 /// Whether a TXT record's value (the strings Route53 returns, quotes included) is an external-dns
 /// registry entry owned by `owner_id`: `heritage=external-dns,external-dns/owner=<id>,...`.
 pub fn is_owner_record(values: &[String], owner_id: &str) -> bool {
@@ -377,6 +385,19 @@ mod tests {
             Some(("podinfo.lab.example.com".into(), None))
         );
         assert_eq!(owned_by_txt("podinfo.lab.example.com", "labflow-"), None);
+    }
+
+    #[test]
+    fn names_within_a_domain() {
+        assert!(is_within_domain("web.lab.example.com.", "lab.example.com"));
+        assert!(is_within_domain("LAB.example.com.", "lab.example.com."));
+        assert!(is_within_domain(
+            "\\052.lab.example.com.",
+            "lab.example.com"
+        ));
+        assert!(!is_within_domain("www.example.com.", "lab.example.com"));
+        assert!(!is_within_domain("evillab.example.com.", "lab.example.com"));
+        assert!(!is_within_domain("lab.example.com.", ""));
     }
 
     #[test]

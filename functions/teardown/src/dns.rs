@@ -4,7 +4,7 @@
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
 use labflow_core::config::DnsConfig;
 use labflow_core::error::classify_sdk_error;
-use labflow_core::teardown_plan::{owned_records, RecordId};
+use labflow_core::teardown_plan::{is_within_domain, owned_records, RecordId};
 use labflow_core::StepError;
 
 use crate::report::{Phase, Progress, Report};
@@ -40,7 +40,21 @@ pub(crate) async fn run(
                 (id_of(set), values)
             })
             .collect();
-        let owned = owned_records(&ids, &dns.owner_id, txt_prefix);
+        let mut owned = owned_records(&ids, &dns.owner_id, txt_prefix);
+        // Any Ingress host in the lab makes its external-dns write a name under our owner id,
+        // wherever in the shared zone: only names in the environment's domain are ours to
+        // remove (issue 26 item 10).
+        owned.retain(|id| {
+            let ours = is_within_domain(&id.name, &dns.domain);
+            if !ours {
+                tracing::warn!(
+                    record = %id.name,
+                    domain = %dns.domain,
+                    "owned record outside the environment's domain: left alone"
+                );
+            }
+            ours
+        });
         if owned.is_empty() {
             return Ok(Progress::Complete);
         }

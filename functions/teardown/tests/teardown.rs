@@ -660,3 +660,50 @@ async fn a_record_that_vanishes_before_the_delete_does_not_fail_the_teardown() -
     pretty_assertions::assert_eq!(after, unrelated);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. The environment's own names only (issue 26 item 10).
+
+/// A manifest in the lab (any Ingress host) can make its external-dns write a record outside the
+/// environment's domain, in the shared zone, under the environment's owner id. Teardown deletes
+/// only names in the environment's domain; the rest is not the environment's to remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owned_records_outside_the_environments_domain_are_left_alone() -> anyhow::Result<()> {
+    let tb = testbed().await?;
+    let env = "td-outside";
+    let aws = aws_clients(&tb).await;
+    let zone = format!("{env}.example.com");
+    let domain = format!("lab.{zone}");
+    let owner = format!("{env}-owner");
+    let zone_id = hosted_zone(&aws, &zone).await?;
+    seed_owned_record(&aws, &zone_id, &format!("web.{domain}"), &owner).await?;
+    seed_owned_record(&aws, &zone_id, &format!("www.{zone}"), &owner).await?;
+    put_config(
+        &aws,
+        env,
+        &config(&format!("{env}-cluster"), &zone_id, &domain, &owner, false),
+    )
+    .await?;
+    let clock = TestClock::default();
+    let ctx = ctx(aws.clone(), &clock, grace());
+    let out = handle(&ctx, input(env, console()))
+        .await
+        .map_err(|err| anyhow::anyhow!("teardown failed: {} {err}", err.name()))?;
+    ensure!(out.done, "{out:?}");
+    ensure!(
+        out.removed.contains(&format!("DNS A web.{domain}.")),
+        "{out:?}"
+    );
+    let after = zone_records(&aws, &zone_id).await?;
+    let names: Vec<&str> = after.iter().map(|(name, _, _)| name.as_str()).collect();
+    ensure!(
+        names.contains(&format!("www.{zone}.").as_str())
+            && names.contains(&format!("a-www.{zone}.").as_str()),
+        "teardown deleted a record outside {domain}: {after:#?}"
+    );
+    ensure!(
+        !names.iter().any(|n| n.ends_with(&format!("{domain}."))),
+        "{after:#?}"
+    );
+    Ok(())
+}
