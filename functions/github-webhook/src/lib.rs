@@ -270,7 +270,23 @@ async fn serve(ctx: &Ctx, request: &LambdaFunctionUrlRequest) -> Answer {
     };
     let secret = match ctx.secret().await {
         Ok(secret) => secret,
-        Err(err) => return failed(&err),
+        // Nobody is authenticated yet: say nothing of AWS (its error text names accounts, ARNs
+        // and parameters) to whoever sent this; the log has the error (issue 26 item 9).
+        Err(err) => {
+            tracing::error!(error = %err.message(), "reading the webhook secret");
+            let status = if matches!(err, StepError::Transient(_)) {
+                503
+            } else {
+                500
+            };
+            return (
+                status,
+                Reply::new(
+                    Outcome::Error,
+                    "the webhook cannot verify deliveries right now; its log says why",
+                ),
+            );
+        }
     };
     if !signature::verify(&secret, &body, signature) {
         return reject(401, "invalid signature");

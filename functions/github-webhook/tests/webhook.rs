@@ -685,3 +685,44 @@ async fn deleting_the_branch_of_a_protected_environment_tears_nothing_down() -> 
     assert_eq!((status, reply.outcome, started), (202, Outcome::Started, 1));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_unauthenticated_request_learns_nothing_of_aws_when_the_secret_cannot_be_read(
+) -> Result<()> {
+    // The same emulator in a region where no secret is stored: reading it fails.
+    let moto = labflow_testbed::moto::shared()?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(aws_config::Region::new("ap-southeast-2"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let clients = labflow_core::aws::AwsClients::from_config(config);
+    let ctx = labflow_github_webhook::Ctx::new(
+        &clients,
+        "arn:aws:states:ap-southeast-2:123456789012:stateMachine:x",
+        std::time::Duration::from_secs(300),
+    );
+    let body = push_body("refs/heads/main", SHA_A, SHA_B, false);
+    let mut request = signed("push", "d-no-secret", &body)?;
+    // Anyone can send this: the signature is made up.
+    request
+        .headers
+        .insert("x-hub-signature-256", "sha256=00".parse()?);
+    let response = handle(&ctx, request).await;
+    assert_eq!(response.status_code, 500, "{:?}", response.body);
+    let text = response.body.unwrap_or_default();
+    for leak in [
+        "/labflow/",
+        "arn:",
+        "123456789012",
+        "ap-southeast-2",
+        "ssm",
+        "SSM",
+    ] {
+        assert!(!text.contains(leak), "the answer names {leak:?}: {text}");
+    }
+    Ok(())
+}
