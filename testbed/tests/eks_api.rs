@@ -159,6 +159,14 @@ async fn cluster_errors_match_the_real_api() -> anyhow::Result<()> {
         .send()
         .await;
     assert_eq!(code(bad_version)?, "InvalidParameterException");
+    // Past the end of extended support EKS creates no such cluster (1.31 ended 2026-11-26).
+    for ended in ["1.30", "1.31"] {
+        let refused = create_cluster(&eks, &unique("v"))
+            .version(ended)
+            .send()
+            .await;
+        assert_eq!(code(refused)?, "InvalidParameterException", "{ended}");
+    }
 
     let one_subnet = create_cluster(&eks, &unique("subnet"))
         .resources_vpc_config(VpcConfigRequest::builder().subnet_ids("subnet-a").build())

@@ -441,11 +441,7 @@ async fn on_push(
         reply.environment = Some(environment.clone());
         return (400, reply);
     }
-    let purpose = match action {
-        Action::Teardown | Action::TeardownAll => Purpose::Teardown,
-        Action::Create | Action::Sync => Purpose::Create,
-    };
-    let checks = Checks::create(ctx.local_cloud).for_purpose(purpose);
+    let checks = Checks::create(ctx.local_cloud).for_purpose(Purpose::for_action(action));
     let config = match labflow_core::config::load(&ctx.ssm, &environment, &checks).await {
         Ok(config) => config,
         Err(StepError::InvalidInput(message)) => return unconfigured(message),

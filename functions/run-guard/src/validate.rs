@@ -140,10 +140,7 @@ pub async fn execution_input(
     }
 
     if let Some(name) = &environment {
-        let purpose = match action {
-            Some(Action::Teardown | Action::TeardownAll) => config::Purpose::Teardown,
-            _ => config::Purpose::Create,
-        };
+        let purpose = action.map_or(config::Purpose::Create, config::Purpose::for_action);
         let checks = config::Checks::create(local_cloud).for_purpose(purpose);
         match config::load(ssm, name, &checks).await {
             Ok(config) => {

@@ -49,6 +49,17 @@ pub enum Purpose {
     Teardown,
 }
 
+impl Purpose {
+    /// What an execution with `action` reads the config for.
+    pub fn for_action(action: crate::contract::Action) -> Self {
+        use crate::contract::Action;
+        match action {
+            Action::Teardown | Action::TeardownAll => Purpose::Teardown,
+            Action::Create | Action::Sync => Purpose::Create,
+        }
+    }
+}
+
 impl Checks {
     /// Today, for creating a lab against real AWS, or against the local cloud.
     pub fn create(local_cloud: bool) -> Self {
