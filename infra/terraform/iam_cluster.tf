@@ -7,8 +7,11 @@ locals {
   # most 64 characters (docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
   # name_prefix (<= 12) + "-" + environment (<= 40) + "-" + suffix (<= 10) = 64 at most, and a
   # precondition on each role names the one that breaks it if a suffix or limit changes.
+  # No suffix may end a Lambda's role name (`<prefix>-<function>`): ensure-cluster passes
+  # `<prefix>-*-<suffix>` (IAM's `*` spans `-`), and an environment `ensure` with the suffix
+  # "cluster" would even have been named like the role `<prefix>-ensure-cluster`.
   env_role_suffixes = merge(
-    { cluster = "cluster", node = "node" },
+    { cluster = "eks", node = "node" },
     { for controller, c in local.pod_identity_controllers : controller => c.role_suffix },
   )
   env_role_names = {

@@ -34,7 +34,9 @@ locals {
   ssm_locks          = ["${local.arn_ssm}/labflow/locks/*"]
   ssm_locks_path     = ["${local.arn_ssm}/labflow/locks"]
   ssm_github_token   = [aws_ssm_parameter.github_token.arn]
-  ssm_webhook_secret = [aws_ssm_parameter.webhook_secret.arn]
+  # The current secret, and the previous one, which exists only while a rotation runs (README,
+  # "Rotating the webhook secret"), so it is named, not declared.
+  ssm_webhook_secret = [aws_ssm_parameter.webhook_secret.arn, "${local.arn_ssm}/labflow/github/webhook-secret-previous"]
   ssm_webhook_routes = [aws_ssm_parameter.webhook_routes.arn]
 
   sfn_state_machine = [local.state_machine_arn]
@@ -148,12 +150,13 @@ locals {
       "kms:Decrypt"              = local.states_key
     }
 
+    # The environment's config names the one repository its statuses may go to (issue 26 item 5).
     "github-status" = {
-      "ssm:GetParameter" = local.ssm_github_token
+      "ssm:GetParameter" = concat(local.ssm_github_token, local.ssm_env_configs)
     }
 
     "execution-ended" = {
-      "ssm:GetParameter"         = concat(local.ssm_locks, local.ssm_github_token)
+      "ssm:GetParameter"         = concat(local.ssm_locks, local.ssm_github_token, local.ssm_env_configs)
       "ssm:DeleteParameter"      = local.ssm_locks
       "states:DescribeExecution" = local.sfn_executions
       "kms:Decrypt"              = local.states_key

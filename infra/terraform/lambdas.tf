@@ -49,6 +49,9 @@ resource "aws_lambda_function" "step" {
   architectures = [var.lambda_architecture]
   memory_size   = each.value.memory
   timeout       = each.value.timeout
+  # The webhook is public: without a reservation a flood of requests takes the account's whole
+  # concurrency and throttles every step (issue 26 item 9). The reservation is also its cap.
+  reserved_concurrent_executions = each.key == "github-webhook" ? var.webhook_reserved_concurrency : -1
 
   filename = "${local.lambda_dist_dir}/${each.key}.zip"
   # filebase64sha256 runs at plan time; without the guard a plan before `make package` stops with

@@ -244,3 +244,14 @@ variable "webhook_prefix_routes" {
   type        = list(string)
   default     = []
 }
+
+variable "webhook_reserved_concurrency" {
+  description = "Concurrency reserved for (and capping) github-webhook, so a flood on its public URL cannot throttle the lifecycle's steps. Lambda keeps at least 100 of the account's concurrency unreserved: an account whose quota is below 100 + this value must raise the quota, or set -1 (no reservation, no cap)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.webhook_reserved_concurrency == -1 || (var.webhook_reserved_concurrency >= 1 && var.webhook_reserved_concurrency == floor(var.webhook_reserved_concurrency))
+    error_message = "webhook_reserved_concurrency must be a whole number >= 1, or -1 for no reservation (0 would throttle every delivery)."
+  }
+}

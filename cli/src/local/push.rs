@@ -14,14 +14,12 @@ pub struct Started {
     pub input: Value,
 }
 
-/// `owner/name` of a GitHub URL (`https://github.com/acme/labflow(.git)`).
+/// `owner/name` of a repository URL (`https://github.com/acme/labflow(.git)`, or the local
+/// checkout's `file:///…/owner/name`), as the webhook binds it to the environment.
 pub fn full_name(url: &str) -> String {
-    let trimmed = url.trim_end_matches('/').trim_end_matches(".git");
-    let mut parts = trimmed.rsplit('/');
-    match (parts.next(), parts.next()) {
-        (Some(name), Some(owner)) => format!("{owner}/{name}"),
-        _ => trimmed.to_string(),
-    }
+    labflow_core::config::RepositoryId::from_url(url)
+        .map(|id| id.full_name)
+        .unwrap_or_else(|| url.trim_end_matches('/').to_string())
 }
 
 /// Delivers a push of `sha` to `branch` and returns the execution it started.
@@ -51,7 +49,11 @@ pub async fn deliver(
         "created": false,
         "deleted": false,
         "forced": false,
-        "repository": {"full_name": full_name(repository_url), "clone_url": repository_url},
+        "repository": {
+            "full_name": full_name(repository_url),
+            "clone_url": repository_url,
+            "pushed_at": chrono::Utc::now().timestamp(),
+        },
         "pusher": {"name": "labflow-local"},
         "head_commit": null,
         "commits": [],

@@ -50,6 +50,10 @@ pub fn state_to_post(requested: CommitState, error: Option<&ErrorInfo>) -> Commi
 }
 
 /// The one-line description of where the run is, at most [`MAX_DESCRIPTION_CHARS`].
+///
+/// A failure says only the error's name: statuses are readable by everyone who can read the
+/// repository, and a cause carries ARNs, account ids and cluster messages (issue 26 item 10).
+/// The execution the status links to has the details, behind AWS sign-in.
 pub fn description(state: CommitState, target: &Target, error: Option<&ErrorInfo>) -> String {
     let action = target.action.as_deref().unwrap_or("run");
     let env = target.environment.as_deref().unwrap_or("labflow");
@@ -57,34 +61,28 @@ pub fn description(state: CommitState, target: &Target, error: Option<&ErrorInfo
         CommitState::Pending => format!("{action} of {env} running"),
         CommitState::Success if action.starts_with("teardown") => format!("{env} torn down"),
         CommitState::Success => format!("{action} done: {env} is healthy at this commit"),
-        CommitState::Failure | CommitState::Error => {
-            format!("{action} of {env} failed: {}", error_summary(error))
-        }
+        CommitState::Failure | CommitState::Error => format!(
+            "{action} of {env} failed ({}); details in the linked execution",
+            error_name(error)
+        ),
     };
     truncate(&one_line(&text), MAX_DESCRIPTION_CHARS)
 }
 
-/// `ComponentFailed: <message>` from the error name and cause. A Lambda's Cause is the JSON of
-/// its error (`{"errorType", "errorMessage"}`); a local run passes the message itself.
-fn error_summary(error: Option<&ErrorInfo>) -> String {
-    let Some(error) = error else {
-        return "no error details".to_string();
-    };
-    let name = error.error.as_deref().unwrap_or("unknown error");
+/// The error's name (`ComponentFailed`, `States.Timeout`, `Lambda.Unknown`), without labflow's
+/// prefix; only a name made of the characters error names use, else `unknown error`.
+fn error_name(error: Option<&ErrorInfo>) -> String {
+    let name = error.and_then(|e| e.error.as_deref()).unwrap_or("");
     let name = name.strip_prefix("labflow.").unwrap_or(name);
-    let cause = error.cause.as_deref().unwrap_or("");
-    let message = match serde_json::from_str::<serde_json::Value>(cause) {
-        Ok(json) => json
-            .get("errorMessage")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| cause.to_string()),
-        Err(_) => cause.to_string(),
-    };
-    if message.trim().is_empty() {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+    if plain {
         name.to_string()
     } else {
-        format!("{name}: {message}")
+        "unknown error".to_string()
     }
 }
 
@@ -142,23 +140,36 @@ mod tests {
     }
 
     #[test]
-    fn lambda_cause_json_gives_the_message_and_the_description_is_capped() {
-        let long = "x ".repeat(200);
-        let cause = serde_json::json!({"errorType": "labflow.ComponentFailed", "errorMessage": format!("HelmRelease istio-system/istiod is Stalled:\n{long}")}).to_string();
-        let error = ErrorInfo {
-            error: Some("labflow.ComponentFailed".into()),
-            cause: Some(cause),
-        };
-        let text = description(CommitState::Failure, &target(), Some(&error));
-        assert!(
-            text.starts_with(
-                "sync of lab failed: ComponentFailed: HelmRelease istio-system/istiod is Stalled: x x"
-            ),
-            "{text}"
+    fn a_failure_names_the_error_and_nothing_of_its_cause() {
+        // What a cause carries: ARNs with the account id, cluster and AWS messages.
+        let cause = serde_json::json!({"errorType": "labflow.Transient", "errorMessage":
+            "DescribeCluster arn:aws:eks:eu-west-1:123456789012:cluster/labflow-lab: AccessDenied for \
+             arn:aws:sts::123456789012:assumed-role/labflow-ensure-cluster/x"}).to_string();
+        for (name, shown) in [
+            ("labflow.Transient", "Transient"),
+            ("States.Timeout", "States.Timeout"),
+            ("Lambda.Unknown", "Lambda.Unknown"),
+            ("arn:aws:iam::123456789012:role/x", "unknown error"),
+            ("", "unknown error"),
+        ] {
+            let error = ErrorInfo {
+                error: Some(name.into()),
+                cause: Some(cause.clone()),
+            };
+            let text = description(CommitState::Failure, &target(), Some(&error));
+            assert_eq!(
+                text,
+                format!("sync of lab failed ({shown}); details in the linked execution")
+            );
+            assert!(
+                !text.contains("123456789012") && !text.contains("arn:"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            description(CommitState::Error, &target(), None),
+            "sync of lab failed (unknown error); details in the linked execution"
         );
-        assert_eq!(text.chars().count(), MAX_DESCRIPTION_CHARS);
-        assert!(text.ends_with('…'));
-        assert!(!text.contains('\n'));
     }
 
     #[test]

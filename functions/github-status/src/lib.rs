@@ -5,7 +5,8 @@
 //!   "executionInput": $$.Execution.Input[, "error": {"Error", "Cause"}]}`.
 //! It posts a status on `source.sha` of `source.repository` with context `labflow/<env>`, a
 //! one-line description and a link to the execution in the console. Executions without a
-//! GitHub sha are skipped; GitHub refusing the status (4xx) is reported in the output, never an
+//! GitHub sha, or naming a repository other than the one their environment's config syncs, are
+//! skipped; GitHub refusing the status (4xx) is reported in the output, never an
 //! error; 5xx and rate limits are retried (see [`github`]). The token is read from SSM and never
 //! logged or returned.
 
@@ -141,6 +142,69 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Why `target` is not a commit of its environment's configured repository; `None` when it
+    /// is. The config is read as plain JSON, not validated: a failure report of a run whose
+    /// config was refused should still reach the commit.
+    async fn unbound(&self, target: &target::Target) -> Result<Option<String>, StepError> {
+        let Some(environment) = &target.environment else {
+            return Ok(Some(
+                "the execution names no environment, so no repository to bind its status to"
+                    .to_string(),
+            ));
+        };
+        let name = labflow_core::config::parameter_name(environment);
+        let text = match self.ssm.get_parameter().name(&name).send().await {
+            Ok(out) => out
+                .parameter()
+                .and_then(|p| p.value())
+                .map(str::to_string)
+                .unwrap_or_default(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                return Ok(Some(format!(
+                    "environment {environment:?} has no config naming its repository"
+                )))
+            }
+            Err(err) => {
+                return Err(classify_sdk_error(
+                    &format!("reading SSM parameter {name}"),
+                    err,
+                ))
+            }
+        };
+        let url = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|config| {
+                config
+                    .pointer("/flux/repository/url")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_string)
+            });
+        let Some(ours) = url
+            .as_deref()
+            .and_then(labflow_core::config::RepositoryId::from_url)
+        else {
+            return Ok(Some(format!(
+                "environment {environment:?} has no owner/name in its config's repository URL"
+            )));
+        };
+        let named = format!("{}/{}", target.owner, target.repo);
+        if ours.matches(&named, None) {
+            Ok(None)
+        } else {
+            Ok(Some(format!(
+                "the execution names repository {named:?}, but environment {environment:?} syncs \
+                 {:?}: no status on another repository",
+                ours.full_name
+            )))
+        }
+    }
+}
+
 /// What the state machine passes (see the crate docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -219,6 +283,12 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
             return Ok(Output::skipped(reason));
         }
     };
+    // The execution input is whatever its author wrote (the console takes any JSON): a status
+    // goes only on a commit of the repository the environment's config syncs (issue 26 item 5).
+    if let Some(reason) = ctx.unbound(&target).await? {
+        tracing::warn!(reason = %reason, "commit not in the environment's repository; status skipped");
+        return Ok(Output::skipped(reason));
+    }
     let error = input.error.as_ref();
     let state = describe::state_to_post(input.state, error);
     let target_url = describe::console_url(&input.execution_arn);

@@ -105,7 +105,9 @@ fn signed(event: &str, delivery: &str, body: &str) -> Result<LambdaFunctionUrlRe
 fn push_body(git_ref: &str, deleted: bool) -> String {
     json!({
         "ref": git_ref, "before": SHA, "after": if deleted { "0".repeat(40) } else { SHA.to_string() },
-        "deleted": deleted, "repository": {"full_name": "acme/labflow"},
+        "deleted": deleted,
+        "repository": {"full_name": common::REPOSITORY, "pushed_at": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()},
         "pusher": {"name": "octocat"}, "commits": []
     })
     .to_string()

@@ -37,7 +37,10 @@ async fn pending_is_posted_on_the_pushed_commit_with_token_context_and_link() ->
     assert_eq!(requests.len(), 1, "{requests:?}");
     let r = &requests[0];
     assert_eq!(r.method, "POST");
-    assert_eq!(r.path, format!("/repos/acme/labflow/statuses/{SHA}"));
+    assert_eq!(
+        r.path,
+        format!("/repos/{}/statuses/{SHA}", common::REPOSITORY)
+    );
     assert_eq!(r.header("authorization"), format!("Bearer {TOKEN}"));
     assert_eq!(r.header("accept"), "application/vnd.github+json");
     assert_eq!(r.header("x-github-api-version"), "2022-11-28");
@@ -263,10 +266,10 @@ async fn executions_without_a_sha_are_skipped_without_calling_github() -> Result
 }
 
 #[tokio::test]
-async fn failure_describes_the_error_and_run_errors_post_error() -> Result<()> {
+async fn failure_names_the_error_not_its_cause_and_run_errors_post_error() -> Result<()> {
     let github = FakeGitHub::start(vec![]).await?;
     let ctx = common::ctx(&github).await?;
-    // A Lambda's Cause is the JSON of its error.
+    // A Lambda's Cause is the JSON of its error; a Flux message names what broke.
     let cause = json!({
         "errorType": "labflow.ComponentFailed",
         "errorMessage": "HelmRelease istio-system/istiod is Stalled: install retries exhausted",
@@ -286,20 +289,16 @@ async fn failure_describes_the_error_and_run_errors_post_error() -> Result<()> {
     .await?;
     assert!(out.posted);
     assert_eq!(out.state, Some(CommitState::Failure));
-    // run-guard rejected the input: the run broke, not the commit → `error`, with a long cause
-    // cut to GitHub's 140 characters.
-    let long_cause = format!(
-        "execution input invalid: {}",
-        "environment \"ghost\" has no config; ".repeat(10)
-    );
+    // The run broke (an AWS error whose text names the account), not the commit → `error`.
+    let aws_cause = "AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/labflow-ensure-cluster/x is not authorized to perform: eks:CreateCluster";
     let out = handle(
         &ctx,
         input(
             CommitState::Failure,
-            push_input("ghost", "sync"),
+            push_input("lab", "sync"),
             Some(ErrorInfo {
-                error: Some("labflow.InvalidInput".into()),
-                cause: Some(long_cause),
+                error: Some("labflow.Transient".into()),
+                cause: Some(aws_cause.into()),
             }),
         ),
     )
@@ -311,20 +310,53 @@ async fn failure_describes_the_error_and_run_errors_post_error() -> Result<()> {
     assert_eq!(requests[0].body["state"], "failure");
     assert_eq!(
         requests[0].body["description"],
-        "sync of lab failed: ComponentFailed: HelmRelease istio-system/istiod is Stalled: install retries exhausted"
+        "sync of lab failed (ComponentFailed); details in the linked execution"
     );
     assert_eq!(requests[0].body["context"], "labflow/lab");
+    assert_eq!(requests[0].body["target_url"], CONSOLE_URL);
     assert_eq!(requests[1].body["state"], "error");
-    assert_eq!(requests[1].body["context"], "labflow/ghost");
-    let description = requests[1].body["description"].as_str().unwrap_or("");
-    assert!(
-        description.starts_with(
-            "sync of ghost failed: InvalidInput: execution input invalid: environment \"ghost\""
-        ),
-        "{description}"
+    assert_eq!(
+        requests[1].body["description"],
+        "sync of lab failed (Transient); details in the linked execution"
     );
-    assert_eq!(description.chars().count(), 140, "{description}");
-    assert!(description.ends_with('…'));
+    Ok(())
+}
+
+#[tokio::test]
+async fn statuses_go_only_to_the_repository_the_environment_syncs() -> Result<()> {
+    // The console starts an execution with any input: one naming another repository (or an
+    // environment without config, or none) must not get a status posted with our token.
+    let github = FakeGitHub::start(vec![]).await?;
+    let ctx = common::ctx(&github).await?;
+    let mut other_repository = push_input("lab", "sync");
+    other_repository["source"]["repository"] = json!("victim/production");
+    let mut no_environment = push_input("lab", "teardown-all");
+    if let Some(input) = no_environment.as_object_mut() {
+        input.remove("environment");
+    }
+    let cases = [
+        (other_repository, "syncs \"example/labflow\""),
+        (push_input("ghost", "sync"), "has no config"),
+        (no_environment, "names no environment"),
+    ];
+    for (execution_input, why) in cases {
+        for state in [
+            CommitState::Pending,
+            CommitState::Success,
+            CommitState::Failure,
+        ] {
+            let out = handle(&ctx, input(state, execution_input.clone(), None)).await?;
+            assert_eq!(out.phase, "skipped", "{execution_input}: {out:?}");
+            let skipped = out.skipped.unwrap_or_default();
+            assert!(skipped.contains(why), "{execution_input}: {skipped}");
+        }
+    }
+    assert!(github.requests().is_empty(), "{:?}", github.requests());
+    // The configured repository, its name in another case, is the same repository.
+    let mut same = push_input("lab", "sync");
+    same["source"]["repository"] = json!("Example/LabFlow");
+    let out = handle(&ctx, input(CommitState::Pending, same, None)).await?;
+    assert!(out.posted, "{out:?}");
     Ok(())
 }
 

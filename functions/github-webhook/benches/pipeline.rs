@@ -178,7 +178,7 @@ pub fn verify_route_decide(
     Ok(Decision {
         environment: matched.environment,
         action,
-        execution_name: execution::execution_name(delivery, body),
+        execution_name: execution::execution_name(body),
         input_json,
     })
 }

@@ -1,25 +1,20 @@
-//! Exactly-once starts: the execution name is a function of the delivery id and the body hash,
-//! so a GitHub redelivery (same id, same body) maps to the execution already started. The body
-//! hash is included because the delivery id header is not covered by the signature.
+//! Exactly-once starts: the execution name is a function of the signed body alone, so a GitHub
+//! redelivery, and a stored body replayed under a new `X-GitHub-Delivery` (a header the
+//! signature does not cover, so anyone holding one signed body can vary it), maps to the
+//! execution already started (issue 26 item 6). Step Functions keeps a closed execution's name
+//! taken for 90 days ("Execution names must be unique ... for 90 days",
+//! https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html);
+//! older payloads are refused as stale before this ([`crate::push::freshness`]).
 
 use aws_sdk_sfn::Client;
 use labflow_core::error::classify_sdk_error;
 use labflow_core::StepError;
 use sha2::{Digest, Sha256};
 
-/// Step Functions execution names: at most 80 characters of `[0-9A-Za-z_-]`.
-pub fn execution_name(delivery_id: &str, body: &[u8]) -> String {
-    let readable: String = delivery_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(36)
-        .collect();
-    let mut hasher = Sha256::new();
-    hasher.update(delivery_id.as_bytes());
-    hasher.update([0u8]);
-    hasher.update(body);
-    let digest = hex::encode(hasher.finalize());
-    format!("gh-{readable}-{}", &digest[..24])
+/// Step Functions execution names: at most 80 characters of `[0-9A-Za-z_-]`; here `gh-` and the
+/// sha256 of the signed body (67 characters).
+pub fn execution_name(body: &[u8]) -> String {
+    format!("gh-{}", hex::encode(Sha256::digest(body)))
 }
 
 /// `arn:aws:states:r:a:stateMachine:NAME` + name → `arn:aws:states:r:a:execution:NAME:name`.

@@ -4,8 +4,8 @@
 //! can deliver (6 MiB) → 413;
 //! `X-Hub-Signature-256` checked against the secret in SSM before anything is parsed → 401;
 //! wrong content type, missing or non-ASCII GitHub headers or a body that is not the expected
-//! JSON → 400 (a push to a branch name git refuses, or with an all-zero `after` that is no
-//! deletion, too); an execution input over Step Functions' 256 KiB → 422.
+//! JSON → 400 (a push to a branch name git refuses, with an all-zero `after` that is no
+//! deletion, or pushed longer ago than GitHub redelivers, too); an execution input over Step Functions' 256 KiB → 422.
 //! Then `ping` → 200; `push` to a routed branch → execution (`sync`, or `teardown` for a deleted
 //! branch on a prefix route) → 202 with the execution ARN; a route naming an environment without
 //! config → 422; everything else → 202 ignored, with the reason. The body, the signature and the
@@ -48,6 +48,16 @@ pub const IMPLIED_PERMISSIONS: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"]
 /// SSM parameter holding the webhook secret (SecureString).
 pub const SECRET_PARAMETER: &str = "/labflow/github/webhook-secret";
 
+/// SSM parameter holding the secret being rotated out (SecureString), only while a rotation
+/// runs: deliveries signed with it are still accepted until it is deleted (issue 26 item 9;
+/// README, "Rotating the webhook secret").
+pub const PREVIOUS_SECRET_PARAMETER: &str = "/labflow/github/webhook-secret-previous";
+
+/// How the value Terraform stores before the real secret is put begins (infra/terraform/ssm.tf,
+/// `secret_placeholder`). It is public, in this repository: a secret that still holds it
+/// verifies nothing.
+pub const PLACEHOLDER_PREFIX: &str = "unset:";
+
 /// Largest body accepted: what a Function URL can hand the function at all. GitHub sends
 /// payloads of up to 25 MB ("Payloads are capped at 25 MB",
 /// https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap), a large merge
@@ -79,7 +89,7 @@ pub struct Ctx {
     pub secret_ttl: Duration,
     /// The clients talk to the local cloud (config checks, `AwsClients::local_cloud`).
     pub local_cloud: bool,
-    secret: Mutex<Option<(Instant, Secret)>>,
+    secrets: Mutex<Option<(Instant, Vec<Secret>)>>,
 }
 
 impl Ctx {
@@ -94,7 +104,7 @@ impl Ctx {
             state_machine_arn: state_machine_arn.into(),
             secret_ttl,
             local_cloud: clients.local_cloud(),
-            secret: Mutex::new(None),
+            secrets: Mutex::new(None),
         }
     }
 
@@ -109,26 +119,38 @@ impl Ctx {
         Ok(Self::new(clients, arn, DEFAULT_SECRET_TTL))
     }
 
-    /// The webhook secret, cached for `secret_ttl`.
-    async fn secret(&self) -> Result<Secret, StepError> {
-        let mut cached = self.secret.lock().await;
-        if let Some((at, secret)) = cached.as_ref() {
+    /// The secrets a delivery may be signed with: the current one, then the previous one while
+    /// a rotation runs; cached for `secret_ttl` (a rotation step takes effect within it).
+    async fn secrets(&self) -> Result<Vec<Secret>, StepError> {
+        let mut cached = self.secrets.lock().await;
+        if let Some((at, secrets)) = cached.as_ref() {
             if at.elapsed() < self.secret_ttl {
-                return Ok(secret.clone());
+                return Ok(secrets.clone());
             }
         }
-        let value = read_parameter(&self.ssm, SECRET_PARAMETER, true)
+        let current = read_parameter(&self.ssm, SECRET_PARAMETER, true)
             .await?
             .ok_or_else(|| StepError::InvalidInput(format!("{SECRET_PARAMETER} is not set")))?;
-        if value.is_empty() {
-            return Err(StepError::InvalidInput(format!(
-                "{SECRET_PARAMETER} is empty"
-            )));
+        let mut secrets = vec![usable_secret(SECRET_PARAMETER, current)?];
+        if let Some(previous) = read_parameter(&self.ssm, PREVIOUS_SECRET_PARAMETER, true).await? {
+            secrets.push(usable_secret(PREVIOUS_SECRET_PARAMETER, previous)?);
         }
-        let secret = Secret::new(value.into_bytes());
-        *cached = Some((Instant::now(), secret.clone()));
-        Ok(secret)
+        *cached = Some((Instant::now(), secrets.clone()));
+        Ok(secrets)
     }
+}
+
+/// A stored secret that can verify deliveries: not empty, not Terraform's placeholder.
+fn usable_secret(parameter: &str, value: String) -> Result<Secret, StepError> {
+    if value.is_empty() {
+        return Err(StepError::InvalidInput(format!("{parameter} is empty")));
+    }
+    if value.starts_with(PLACEHOLDER_PREFIX) {
+        return Err(StepError::InvalidInput(format!(
+            "{parameter} still holds Terraform's placeholder: put the real secret (README, Deploy to AWS)"
+        )));
+    }
+    Ok(Secret::new(value.into_bytes()))
 }
 
 /// What the webhook did, as the JSON body of every response.
@@ -268,8 +290,8 @@ async fn serve(ctx: &Ctx, request: &LambdaFunctionUrlRequest) -> Answer {
         Ok(None) => return reject(401, "missing X-Hub-Signature-256"),
         Err(NotText) => return reject(401, "invalid X-Hub-Signature-256"),
     };
-    let secret = match ctx.secret().await {
-        Ok(secret) => secret,
+    let secrets = match ctx.secrets().await {
+        Ok(secrets) => secrets,
         // Nobody is authenticated yet: say nothing of AWS (its error text names accounts, ARNs
         // and parameters) to whoever sent this; the log has the error (issue 26 item 9).
         Err(err) => {
@@ -288,7 +310,10 @@ async fn serve(ctx: &Ctx, request: &LambdaFunctionUrlRequest) -> Answer {
             );
         }
     };
-    if !signature::verify(&secret, &body, signature) {
+    if !secrets
+        .iter()
+        .any(|secret| signature::verify(secret, &body, signature))
+    {
         return reject(401, "invalid signature");
     }
 
@@ -381,6 +406,9 @@ async fn on_push(
     if !push::is_repository(&push.repository.full_name) {
         return reject(400, "repository.full_name is not owner/name");
     }
+    if let Err(stale) = push::freshness(&push.repository, std::time::SystemTime::now()) {
+        return reject(400, stale);
+    }
     let routes = match load_routes(ctx).await {
         Ok(Some(routes)) => routes,
         Ok(None) => {
@@ -447,7 +475,14 @@ async fn on_push(
         Err(StepError::InvalidInput(message)) => return unconfigured(message),
         Err(err) => return failed(&err),
     };
-    if let Some(refused) = reach::refusal(&routes, &matched, &branch, action, &config) {
+    if let Some(refused) = reach::refusal(
+        &routes,
+        &matched,
+        &push.repository,
+        &branch,
+        action,
+        &config,
+    ) {
         let mut reply = Reply::new(Outcome::Rejected, refused);
         reply.environment = Some(environment.clone());
         reply.action = Some(action);
@@ -491,7 +526,7 @@ async fn on_push(
         reply.action = Some(action);
         return (422, reply);
     }
-    let name = execution::execution_name(delivery_id, body);
+    let name = execution::execution_name(body);
     match execution::start_once(&ctx.sfn, &ctx.state_machine_arn, &name, &input_json).await {
         Ok(started) => (
             202,

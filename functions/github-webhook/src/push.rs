@@ -18,6 +18,75 @@ pub struct PushEvent {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repository {
     pub full_name: String,
+    /// `https://<host>/<owner>/<name>`: tells github.com from a GitHub Enterprise host.
+    #[serde(default)]
+    pub html_url: Option<String>,
+    /// When the push happened: covered by the signature, unlike the delivery headers.
+    #[serde(default)]
+    pub pushed_at: Option<Timestamp>,
+}
+
+/// A push event's `repository.pushed_at`: Unix seconds, as push events send it, or an ISO 8601
+/// string, as the repository object elsewhere does (octokit/webhooks schema of `push`:
+/// `pushed_at` is `integer | string | null`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Timestamp {
+    Unix(i64),
+    Text(String),
+}
+
+impl Timestamp {
+    fn unix_seconds(&self) -> Option<i64> {
+        match self {
+            Self::Unix(seconds) => Some(*seconds),
+            Self::Text(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp()),
+        }
+    }
+}
+
+/// How old a push may be: GitHub redelivers a delivery for 3 days ("You can redeliver
+/// deliveries from the past 3 days", https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks),
+/// plus an hour of slack. Anything older is a replay of a stored body, not GitHub; younger
+/// replays are caught by the body-bound execution name, which Step Functions keeps for 90 days.
+pub const MAX_PUSH_AGE_SECONDS: i64 = 3 * 24 * 3600 + 3600;
+
+/// How far in the future a push may claim to be (clock skew between GitHub and AWS).
+pub const MAX_PUSH_SKEW_SECONDS: i64 = 300;
+
+/// Whether the push is recent enough to act on; why not, otherwise.
+pub fn freshness(repository: &Repository, now: std::time::SystemTime) -> Result<(), String> {
+    let Some(pushed_at) = repository
+        .pushed_at
+        .as_ref()
+        .and_then(Timestamp::unix_seconds)
+    else {
+        return Err(
+            "repository.pushed_at is missing or not a time: a push cannot be checked for replay"
+                .into(),
+        );
+    };
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    let age = now.saturating_sub(pushed_at);
+    if age > MAX_PUSH_AGE_SECONDS {
+        return Err(format!(
+            "the push is {} hours old (repository.pushed_at), older than GitHub's 3-day \
+             redelivery window: a replayed delivery is not acted on",
+            age / 3600
+        ));
+    }
+    if age < -MAX_PUSH_SKEW_SECONDS {
+        return Err(format!(
+            "repository.pushed_at is {} seconds in the future",
+            -age
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize)]

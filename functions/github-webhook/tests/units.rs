@@ -40,30 +40,17 @@ fn invalid_routes_report_every_problem() {
 }
 
 #[test]
-fn execution_names_are_valid_stable_and_body_bound() {
+fn execution_names_are_valid_stable_and_bound_to_the_signed_body_only() {
     let body = br#"{"ref":"refs/heads/main"}"#;
-    let a = execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0958", body);
-    assert_eq!(
-        a,
-        execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0958", body)
+    let a = execution_name(body);
+    assert_eq!(a, execution_name(body));
+    assert_ne!(a, execution_name(b"{}"));
+    assert!(a.len() <= 80, "{a}");
+    assert!(
+        a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "{a}"
     );
-    assert_ne!(
-        a,
-        execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0958", b"{}")
-    );
-    assert_ne!(
-        a,
-        execution_name("72d3162e-cc78-11e3-81ab-4c9367dc0959", body)
-    );
-    let hostile = execution_name(&"<>!:/ ".repeat(100), body);
-    for name in [&a, &hostile] {
-        assert!(name.len() <= 80, "{name}");
-        assert!(
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-            "{name}"
-        );
-    }
     assert_eq!(
         execution_arn(
             "arn:aws:states:eu-west-1:1:stateMachine:labflow-lifecycle",

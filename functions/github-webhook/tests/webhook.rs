@@ -24,7 +24,7 @@ async fn push_to_an_exact_route_starts_one_sync() -> Result<()> {
     assert_eq!(
         started[0].1,
         json!({"action": "sync", "environment": world.main_env, "source": {
-            "kind": "github", "repository": "acme/labflow", "branch": "main", "sha": SHA_A,
+            "kind": "github", "repository": common::REPOSITORY, "branch": "main", "sha": SHA_A,
             "deliveryId": "d-main-1", "pusher": "octocat"}})
     );
     // The input is exactly what run-guard and the other steps decode.
@@ -724,5 +724,284 @@ async fn an_unauthenticated_request_learns_nothing_of_aws_when_the_secret_cannot
     ] {
         assert!(!text.contains(leak), "the answer names {leak:?}: {text}");
     }
+    Ok(())
+}
+
+// ---- which repository a push must come from (issue 26 item 5) ------------------------------
+
+#[tokio::test]
+async fn a_push_from_another_repository_signed_alike_does_not_reach_the_environment() -> Result<()>
+{
+    // An organisation webhook (or one secret on several repositories) signs every repository's
+    // pushes with the same secret: a push to `main` of another repository, or of a repository of
+    // the same name on another GitHub host, must not sync the environment that follows
+    // `main` of example/labflow on github.com.
+    let (ctx, clients, world) = common::ctx().await?;
+    for (delivery, repository) in [
+        (
+            "d-other-repo",
+            common::repository("github.com", "evil/labflow"),
+        ),
+        (
+            "d-other-name",
+            common::repository("github.com", "example/labflow-fork"),
+        ),
+        (
+            "d-other-host",
+            common::repository("ghe.corp.example", common::REPOSITORY),
+        ),
+    ] {
+        let body = common::push_body_from(repository, "refs/heads/main", SHA_B, SHA_A, false);
+        let response = handle(&ctx, signed("push", delivery, &body)?).await;
+        let r = reply(&response)?;
+        assert_eq!(
+            (response.status_code, r.outcome),
+            (403, Outcome::Rejected),
+            "{delivery} reached {}: {:?}",
+            world.main_env,
+            r.reason
+        );
+        let reason = r.reason.unwrap_or_default();
+        assert!(
+            reason.contains("syncs repository \"example/labflow\""),
+            "{reason}"
+        );
+    }
+    assert_eq!(executions(&clients, &ctx).await?.len(), 0);
+    // The repository's own push, its name in another case (GitHub names are case-insensitive),
+    // still syncs.
+    let body = common::push_body_from(
+        common::repository("github.com", "Example/LabFlow"),
+        "refs/heads/main",
+        SHA_B,
+        SHA_A,
+        false,
+    );
+    let response = handle(&ctx, signed("push", "d-own-repo", &body)?).await;
+    assert_eq!(response.status_code, 202, "{:?}", response.body);
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+    Ok(())
+}
+
+// ---- replays (issue 26 item 6) -------------------------------------------------------------
+
+#[tokio::test]
+async fn a_signed_body_replayed_under_a_new_delivery_id_starts_nothing() -> Result<()> {
+    // X-GitHub-Delivery is not signed: whoever holds one signed body (a log, a proxy) can send it
+    // again under a fresh id.
+    let (ctx, clients, _) = common::ctx().await?;
+    let body = push_body("refs/heads/main", SHA_B, SHA_A, false);
+    let first = reply(&handle(&ctx, signed("push", "d-original", &body)?).await)?;
+    assert_eq!(first.redelivery, Some(false));
+    let replay = handle(&ctx, signed("push", "d-replayed-under-a-new-id", &body)?).await;
+    assert_eq!(replay.status_code, 202, "{:?}", replay.body);
+    let replay = reply(&replay)?;
+    assert_eq!(replay.redelivery, Some(true), "{replay:?}");
+    assert_eq!(replay.execution_arn, first.execution_arn);
+    assert_eq!(executions(&clients, &ctx).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn pushes_older_than_githubs_redelivery_window_or_without_a_time_are_refused() -> Result<()> {
+    let (ctx, clients, _) = common::ctx().await?;
+    let day = 24 * 3600;
+    let now = common::now_unix();
+    let cases = [
+        (
+            "d-ten-days-old",
+            json!(now - 10 * day),
+            "older than GitHub's 3-day",
+        ),
+        (
+            "d-four-days-old-iso",
+            json!("2020-01-01T00:00:00Z"),
+            "older than GitHub's 3-day",
+        ),
+        ("d-from-the-future", json!(now + day), "in the future"),
+        ("d-no-time", serde_json::Value::Null, "pushed_at is missing"),
+    ];
+    for (delivery, pushed_at, why) in cases {
+        let mut repository = common::repository("github.com", common::REPOSITORY);
+        repository["pushed_at"] = pushed_at;
+        let body = common::push_body_from(repository, "refs/heads/main", SHA_B, SHA_A, false);
+        let response = handle(&ctx, signed("push", delivery, &body)?).await;
+        let r = reply(&response)?;
+        assert_eq!(
+            (response.status_code, r.outcome),
+            (400, Outcome::Rejected),
+            "{delivery}: {:?}",
+            r.reason
+        );
+        let reason = r.reason.unwrap_or_default();
+        assert!(reason.contains(why), "{delivery}: {reason}");
+    }
+    assert_eq!(executions(&clients, &ctx).await?.len(), 0);
+    // Within the window (a redelivery two days later) it acts; an ISO 8601 time is read too.
+    for (delivery, pushed_at) in [
+        ("d-two-days-old", json!(now - 2 * day)),
+        (
+            "d-iso-now",
+            json!(chrono::DateTime::from_timestamp(now, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()),
+        ),
+    ] {
+        let mut repository = common::repository("github.com", common::REPOSITORY);
+        repository["pushed_at"] = pushed_at;
+        let after = if delivery == "d-iso-now" {
+            SHA_B
+        } else {
+            SHA_A
+        };
+        let body = common::push_body_from(repository, "refs/heads/main", SHA_A, after, false);
+        let response = handle(&ctx, signed("push", delivery, &body)?).await;
+        assert_eq!(response.status_code, 202, "{delivery}: {:?}", response.body);
+    }
+    assert_eq!(executions(&clients, &ctx).await?.len(), 2);
+    Ok(())
+}
+
+// ---- the secret: rotation and Terraform's placeholder (issue 26 item 9) ---------------------
+
+/// A webhook on the shared emulator in `region` (its own SSM parameters), reading its secrets
+/// afresh on every delivery.
+async fn isolated(
+    region: &'static str,
+) -> Result<(labflow_github_webhook::Ctx, labflow_core::aws::AwsClients)> {
+    let moto = labflow_testbed::moto::shared()?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let clients = labflow_core::aws::AwsClients::from_config(config);
+    let ctx = labflow_github_webhook::Ctx::new(
+        &clients,
+        format!("arn:aws:states:{region}:123456789012:stateMachine:x"),
+        std::time::Duration::ZERO,
+    );
+    Ok((ctx, clients))
+}
+
+async fn put_secret(
+    clients: &labflow_core::aws::AwsClients,
+    name: &str,
+    value: &str,
+) -> Result<()> {
+    clients
+        .ssm
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// A ping signed with `secret`.
+fn ping_signed_with(
+    secret: &str,
+) -> Result<aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest> {
+    let body = r#"{"zen":"Design for failure."}"#;
+    request(
+        "POST",
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", "ping"),
+            ("x-github-delivery", "d-ping"),
+            (
+                "x-hub-signature-256",
+                &signature::sign(&Secret::new(secret), body.as_bytes()),
+            ),
+        ],
+        Some(body),
+        false,
+    )
+}
+
+#[tokio::test]
+async fn during_a_rotation_the_previous_secret_is_accepted_until_it_is_deleted() -> Result<()> {
+    let (ctx, clients) = isolated("ca-central-1").await?;
+    let (old, new) = (
+        "whsec-old-rotated-out-0123456789",
+        "whsec-new-rotated-in-9876543210",
+    );
+    put_secret(&clients, labflow_github_webhook::SECRET_PARAMETER, new).await?;
+    // Before GitHub has the new secret it still signs with the old one.
+    assert_eq!(handle(&ctx, ping_signed_with(old)?).await.status_code, 401);
+    put_secret(
+        &clients,
+        labflow_github_webhook::PREVIOUS_SECRET_PARAMETER,
+        old,
+    )
+    .await?;
+    assert_eq!(handle(&ctx, ping_signed_with(old)?).await.status_code, 200);
+    assert_eq!(handle(&ctx, ping_signed_with(new)?).await.status_code, 200);
+    assert_eq!(
+        handle(&ctx, ping_signed_with("whsec-neither")?)
+            .await
+            .status_code,
+        401
+    );
+    // Rotation done: the old secret verifies nothing any more.
+    clients
+        .ssm
+        .delete_parameter()
+        .name(labflow_github_webhook::PREVIOUS_SECRET_PARAMETER)
+        .send()
+        .await?;
+    assert_eq!(handle(&ctx, ping_signed_with(old)?).await.status_code, 401);
+    assert_eq!(handle(&ctx, ping_signed_with(new)?).await.status_code, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_secret_still_holding_terraforms_placeholder_verifies_nothing() -> Result<()> {
+    // Terraform stores a placeholder until the operator puts the real secret; the placeholder
+    // is public (infra/terraform/ssm.tf), so anyone could sign with it.
+    let (ctx, clients) = isolated("sa-east-1").await?;
+    let tf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/terraform/ssm.tf"
+    ))?;
+    let placeholder = tf
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("secret_placeholder = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .ok_or_else(|| anyhow::anyhow!("no secret_placeholder in ssm.tf"))?;
+    put_secret(
+        &clients,
+        labflow_github_webhook::SECRET_PARAMETER,
+        placeholder,
+    )
+    .await?;
+    let response = handle(&ctx, ping_signed_with(placeholder)?).await;
+    assert_eq!(response.status_code, 500, "{:?}", response.body);
+    assert_eq!(reply(&response)?.outcome, Outcome::Error);
+    // The same for a previous secret left at a placeholder.
+    put_secret(
+        &clients,
+        labflow_github_webhook::SECRET_PARAMETER,
+        "whsec-real-0123456789",
+    )
+    .await?;
+    put_secret(
+        &clients,
+        labflow_github_webhook::PREVIOUS_SECRET_PARAMETER,
+        placeholder,
+    )
+    .await?;
+    assert_eq!(
+        handle(&ctx, ping_signed_with(placeholder)?)
+            .await
+            .status_code,
+        500
+    );
     Ok(())
 }

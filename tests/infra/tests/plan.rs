@@ -213,6 +213,30 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         )?;
     }
 
+    // The public webhook has concurrency of its own, which also caps it; the steps share the
+    // account's unreserved pool (-1), which a webhook flood then cannot exhaust (issue 26 item 9).
+    for function in &crates {
+        let lambda = planned(
+            &changes,
+            &format!("aws_lambda_function.step[\"{}\"]", function.name),
+        )?;
+        let reserved = lambda["reserved_concurrent_executions"]
+            .as_i64()
+            .unwrap_or(-1);
+        if function.name == "github-webhook" {
+            ensure!(
+                reserved >= 1,
+                "github-webhook has no reserved concurrency ({reserved}): a flood of its public URL throttles every step"
+            );
+        } else {
+            ensure!(
+                reserved == -1,
+                "{} reserves concurrency ({reserved}); only the webhook should",
+                function.name
+            );
+        }
+    }
+
     // Every environment: its config in SSM, its certificate and exactly one validation record.
     for env in environments {
         planned(
@@ -617,6 +641,37 @@ fn check_service_linked_roles(state: &Value) -> Result<()> {
     Ok(())
 }
 
+/// `passable_roles` in step with the roles (issue 25): ensure-cluster may pass every role an
+/// environment's cluster, node groups and Pod Identity associations use, to EKS, and none of
+/// the Lambdas' own roles (IAM's `*` spans `-`, so `<prefix>-*-cluster` once matched the role
+/// `<prefix>-ensure-cluster`, and an environment named `ensure` would have collided with it).
+fn check_passable_roles(state: &Value) -> Result<()> {
+    let policy = lambda_policy(state, "ensure-cluster")?.to_string();
+    let mut checked = 0;
+    for resource in state_resources(state)? {
+        if resource["type"] != "aws_iam_role" {
+            continue;
+        }
+        let arn = resource["values"]["arn"].as_str().context("role without arn")?;
+        let (passable, service) = match resource["name"].as_str().unwrap_or("") {
+            "cluster" | "node" => (true, "eks.amazonaws.com"),
+            "pod_identity" => (true, "pods.eks.amazonaws.com"),
+            "lambda" => (false, "eks.amazonaws.com"),
+            _ => continue,
+        };
+        let request = iam_eval::Request::new("iam:PassRole", arn).with("iam:PassedToService", service);
+        let allowed = iam_eval::allows(&policy, &request)?;
+        ensure!(
+            allowed == passable,
+            "ensure-cluster {} pass {arn} to {service}",
+            if allowed { "may" } else { "may not" }
+        );
+        checked += 1;
+    }
+    ensure!(checked > 9, "only {checked} roles checked");
+    Ok(())
+}
+
 /// KMS actions a caller of each Step Functions API needs when the state machine is encrypted
 /// with a customer managed key, in the encryption context `aws:states:stateMachineArn` = the
 /// state machine (Step Functions developer guide, "Data at rest encryption",
@@ -764,6 +819,7 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     // roles have the same shape for every environment, so one is checked above).
     let (fifty, _) = check_policy_sizes(50, &["aws_iam_role_policy.lambda"])?;
     check_service_linked_roles(&state)?;
+    check_passable_roles(&state)?;
     check_state_machine_encryption(&state)?;
     check_operator_policy(&state)?;
     eprintln!("iam: largest inline total {one} characters for 1 environment, {fifty} for 50");

@@ -1,9 +1,11 @@
 //! The environment config: model, parsing, validation and loading from SSM.
 
 mod model;
+mod repository;
 mod validate;
 
 pub use model::*;
+pub use repository::RepositoryId;
 pub use validate::{
     check, validate, Checks, Findings, Problem, Purpose, KNOWN_ADDONS, MIN_KUBERNETES_MINOR,
     TAG_ENVIRONMENT, TAG_MANAGED_BY,

@@ -65,10 +65,25 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// A context on the emulator (token stored) and `github`.
+/// The repository of the example config's Flux source: the one statuses may go to.
+pub const REPOSITORY: &str = "example/labflow";
+
+/// Environments the tests post for, each configured with the example config.
+pub const CONFIGURED: &[&str] = &["lab", "feat-x"];
+
+/// A context on the emulator (token and [`CONFIGURED`] configs stored) and `github`.
 pub async fn ctx(github: &FakeGitHub) -> Result<Ctx> {
     let clients = clients().await?;
     put(&clients, "/labflow/github/token", TOKEN, true).await?;
+    for environment in CONFIGURED {
+        put(
+            &clients,
+            &labflow_core::config::parameter_name(environment),
+            &EXAMPLE_CONFIG,
+            false,
+        )
+        .await?;
+    }
     Ok(Ctx::new(&clients, Some(&github.url))?.with_retry(fast_retry()))
 }
 
@@ -79,7 +94,7 @@ pub fn push_input(environment: &str, action: &str) -> Value {
         "environment": environment,
         "source": {
             "kind": "github",
-            "repository": "acme/labflow",
+            "repository": REPOSITORY,
             "branch": "main",
             "sha": SHA,
             "deliveryId": "d-1",

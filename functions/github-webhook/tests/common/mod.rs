@@ -223,7 +223,44 @@ pub fn signed(event: &str, delivery: &str, body: &str) -> Result<LambdaFunctionU
     )
 }
 
+/// The repository of the example config's Flux source (`https://github.com/example/labflow`):
+/// the one whose pushes drive the test environments.
+pub const REPOSITORY: &str = "example/labflow";
+
+/// Now, in Unix seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// The `repository` object of a push event from `full_name` on `host`, pushed now (push events
+/// carry `pushed_at` in Unix seconds).
+pub fn repository(host: &str, full_name: &str) -> Value {
+    let name = full_name.rsplit('/').next().unwrap_or(full_name);
+    json!({"id": 1, "name": name, "full_name": full_name, "private": true,
+           "html_url": format!("https://{host}/{full_name}"), "pushed_at": now_unix()})
+}
+
 pub fn push_body(git_ref: &str, before: &str, after: &str, deleted: bool) -> String {
+    push_body_from(
+        repository("github.com", REPOSITORY),
+        git_ref,
+        before,
+        after,
+        deleted,
+    )
+}
+
+/// A push event of `repository` (see [`repository`]).
+pub fn push_body_from(
+    repository: Value,
+    git_ref: &str,
+    before: &str,
+    after: &str,
+    deleted: bool,
+) -> String {
     json!({
         "ref": git_ref,
         "before": before,
@@ -231,7 +268,7 @@ pub fn push_body(git_ref: &str, before: &str, after: &str, deleted: bool) -> Str
         "created": false,
         "deleted": deleted,
         "forced": false,
-        "repository": {"id": 1, "name": "labflow", "full_name": "acme/labflow", "private": true},
+        "repository": repository,
         "pusher": {"name": "octocat", "email": "octocat@example.com"},
         "head_commit": null,
         "commits": [],
@@ -255,7 +292,7 @@ pub fn push_body_with_commits(git_ref: &str, before: &str, after: &str, commits:
             "distinct": true,
             "message": format!("commit {i}: {}", "a long commit message line. ".repeat(30)),
             "timestamp": "2026-12-03T12:00:00Z",
-            "url": format!("https://github.com/acme/labflow/commit/{:040x}", i),
+            "url": format!("https://github.com/{REPOSITORY}/commit/{:040x}", i),
             "author": {"name": "Octo Cat", "email": "octocat@example.com", "username": "octocat"},
             "committer": {"name": "Octo Cat", "email": "octocat@example.com", "username": "octocat"},
             "added": (0..10).map(|f| format!("infra/gitops/apps/app-{i}/file-{f}.yaml")).collect::<Vec<_>>(),
@@ -270,7 +307,7 @@ pub fn push_body_with_commits(git_ref: &str, before: &str, after: &str, commits:
         "created": false,
         "deleted": false,
         "forced": false,
-        "repository": {"id": 1, "name": "labflow", "full_name": "acme/labflow", "private": true},
+        "repository": repository("github.com", REPOSITORY),
         "pusher": {"name": "octocat", "email": "octocat@example.com"},
         "head_commit": commit(commits),
         "commits": (0..commits).map(commit).collect::<Vec<_>>(),
