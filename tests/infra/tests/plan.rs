@@ -652,14 +652,17 @@ fn check_passable_roles(state: &Value) -> Result<()> {
         if resource["type"] != "aws_iam_role" {
             continue;
         }
-        let arn = resource["values"]["arn"].as_str().context("role without arn")?;
+        let arn = resource["values"]["arn"]
+            .as_str()
+            .context("role without arn")?;
         let (passable, service) = match resource["name"].as_str().unwrap_or("") {
             "cluster" | "node" => (true, "eks.amazonaws.com"),
             "pod_identity" => (true, "pods.eks.amazonaws.com"),
             "lambda" => (false, "eks.amazonaws.com"),
             _ => continue,
         };
-        let request = iam_eval::Request::new("iam:PassRole", arn).with("iam:PassedToService", service);
+        let request =
+            iam_eval::Request::new("iam:PassRole", arn).with("iam:PassedToService", service);
         let allowed = iam_eval::allows(&policy, &request)?;
         ensure!(
             allowed == passable,
