@@ -33,6 +33,9 @@ pub struct Session {
     time_scale: f64,
     /// The EventBridge target for executions that end outside their failure path.
     execution_ended: labflow_execution_ended::Ctx,
+    /// Stop each execution after this much real time, as StopExecution from the console or
+    /// `aws stepfunctions stop-execution` does (tests of the ABORTED path).
+    abort_after: Option<Duration>,
 }
 
 /// The outcome of one execution.
@@ -88,7 +91,13 @@ impl Session {
             github,
             time_scale: 1.0,
             execution_ended,
+            abort_after: None,
         })
+    }
+
+    /// See [`Session::abort_after`].
+    pub fn set_abort_after(&mut self, after: Option<Duration>) {
+        self.abort_after = after;
     }
 
     /// See [`Session::time_scale`]; values that are not finite and positive are ignored.
@@ -151,20 +160,22 @@ impl Session {
             ..Options::default()
         };
         let executor = Executor::new(self.machine.clone(), invoker).with_options(options);
+        let abort_after = self.abort_after;
+        let stopped_by_hand = async move {
+            match abort_after {
+                Some(after) => tokio::time::sleep(after).await,
+                None => std::future::pending().await,
+            }
+        };
         let execution = tokio::select! {
             execution = executor.run(input) => execution.context("the execution cannot start")?,
             _ = tokio::signal::ctrl_c() => {
-                // Stop the emulator's copy, so the lock this execution may hold can be taken
-                // over by the next run (run-guard sees its holder is no longer running).
-                let _ = self
-                    .clients
-                    .sfn
-                    .stop_execution()
-                    .execution_arn(&execution_arn)
-                    .cause("interrupted (Ctrl-C) in labflow local")
-                    .send()
-                    .await;
-                anyhow::bail!("interrupted; execution {execution_arn} stopped (the next run takes its lock over)");
+                let ended = self.abort(&execution_arn, "interrupted (Ctrl-C) in labflow local", &log).await;
+                anyhow::bail!("interrupted; execution {execution_arn} stopped ({ended})");
+            }
+            _ = stopped_by_hand => {
+                let ended = self.abort(&execution_arn, "stopped by hand", &log).await;
+                anyhow::bail!("execution {execution_arn} stopped by hand ({ended})");
             }
         };
         // The emulator cannot run Lambdas; mark its copy ended so a later run-guard never
@@ -194,6 +205,42 @@ impl Session {
             statuses: self.github.statuses(),
             ended,
         })
+    }
+
+    /// Stops a running execution as StopExecution does in AWS: the emulator's copy ends ABORTED
+    /// (so run-guard sees its lock's holder is no longer running), no Catch runs, and EventBridge
+    /// hands the ABORTED status change to execution-ended, which frees the lock and posts the
+    /// failure status. Says what execution-ended did.
+    async fn abort(&self, execution_arn: &str, cause: &str, log: &InvocationLog) -> String {
+        let _ = self
+            .clients
+            .sfn
+            .stop_execution()
+            .execution_arn(execution_arn)
+            .cause(cause)
+            .send()
+            .await;
+        let event = labflow_execution_ended::StatusChange::new(
+            execution_arn,
+            &self.endpoints.state_machine_arn,
+            "ABORTED",
+            None,
+            Some(cause),
+        );
+        let started = Instant::now();
+        let result = labflow_execution_ended::handle(&self.execution_ended, event).await;
+        log.record(
+            "execution-ended",
+            started.elapsed(),
+            result.as_ref().err().map(|e| e.name().to_string()),
+        );
+        match result {
+            Ok(output) => format!(
+                "execution-ended: {}, lock released: {}",
+                output.phase, output.lock_released
+            ),
+            Err(err) => format!("execution-ended failed: {}", err.message()),
+        }
     }
 
     /// What EventBridge does in AWS when an execution ends other than by succeeding: its

@@ -327,6 +327,47 @@ async fn a_lab_that_never_gets_healthy_fails_at_its_health_deadline() -> anyhow:
     Ok(())
 }
 
+/// An execution stopped by hand (StopExecution from the console) runs no Catch either: the
+/// ABORTED status change, delivered to execution-ended as EventBridge does in AWS, frees the lock
+/// and posts the failure status (issue 18 item 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_stopped_by_hand_still_frees_its_lock_and_reports_failure(
+) -> anyhow::Result<()> {
+    let mut lab = Lab::start(&[EnvSpec::new("lab")]).await?;
+    // Stopped while ensure-cluster waits for the cluster, with run-guard's lock held.
+    lab.session.set_abort_after(Some(Duration::from_secs(4)));
+    let url = lab.repository_url("lab").await?;
+    let sha = "fedcba9876543210fedcba9876543210fedcba98";
+    let stopped = lab
+        .run(github_input("create", "lab", &url, sha))
+        .await
+        .err()
+        .with_context(|| format!("the execution was not stopped:\n{}", lab.log()))?;
+    let message = stopped.to_string();
+    assert!(
+        message.contains("stopped by hand (execution-ended: cleaned-up, lock released: true)"),
+        "{message}\n{}",
+        lab.log()
+    );
+    assert_eq!(
+        lab.lock("lab").await?,
+        None,
+        "the lock is still held\n{}",
+        lab.log()
+    );
+    let repository = labflow_cli::local::push::full_name(&url);
+    let statuses = lab.session.github.statuses();
+    let last = statuses
+        .iter()
+        .rfind(|s| s.sha == sha && s.repository == repository)
+        .context("no commit status posted")?;
+    // A stop is the run's end, not the commit's fault: GitHub's `error`, a final state like
+    // `failure` (github-status refines States.Aborted so).
+    assert_eq!(last.state, "error", "{statuses:?}");
+    assert!(last.description.contains("States.Aborted"), "{statuses:?}");
+    Ok(())
+}
+
 /// An execution that exceeds its TimeoutSeconds ends at once, outside its failure path (no
 /// Catch sees States.Timeout of the execution): EventBridge's status-change event, delivered to
 /// execution-ended as in AWS, still frees the lock and posts the failure status.
