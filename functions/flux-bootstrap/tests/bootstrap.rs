@@ -52,7 +52,7 @@ async fn checksum_mismatch_is_invalid_input_and_applies_nothing() -> anyhow::Res
     assert!(err.message().contains(&w.manifest_sha256), "{err}");
     assert!(err.message().contains(&wrong), "{err}");
     // The manifest was fetched (the refusal is about its content, not its absence)...
-    assert_eq!(w.releases.requests(), [MANIFEST_PATH]);
+    assert_eq!(w.releases.requests(), [MANIFEST_PATH.as_str()]);
     // ...and nothing reached the cluster.
     let writes: Vec<RequestRecord> = w.sim.requests().into_iter().filter(is_write).collect();
     assert!(

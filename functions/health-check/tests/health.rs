@@ -25,8 +25,12 @@ use serde_json::{json, Value};
 /// The environment whose GitOps entry point exists in the tree (`infra/gitops/clusters/lab`).
 const ENV: &str = "lab";
 const CLUSTER: &str = "labflow-lab";
-const FLUX_VERSION: &str = "2.7.3";
-const MANIFEST_PATH: &str = "/fluxcd/flux2/releases/download/v2.7.3/install.yaml";
+/// The Flux release labflow pins (one version everywhere: issue 18 item 6).
+const FLUX_VERSION: &str = labflow_core::versions::FLUX_VERSION;
+/// Where the release server serves its `install.yaml`.
+static MANIFEST_PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("/fluxcd/flux2/releases/download/v{FLUX_VERSION}/install.yaml")
+});
 /// The URL the GitRepository names; the simulated source-controller serves it from the checkout.
 const REPO_URL: &str = "https://github.com/example/labflow";
 const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
@@ -154,11 +158,11 @@ async fn world(failure: Option<ObjectFailure>) -> anyhow::Result<World> {
     let manifest = flux_install_manifest(&crds, FLUX_VERSION)?;
     let sha256 = labflow_flux_bootstrap::manifest::sha256_hex(manifest.as_bytes());
     let releases = ReleaseServer::start(HashMap::from([(
-        MANIFEST_PATH.to_string(),
+        MANIFEST_PATH.clone(),
         manifest.into_bytes(),
     )]))
     .await?;
-    config["flux"]["manifestUrl"] = json!(releases.url(MANIFEST_PATH));
+    config["flux"]["manifestUrl"] = json!(releases.url(&MANIFEST_PATH));
     config["flux"]["manifestSha256"] = json!(sha256);
     config["flux"]["repository"]["url"] = json!(REPO_URL);
     config["dns"]["hostedZoneId"] = json!(zone);

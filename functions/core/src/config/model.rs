@@ -250,7 +250,7 @@ impl AccessPrincipal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FluxConfig {
-    /// Flux release, e.g. "2.7.3".
+    /// Flux release, e.g. "2.9.4".
     pub version: String,
     /// Where `install.yaml` is downloaded from.
     pub manifest_url: String,

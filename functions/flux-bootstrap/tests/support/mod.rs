@@ -22,8 +22,12 @@ pub const ACCESS_KEY: &str = "AKIAFLUXBOOTSTRAPTEST";
 pub const SECRET_KEY: &str = "flux-bootstrap/secret/key/for/tests/only";
 /// The GitHub token the tests seed; it must never show up in an output, an error or a log line.
 pub const TOKEN: &str = "ghp_LabflowTestToken7f3a9c21e8b64d05";
-pub const FLUX_VERSION: &str = "2.7.3";
-pub const MANIFEST_PATH: &str = "/fluxcd/flux2/releases/download/v2.7.3/install.yaml";
+/// The Flux release labflow pins (one version everywhere: issue 18 item 6).
+pub const FLUX_VERSION: &str = labflow_core::versions::FLUX_VERSION;
+/// Where the release server serves its `install.yaml`.
+pub static MANIFEST_PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("/fluxcd/flux2/releases/download/v{FLUX_VERSION}/install.yaml")
+});
 
 /// One test's world: its own kubesim, the shared moto, the manifest server.
 pub struct World {
@@ -114,13 +118,13 @@ pub async fn world(environment: &str, sha256: Option<&str>) -> anyhow::Result<Wo
     let manifest = flux_install_manifest(&crd_dir()?, FLUX_VERSION)?;
     let manifest_sha256 = labflow_flux_bootstrap::manifest::sha256_hex(manifest.as_bytes());
     let releases = ReleaseServer::start(HashMap::from([(
-        MANIFEST_PATH.to_string(),
+        MANIFEST_PATH.clone(),
         manifest.clone().into_bytes(),
     )]))
     .await?;
     let config = environment_config(
         environment,
-        &releases.url(MANIFEST_PATH),
+        &releases.url(&MANIFEST_PATH),
         sha256.unwrap_or(&manifest_sha256),
     )?;
     put_config(&aws, environment, &config).await?;
