@@ -224,7 +224,8 @@ locals {
   }
 
   # What the Lambda runtime itself needs, for every function (not calls made by the code):
-  # its own log group, X-Ray segments, and decrypting its environment and labflow's SecureStrings.
+  # its own log group, X-Ray segments, and decrypting its environment and labflow's SecureStrings
+  # (each decrypt bound to its encryption context: data.aws_iam_policy_document.lambda).
   lambda_runtime_actions = {
     logs = ["logs:CreateLogStream", "logs:PutLogEvents"]
     xray = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -284,10 +285,39 @@ data "aws_iam_policy_document" "lambda" {
     resources = ["*"]
   }
 
+  # The key also encrypts the state machine's data, the SecureStrings and every function's
+  # environment: each decrypt is bound to what it is for, never the key as a whole (issue 26
+  # item 10; issue 18 item 4). Lambda decrypts a function's environment with the function's role
+  # in the encryption context aws:lambda:FunctionArn (Lambda developer guide, "Securing
+  # environment variables"; CloudTrail shows the execution role calling Decrypt with it).
   statement {
-    sid       = "RuntimeDecrypt"
+    sid       = "RuntimeDecryptEnvironment"
     actions   = local.lambda_runtime_actions.kms
     resources = [aws_kms_key.labflow.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:lambda:FunctionArn"
+      values   = ["${local.arn_lambda}:function:${local.prefix}-${each.key}"]
+    }
+  }
+
+  # SecureStrings, read through SSM only, in Parameter Store's encryption context PARAMETER_ARN
+  # ("How AWS Systems Manager Parameter Store uses AWS KMS"); which of them a function may read
+  # at all is its ssm:GetParameter resources.
+  statement {
+    sid       = "RuntimeDecryptSecrets"
+    actions   = local.lambda_runtime_actions.kms
+    resources = [aws_kms_key.labflow.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:PARAMETER_ARN"
+      values   = ["${local.arn_ssm}/labflow/github/*"]
+    }
   }
 }
 

@@ -16,6 +16,7 @@ locals {
   arn_ssm    = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter"
   arn_states = "arn:${local.partition}:states:${local.region}:${local.account_id}"
   arn_iam    = "arn:${local.partition}:iam::${local.account_id}"
+  arn_lambda = "arn:${local.partition}:lambda:${local.region}:${local.account_id}"
 
   # The state machine's ARN is built from its name (not taken from the resource) so that Lambda
   # policies can refer to it without a dependency cycle (the state machine refers to the Lambdas).

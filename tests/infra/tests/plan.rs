@@ -641,6 +641,81 @@ fn check_service_linked_roles(state: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Every Lambda role decrypts with labflow's key only what it is for (issue 26 item 10, issue 18
+/// item 4): its own environment (context `aws:lambda:FunctionArn`), labflow's SecureStrings
+/// through SSM (context `PARAMETER_ARN`), and, for the state machine's callers, our state
+/// machine's data; never ciphertext of any other kind or context.
+fn check_runtime_decrypt(state: &Value) -> Result<()> {
+    let resources = state_resources(state)?;
+    let key_arn = resources
+        .iter()
+        .find(|r| r["address"] == json!("aws_kms_key.labflow"))
+        .and_then(|r| r["values"]["arn"].as_str())
+        .context("no aws_kms_key.labflow in the state")?;
+    let parts: Vec<&str> = key_arn.split(':').collect();
+    ensure!(parts.len() == 6, "unexpected key ARN {key_arn}");
+    let (region, account) = (parts[3], parts[4]);
+    let function_arn =
+        |name: &str| format!("arn:aws:lambda:{region}:{account}:function:labflow-{name}");
+    let token = format!("arn:aws:ssm:{region}:{account}:parameter/labflow/github/token");
+    let ssm = format!("ssm.{region}.amazonaws.com");
+    let decrypt = || iam_eval::Request::new("kms:Decrypt", key_arn);
+    let mut problems = Vec::new();
+    let crates = functions::discover(&repo::functions_dir())?;
+    for function in &crates {
+        let policy = lambda_policy(state, &function.name)?.to_string();
+        let mut expect = |what: &str, request: iam_eval::Request, allowed: bool| -> Result<()> {
+            if iam_eval::allows(&policy, &request)? != allowed {
+                problems.push(format!(
+                    "{}: kms:Decrypt {what} is {}",
+                    function.name,
+                    if allowed { "denied" } else { "allowed" }
+                ));
+            }
+            Ok(())
+        };
+        expect(
+            "of its own environment",
+            decrypt().with(
+                "kms:EncryptionContext:aws:lambda:FunctionArn",
+                &function_arn(&function.name),
+            ),
+            true,
+        )?;
+        expect("without an encryption context", decrypt(), false)?;
+        expect(
+            "of another function's environment",
+            decrypt().with(
+                "kms:EncryptionContext:aws:lambda:FunctionArn",
+                &function_arn("someone-else"),
+            ),
+            false,
+        )?;
+        expect(
+            "of a labflow SecureString through SSM",
+            decrypt()
+                .with("kms:ViaService", &ssm)
+                .with("kms:EncryptionContext:PARAMETER_ARN", &token),
+            true,
+        )?;
+        expect(
+            "of a labflow SecureString's ciphertext outside SSM",
+            decrypt().with("kms:EncryptionContext:PARAMETER_ARN", &token),
+            false,
+        )?;
+        expect(
+            "of another state machine's data",
+            decrypt().with(
+                "kms:EncryptionContext:aws:states:stateMachineArn",
+                &format!("arn:aws:states:{region}:{account}:stateMachine:someone-else"),
+            ),
+            false,
+        )?;
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
 /// `passable_roles` in step with the roles (issue 25): ensure-cluster may pass every role an
 /// environment's cluster, node groups and Pod Identity associations use, to EKS, and none of
 /// the Lambdas' own roles (IAM's `*` spans `-`, so `<prefix>-*-cluster` once matched the role
@@ -823,6 +898,7 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     let (fifty, _) = check_policy_sizes(50, &["aws_iam_role_policy.lambda"])?;
     check_service_linked_roles(&state)?;
     check_passable_roles(&state)?;
+    check_runtime_decrypt(&state)?;
     check_state_machine_encryption(&state)?;
     check_operator_policy(&state)?;
     eprintln!("iam: largest inline total {one} characters for 1 environment, {fifty} for 50");
