@@ -877,14 +877,13 @@ fn check_operator_policy(state: &Value) -> Result<()> {
 
 #[test]
 fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
-    // One environment: the Lambda, controller, cluster, node, flow-log and scheduler roles and the
-    // operators' policy. Left out: the state machine's role, whose policy needs the Lambdas
-    // themselves (moto does not bring a Lambda to Active from a placeholder zip); it names no
-    // environment.
+    // One environment: the Lambda, controller, cluster, node, flow-log, scheduler and state
+    // machine roles and the operators' policy.
     let (one, state) = check_policy_sizes(
         1,
         &[
             "aws_iam_role_policy.lambda",
+            "aws_iam_role_policy.state_machine",
             "aws_iam_role_policy.pod_identity",
             "aws_iam_role_policy.flow_logs",
             "aws_iam_role_policy.scheduler",
@@ -893,9 +892,24 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
             "aws_iam_role.node",
         ],
     )?;
-    // Fifty: the roles whose policies name environments, the Lambdas' (the per-environment
-    // roles have the same shape for every environment, so one is checked above).
-    let (fifty, _) = check_policy_sizes(50, &["aws_iam_role_policy.lambda"])?;
+    // Fifty: the roles whose policies may grow with environments, the Lambdas' and the state
+    // machine's (the per-environment roles have the same shape for every environment, so one is
+    // checked above).
+    let (fifty, fifty_state) = check_policy_sizes(
+        50,
+        &[
+            "aws_iam_role_policy.lambda",
+            "aws_iam_role_policy.state_machine",
+        ],
+    )?;
+    for state in [&state, &fifty_state] {
+        ensure!(
+            state_resources(state)?
+                .iter()
+                .any(|r| r["address"] == json!("aws_iam_role_policy.state_machine")),
+            "the state machine's role policy was not measured"
+        );
+    }
     check_service_linked_roles(&state)?;
     check_passable_roles(&state)?;
     check_runtime_decrypt(&state)?;
