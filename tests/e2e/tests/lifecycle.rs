@@ -68,6 +68,19 @@ async fn create_sync_to_a_new_commit_then_teardown_leaves_nothing() -> anyhow::R
         lab.log()
     );
     assert_eq!(lab.lock("lab").await?, None, "create left the lock held");
+    // The run's summary reports its history events against Step Functions' quota (issue 18
+    // item 10), counted as GetExecutionHistory lists them.
+    let events = created.execution.history.len();
+    assert!(events > 0);
+    let reported = format!(
+        "history events {events} of {}",
+        labflow_states::limits::HISTORY_EVENTS
+    );
+    assert!(
+        lab.log().contains(&reported),
+        "no {reported:?} in\n{}",
+        lab.log()
+    );
 
     // sync: a new commit on the branch, delivered as a signed push through the webhook.
     let second = lab
