@@ -237,6 +237,47 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         }
     }
 
+    // Executions that end outside the failure path reach execution-ended (issue 18 item 8): the
+    // rule's pattern matches the status-change events Step Functions sends for FAILED, TIMED_OUT
+    // and ABORTED executions of the lifecycle, and no others.
+    let rule = planned(&changes, "aws_cloudwatch_event_rule.execution_ended")?;
+    let pattern: Value = serde_json::from_str(
+        rule["event_pattern"]
+            .as_str()
+            .context("the execution-ended rule's pattern is not known at plan time")?,
+    )?;
+    let machine = pattern["detail"]["stateMachineArn"][0]
+        .as_str()
+        .context("the pattern names no state machine")?;
+    ensure!(
+        machine.ends_with(&format!(":stateMachine:{prefix}-lifecycle")),
+        "the rule watches {machine}"
+    );
+    // The event as EventBridge delivers it (docs.aws.amazon.com/step-functions/latest/dg/cw-events.html).
+    let event = |status: &str, state_machine: &str| {
+        json!({"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+               "detail": {"stateMachineArn": state_machine, "status": status}})
+    };
+    for status in ["FAILED", "TIMED_OUT", "ABORTED"] {
+        ensure!(
+            event_matches(&pattern, &event(status, machine)),
+            "a {status} execution does not reach execution-ended: {pattern}"
+        );
+    }
+    for (status, state_machine) in [
+        ("SUCCEEDED", machine),
+        ("RUNNING", machine),
+        (
+            "FAILED",
+            "arn:aws:states:eu-west-1:123456789012:stateMachine:someone-else",
+        ),
+    ] {
+        ensure!(
+            !event_matches(&pattern, &event(status, state_machine)),
+            "{status} of {state_machine} reaches execution-ended: {pattern}"
+        );
+    }
+
     // Every environment: its config in SSM, its certificate and exactly one validation record.
     for env in environments {
         planned(
@@ -297,6 +338,19 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         );
     }
     Ok(())
+}
+
+/// EventBridge's matching for the patterns used here: every field of the pattern must be in the
+/// event; a list matches a value equal to one of its items, an object matches field by field
+/// (EventBridge user guide, "Event patterns").
+fn event_matches(pattern: &Value, event: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(key, want)| event.get(key).is_some_and(|got| event_matches(want, got))),
+        Value::Array(values) => values.contains(event),
+        _ => false,
+    }
 }
 
 // ---- the variants ----------------------------------------------------------------------------
