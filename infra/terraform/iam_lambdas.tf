@@ -28,12 +28,12 @@ locals {
 
   # Any environment name: an unconfigured one must read as ParameterNotFound (-> InvalidInput),
   # not AccessDenied (-> Transient), so the config path is not narrowed to var.environments.
-  ssm_env_configs    = ["${local.arn_ssm}/labflow/environments/*"]
-  ssm_env_path       = ["${local.arn_ssm}/labflow/environments"]
-  ssm_kubeconfigs    = ["${local.arn_ssm}/labflow/environments/*/kubeconfig"]
-  ssm_locks          = ["${local.arn_ssm}/labflow/locks/*"]
-  ssm_locks_path     = ["${local.arn_ssm}/labflow/locks"]
-  ssm_github_token   = [aws_ssm_parameter.github_token.arn]
+  ssm_env_configs  = ["${local.arn_ssm}/labflow/environments/*"]
+  ssm_env_path     = ["${local.arn_ssm}/labflow/environments"]
+  ssm_kubeconfigs  = ["${local.arn_ssm}/labflow/environments/*/kubeconfig"]
+  ssm_locks        = ["${local.arn_ssm}/labflow/locks/*"]
+  ssm_locks_path   = ["${local.arn_ssm}/labflow/locks"]
+  ssm_github_token = [aws_ssm_parameter.github_token.arn]
   # The current secret, and the previous one, which exists only while a rotation runs (README,
   # "Rotating the webhook secret"), so it is named, not declared.
   ssm_webhook_secret = [aws_ssm_parameter.webhook_secret.arn, "${local.arn_ssm}/labflow/github/webhook-secret-previous"]

@@ -61,13 +61,25 @@ resource "aws_iam_role" "pod_identity" {
   }
 }
 
-# ---- external-dns: records in the environment's zone only -----------------------------------
+# ---- external-dns: records of the environment's own domain only ----------------------------
+# The zone is shared by every lab: a lab's external-dns (driven by whatever manifests Flux
+# applies there) may change only names under its environment's domain, the TXT registry entries
+# (`a-`/`cname-` prefixed labels) included (issue 26 item 3). Route53 sets the normalized names
+# of every change of the batch ("Using IAM policy conditions for fine-grained access control",
+# Route53 developer guide): lower case, no trailing dot.
 
 data "aws_iam_policy_document" "external_dns" {
+  for_each = var.environments
+
   statement {
-    sid       = "ChangeRecordsInZone"
+    sid       = "ChangeOwnRecords"
     actions   = ["route53:ChangeResourceRecordSets"]
     resources = [local.zone_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+      values   = [lower(local.env_domains[each.key]), "*.${lower(local.env_domains[each.key])}"]
+    }
   }
   statement {
     sid       = "ReadZone"
@@ -82,9 +94,11 @@ data "aws_iam_policy_document" "external_dns" {
   }
 }
 
-# ---- cert-manager: DNS-01 TXT records under the zone --------------------------------------
+# ---- cert-manager: DNS-01 TXT records of the environment's own names ------------------------
 
 data "aws_iam_policy_document" "cert_manager" {
+  for_each = var.environments
+
   statement {
     sid       = "GetChange"
     actions   = ["route53:GetChange"]
@@ -102,7 +116,10 @@ data "aws_iam_policy_document" "cert_manager" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
-      values   = ["_acme-challenge.*"]
+      values = [
+        "_acme-challenge.${lower(local.env_domains[each.key])}",
+        "_acme-challenge.*.${lower(local.env_domains[each.key])}",
+      ]
     }
   }
   statement {
@@ -415,8 +432,8 @@ locals {
   pod_identity_inline_policies = {
     for key, role in local.pod_identity_roles : key => (
       role.controller == "aws-load-balancer-controller" ? data.aws_iam_policy_document.aws_load_balancer_controller.json :
-      role.controller == "external-dns" ? data.aws_iam_policy_document.external_dns.json :
-      role.controller == "cert-manager" ? data.aws_iam_policy_document.cert_manager.json :
+      role.controller == "external-dns" ? data.aws_iam_policy_document.external_dns[role.env].json :
+      role.controller == "cert-manager" ? data.aws_iam_policy_document.cert_manager[role.env].json :
       role.controller == "cluster-autoscaler" ? data.aws_iam_policy_document.cluster_autoscaler[role.env].json :
       null
     ) if role.controller != "ebs-csi"

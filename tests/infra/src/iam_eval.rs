@@ -6,8 +6,11 @@
 //! Deny wins, otherwise any matching Allow allows; `Action` matches case-insensitively with `*`/`?`
 //! wildcards, `Resource` case-sensitively with the same wildcards; every condition operator of a
 //! statement must hold, a key with several values holds if any value matches, and a key absent
-//! from the request fails every operator except the `...IfExists` forms. Operators this module
-//! does not know are an error, never silently true.
+//! from the request fails every operator except the `...IfExists` forms. Multivalued keys
+//! (`route53:ChangeResourceRecordSetsNormalizedRecordNames`, ...) take the set operators:
+//! `ForAllValues:` holds when every value of the request matches (also when the key is absent),
+//! `ForAnyValue:` when at least one does (IAM User Guide, "Single-valued vs. multivalued context
+//! keys"). Operators this module does not know are an error, never silently true.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +33,8 @@ pub struct Request<'a> {
     pub action: &'a str,
     pub resource: &'a str,
     pub context: BTreeMap<String, String>,
+    /// Multivalued context keys and their values.
+    pub multi: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> Request<'a> {
@@ -38,11 +43,21 @@ impl<'a> Request<'a> {
             action,
             resource,
             context: BTreeMap::new(),
+            multi: BTreeMap::new(),
         }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.context.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// A multivalued key with `values`.
+    pub fn with_all(mut self, key: &str, values: &[&str]) -> Self {
+        self.multi.insert(
+            key.to_string(),
+            values.iter().map(|v| v.to_string()).collect(),
+        );
         self
     }
 }
@@ -113,7 +128,30 @@ fn statement_applies(statement: &Value, request: &Request) -> Result<bool, Strin
             .ok_or("a condition operator without keys")?;
         for (key, values) in keys {
             let values = strings(values).ok_or("condition values must be strings")?;
-            if !condition_holds(operator, request.context.get(key), &values)? {
+            let holds = if let Some(base) = operator.strip_prefix("ForAllValues:") {
+                match request.multi.get(key) {
+                    None => true,
+                    Some(actual) => actual
+                        .iter()
+                        .map(|a| condition_holds(base, Some(a), &values))
+                        .collect::<Result<Vec<bool>, String>>()?
+                        .into_iter()
+                        .all(|h| h),
+                }
+            } else if let Some(base) = operator.strip_prefix("ForAnyValue:") {
+                match request.multi.get(key) {
+                    None => false,
+                    Some(actual) => actual
+                        .iter()
+                        .map(|a| condition_holds(base, Some(a), &values))
+                        .collect::<Result<Vec<bool>, String>>()?
+                        .into_iter()
+                        .any(|h| h),
+                }
+            } else {
+                condition_holds(operator, request.context.get(key), &values)?
+            };
+            if !holds {
                 return Ok(false);
             }
         }
@@ -212,6 +250,37 @@ mod tests {
         assert!(!allows(
             POLICY,
             &Request::new("kms:GenerateDataKey", "arn:key")
+        )?);
+        Ok(())
+    }
+
+    #[test]
+    fn set_operators_judge_every_or_any_value_of_a_multivalued_key() -> Result<(), EvalError> {
+        let policy = r#"{"Statement":[{"Effect":"Allow","Action":"r:Change","Resource":"*",
+            "Condition":{"ForAllValues:StringLike":{"names":["lab.example.com","*.lab.example.com"]},
+                         "ForAnyValue:StringEquals":{"types":["TXT"]}}}]}"#;
+        let change = |names: &[&str], types: &[&str]| {
+            Request::new("r:Change", "zone")
+                .with_all("names", names)
+                .with_all("types", types)
+        };
+        assert!(allows(
+            policy,
+            &change(&["a.lab.example.com", "lab.example.com"], &["TXT"])
+        )?);
+        assert!(!allows(
+            policy,
+            &change(&["a.lab.example.com", "www.example.com"], &["TXT"])
+        )?);
+        assert!(!allows(policy, &change(&["a.lab.example.com"], &["A"]))?);
+        // ForAllValues of an absent key holds; ForAnyValue of one does not.
+        assert!(!allows(
+            policy,
+            &Request::new("r:Change", "zone").with_all("types", &[])
+        )?);
+        assert!(allows(
+            policy,
+            &Request::new("r:Change", "zone").with_all("types", &["TXT"])
         )?);
         Ok(())
     }

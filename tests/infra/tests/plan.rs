@@ -770,6 +770,82 @@ fn check_runtime_decrypt(state: &Value) -> Result<()> {
     Ok(())
 }
 
+/// external-dns and cert-manager of one environment change records of that environment's domain
+/// only (issue 26 item 3): the zone is shared by every lab, and a lab's controllers are as
+/// trustworthy as the manifests Flux applies there. Asked of the rendered policies with the keys
+/// Route53 sets on ChangeResourceRecordSets (Route53 developer guide, "Using IAM policy
+/// conditions for fine-grained access control": normalized record names, record types).
+fn check_dns_scope(state: &Value) -> Result<()> {
+    let policy_of = |key: &str| -> Result<String> {
+        let address = format!("aws_iam_role_policy.pod_identity[\"{key}\"]");
+        state_resources(state)?
+            .into_iter()
+            .find(|r| r["address"] == json!(address))
+            .and_then(|r| r["values"]["policy"].as_str().map(str::to_string))
+            .with_context(|| format!("no {address} in the state"))
+    };
+    let zone = format!(
+        "arn:aws:route53:::hostedzone/{}",
+        state_resources(state)?
+            .into_iter()
+            .find(|r| r["address"] == json!("data.aws_route53_zone.main"))
+            .and_then(|r| r["values"]["zone_id"].as_str())
+            .context("no zone in the state")?
+    );
+    let domain = format!("env01.{}", ZONE.trim_end_matches('.'));
+    let change = |names: &[&str], types: &[&str]| {
+        iam_eval::Request::new("route53:ChangeResourceRecordSets", &zone)
+            .with_all(
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+                names,
+            )
+            .with_all("route53:ChangeResourceRecordSetsRecordTypes", types)
+    };
+    let own_app = format!("app.{domain}");
+    let own_owner = format!("a-app.{domain}");
+    let own_challenge = format!("_acme-challenge.app.{domain}");
+    let apex_challenge = format!("_acme-challenge.{domain}");
+    let other_lab = format!("app.env02.{}", ZONE.trim_end_matches('.'));
+    let other_challenge = format!("_acme-challenge.app.env02.{}", ZONE.trim_end_matches('.'));
+    let zone_apex = ZONE.trim_end_matches('.').to_string();
+    let mut problems = Vec::new();
+    let external_dns = policy_of("env01:external-dns")?;
+    for (names, types, allowed) in [
+        (
+            vec![own_app.as_str(), own_owner.as_str()],
+            vec!["A", "TXT"],
+            true,
+        ),
+        (vec![domain.as_str()], vec!["A"], true),
+        (vec![other_lab.as_str()], vec!["A"], false),
+        (vec![own_app.as_str(), zone_apex.as_str()], vec!["A"], false),
+    ] {
+        if iam_eval::allows(&external_dns, &change(&names, &types))? != allowed {
+            problems.push(format!(
+                "external-dns of env01: {names:?} allowed = {}",
+                !allowed
+            ));
+        }
+    }
+    let cert_manager = policy_of("env01:cert-manager")?;
+    for (names, types, allowed) in [
+        (vec![own_challenge.as_str()], vec!["TXT"], true),
+        (vec![apex_challenge.as_str()], vec!["TXT"], true),
+        (vec![other_challenge.as_str()], vec!["TXT"], false),
+        (vec![own_app.as_str()], vec!["TXT"], false),
+        (vec![own_challenge.as_str()], vec!["A"], false),
+    ] {
+        if iam_eval::allows(&cert_manager, &change(&names, &types))? != allowed {
+            problems.push(format!(
+                "cert-manager of env01: {names:?} {types:?} allowed = {}",
+                !allowed
+            ));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
 /// `passable_roles` in step with the roles (issue 25): ensure-cluster may pass every role an
 /// environment's cluster, node groups and Pod Identity associations use, to EKS, and none of
 /// the Lambdas' own roles (IAM's `*` spans `-`, so `<prefix>-*-cluster` once matched the role
@@ -967,6 +1043,7 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     check_service_linked_roles(&state)?;
     check_passable_roles(&state)?;
     check_runtime_decrypt(&state)?;
+    check_dns_scope(&state)?;
     check_state_machine_encryption(&state)?;
     check_operator_policy(&state)?;
     eprintln!("iam: largest inline total {one} characters for 1 environment, {fifty} for 50");
