@@ -186,6 +186,13 @@ locals {
       variable = "iam:AWSServiceName"
       values   = ["eks.amazonaws.com", "eks-nodegroup.amazonaws.com"]
     }]
+    # The key of the EKS secrets encryption: grants only for EKS itself (CreateCluster creates
+    # one on the caller's behalf), never for a principal of the caller's choosing (issue 26 item 10).
+    "kms:CreateGrant" = [{
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }]
     "iam:PassRole" = [{
       test     = "StringEquals"
       variable = "iam:PassedToService"

@@ -41,6 +41,13 @@ data "aws_iam_policy_document" "scheduler_trust" {
       variable = "aws:SourceAccount"
       values   = [local.account_id]
     }
+    # Only schedules of our group may use the role (confused deputy: EventBridge Scheduler user
+    # guide, "Set up the execution role", aws:SourceArn = the schedule group; ours is "default").
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:scheduler:${local.region}:${local.account_id}:schedule-group/default"]
+    }
   }
 }
 

@@ -303,8 +303,17 @@ fn every_validation_rule() {
         "accessPrincipals[0].policies[0]",
         "access policy",
     );
+    // Another account's principal would get cluster admin of our lab.
     assert_rejected(
-        |v| v["accessPrincipals"] = json!([{"principalArn": "arn:aws:iam::1:role/a"}, {"principalArn": "arn:aws:iam::1:role/a"}]),
+        |v| {
+            v["accessPrincipals"][0]["principalArn"] =
+                json!("arn:aws:iam::999999999999:role/outsider")
+        },
+        "accessPrincipals[0].principalArn",
+        "not the lab's account \"123456789012\"",
+    );
+    assert_rejected(
+        |v| v["accessPrincipals"] = json!([{"principalArn": "arn:aws:iam::123456789012:role/a"}, {"principalArn": "arn:aws:iam::123456789012:role/a"}]),
         "accessPrincipals[1].principalArn",
         "duplicate",
     );

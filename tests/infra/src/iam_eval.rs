@@ -173,6 +173,7 @@ fn condition_holds(
     };
     let holds = match base {
         "StringEquals" | "ArnEquals" => expected.iter().any(|e| e == actual),
+        "Bool" => expected.iter().any(|e| e.eq_ignore_ascii_case(actual)),
         "StringEqualsIgnoreCase" => expected.iter().any(|e| e.eq_ignore_ascii_case(actual)),
         "StringLike" | "ArnLike" => expected.iter().any(|e| wildcard_match(e, actual)),
         "StringNotEquals" | "ArnNotEquals" => expected.iter().all(|e| e != actual),

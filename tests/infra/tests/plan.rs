@@ -278,6 +278,20 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         );
     }
 
+    // The scheduler's role is assumable only for our account's default schedule group.
+    let trust: Value = serde_json::from_str(
+        planned(&changes, "aws_iam_role.scheduler")?["assume_role_policy"]
+            .as_str()
+            .context("the scheduler's trust policy is not known at plan time")?,
+    )?;
+    let source_arn = trust["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"].clone();
+    ensure!(
+        source_arn
+            .as_str()
+            .is_some_and(|a| a.contains(":scheduler:") && a.ends_with(":schedule-group/default")),
+        "the scheduler's trust policy has no aws:SourceArn of the schedule group: {trust}"
+    );
+
     // Every environment: its config in SSM, its certificate and exactly one validation record.
     for env in environments {
         planned(
@@ -765,6 +779,23 @@ fn check_runtime_decrypt(state: &Value) -> Result<()> {
             ),
             false,
         )?;
+    }
+    // The EKS secrets key: grants only on behalf of an AWS service (EKS), not to whoever
+    // ensure-cluster names.
+    let policy = lambda_policy(state, "ensure-cluster")?.to_string();
+    let secrets_key = resources
+        .iter()
+        .find(|r| r["address"] == json!("aws_kms_key.eks_secrets"))
+        .and_then(|r| r["values"]["arn"].as_str())
+        .context("no aws_kms_key.eks_secrets in the state")?;
+    let grant = || iam_eval::Request::new("kms:CreateGrant", secrets_key);
+    if !iam_eval::allows(&policy, &grant().with("kms:GrantIsForAWSResource", "true"))? {
+        problems.push("ensure-cluster may not create EKS's grant on the secrets key".into());
+    }
+    if iam_eval::allows(&policy, &grant())?
+        || iam_eval::allows(&policy, &grant().with("kms:GrantIsForAWSResource", "false"))?
+    {
+        problems.push("ensure-cluster may create grants on the secrets key for anyone".into());
     }
     ensure!(problems.is_empty(), "{}", problems.join("\n"));
     Ok(())

@@ -191,7 +191,7 @@ pub fn check(config: &EnvironmentConfig, checks: &Checks) -> Findings {
     validate_nodegroups(&mut p, config);
     validate_addons(&mut p, &config.addons);
     validate_pod_identities(&mut p, &config.pod_identities);
-    validate_access(&mut p, &config.access_principals);
+    validate_access(&mut p, &config.access_principals, &config.cluster.role_arn);
     validate_flux(&mut p, &config.flux, creating, checks.local_cloud);
     validate_dns(&mut p, &config.dns);
     if config.health_deadline_minutes == 0 || config.health_deadline_minutes > 24 * 60 {
@@ -450,7 +450,15 @@ fn validate_pod_identities(p: &mut Problems, ids: &[PodIdentityConfig]) {
     }
 }
 
-fn validate_access(p: &mut Problems, principals: &[AccessPrincipal]) {
+/// The account of an ARN (`arn:partition:service:region:account:...`), when it names one.
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Access principals get cluster access: only from the account the lab lives in (the cluster
+/// role's), never an outside account slipped into a config (issue 26 item 10).
+fn validate_access(p: &mut Problems, principals: &[AccessPrincipal], cluster_role_arn: &str) {
+    let own_account = arn_account(cluster_role_arn);
     check_unique(
         p,
         "accessPrincipals",
@@ -468,6 +476,16 @@ fn validate_access(p: &mut Problems, principals: &[AccessPrincipal]) {
             p.add(
                 format!("accessPrincipals[{i}].principalArn"),
                 format!("not an IAM role or user ARN: {arn:?}"),
+            );
+        } else if own_account.is_some() && arn_account(arn) != own_account {
+            p.add(
+                format!("accessPrincipals[{i}].principalArn"),
+                format!(
+                    "is in account {:?}, not the lab's account {:?} (cluster.roleArn): access goes \
+                     only to principals of the account the cluster lives in",
+                    arn_account(arn).unwrap_or_default(),
+                    own_account.unwrap_or_default()
+                ),
             );
         }
         for (j, policy) in principal.policies.iter().enumerate() {
