@@ -106,6 +106,9 @@ locals {
       "eks:DescribeAccessEntry"          = local.eks_access_entries
       "eks:AssociateAccessPolicy"        = local.eks_access_entries
       "eks:ListAssociatedAccessPolicies" = local.eks_access_entries
+      "eks:DisassociateAccessPolicy"     = local.eks_access_entries
+      "eks:ListAccessEntries"            = local.eks_clusters
+      "eks:DeleteAccessEntry"            = local.eks_access_entries
       "eks:TagResource"                  = local.eks_access_entries
       "ssm:AddTagsToResource"            = local.ssm_kubeconfigs
       "sts:GetCallerIdentity"            = ["*"]

@@ -1,5 +1,7 @@
 //! Step cluster-access (DESIGN.md §1, §3, §5): the automation role and the configured principals
-//! have EKS access entries with their access policies at cluster scope; the Kubernetes API
+//! have EKS access entries with their access policies at cluster scope, and nobody else has one
+//! of labflow's (access taken from the config is revoked: policies disassociated, entries
+//! deleted); the Kubernetes API
 //! answers `/version` to a fresh EKS token over TLS verified with the cluster's CA; a kubeconfig
 //! for people (exec plugin, no secret) is published to SSM.
 //!
@@ -35,6 +37,9 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "eks:CreateAccessEntry",
     "eks:ListAssociatedAccessPolicies",
     "eks:AssociateAccessPolicy",
+    "eks:DisassociateAccessPolicy",
+    "eks:ListAccessEntries",
+    "eks:DeleteAccessEntry",
 ];
 
 /// Permissions AWS checks without the function calling them itself: tags given on creation
@@ -205,6 +210,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
             automation_granted_at = granted_at;
         }
     }
+    access::revoke_unlisted(eks, name, environment, &grants, &mut changes).await?;
 
     let region = ctx.aws.region()?.to_string();
     let rendered = kubeconfig::render(environment, name, &region, &endpoint, &ca)?;

@@ -88,7 +88,7 @@ pub struct PrincipalReport {
 pub struct Change {
     /// `accessEntry/<principal ARN>` or `ssmParameter/<name>`.
     pub resource: String,
-    /// `create`, `associate-policy`, `update`.
+    /// `create`, `associate-policy`, `disassociate-policy`, `delete`, `update`.
     pub action: String,
     pub detail: String,
 }

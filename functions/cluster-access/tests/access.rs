@@ -391,6 +391,127 @@ async fn converges_end_to_end_and_a_second_run_writes_nothing() -> anyhow::Resul
     Ok(())
 }
 
+/// The cluster-scoped access policies `principal` has.
+async fn policies_of(w: &World, env: &str, principal: &str) -> anyhow::Result<Vec<String>> {
+    let out = w
+        .admin()
+        .await
+        .eks
+        .list_associated_access_policies()
+        .cluster_name(cluster(env))
+        .principal_arn(principal)
+        .send()
+        .await?;
+    let mut policies: Vec<String> = out
+        .associated_access_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
+    policies.sort();
+    Ok(policies)
+}
+
+/// Stores `env`'s config with `principals` as its accessPrincipals.
+async fn set_access_principals(
+    w: &World,
+    env: &str,
+    principals: serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut config = labflow_testkit::config::example_config();
+    config["cluster"]["name"] = json!(cluster(env));
+    config["dns"]["ownerId"] = json!(cluster(env));
+    config["accessPrincipals"] = principals;
+    w.admin()
+        .await
+        .ssm
+        .put_parameter()
+        .name(labflow_core::config::parameter_name(env))
+        .value(config.to_string())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Access follows the config both ways (issue 26 item 7): a policy taken from a principal is
+/// disassociated, a principal taken from the config loses its access entry, and entries labflow
+/// did not make (no ownership tags: EKS's own for node roles, someone's by hand) are left alone.
+#[tokio::test]
+async fn access_taken_from_the_config_is_revoked() -> anyhow::Result<()> {
+    const VIEW_POLICY: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
+    const BY_HAND: &str = "arn:aws:iam::123456789012:role/break-glass";
+    let w = world().await?;
+    let env = w.environment("revoke").await?;
+    let ctx = w.ctx(&CrashAfterWrite::default()).await;
+    converge(&ctx, &env).await?;
+    assert_eq!(
+        policies_of(&w, &env, PEOPLE_ROLE).await?,
+        [CLUSTER_ADMIN_POLICY]
+    );
+    w.admin()
+        .await
+        .eks
+        .create_access_entry()
+        .cluster_name(cluster(&env))
+        .principal_arn(BY_HAND)
+        .send()
+        .await?;
+
+    // The engineers are down to viewing.
+    set_access_principals(
+        &w,
+        &env,
+        json!([{"principalArn": PEOPLE_ROLE, "policies": [VIEW_POLICY]}]),
+    )
+    .await?;
+    converge(&ctx, &env).await?;
+    assert_eq!(policies_of(&w, &env, PEOPLE_ROLE).await?, [VIEW_POLICY]);
+
+    // ... then out.
+    set_access_principals(&w, &env, json!([])).await?;
+    let outputs = converge(&ctx, &env).await?;
+    let described = w
+        .admin()
+        .await
+        .eks
+        .describe_access_entry()
+        .cluster_name(cluster(&env))
+        .principal_arn(PEOPLE_ROLE)
+        .send()
+        .await;
+    assert!(
+        described
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "the engineers still have an access entry: {described:?}"
+    );
+    let changes: Vec<_> = outputs.iter().flat_map(|o| o.changes.iter()).collect();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.action == "delete" && c.resource.contains(PEOPLE_ROLE)),
+        "{changes:?}"
+    );
+    // The automation role keeps its access; the entry made by hand stays.
+    assert_eq!(
+        policies_of(&w, &env, AUTOMATION_ROLE).await?,
+        [CLUSTER_ADMIN_POLICY]
+    );
+    w.admin()
+        .await
+        .eks
+        .describe_access_entry()
+        .cluster_name(cluster(&env))
+        .principal_arn(BY_HAND)
+        .send()
+        .await
+        .context("the entry made by hand was removed")?;
+    Ok(())
+}
+
 async fn parameter_version(w: &World, name: &str) -> anyhow::Result<i64> {
     Ok(w.admin()
         .await
