@@ -151,7 +151,7 @@ variable "environments" {
     endpoint_private      = optional(bool, true)
     endpoint_public_cidrs = optional(list(string), [])
     logging               = optional(list(string), ["api", "audit", "authenticator"])
-    authentication_mode   = optional(string, "API_AND_CONFIG_MAP")
+    authentication_mode   = optional(string, "API") # API_AND_CONFIG_MAP keeps aws-auth as a second door
 
     nodegroups = list(object({
       name           = string

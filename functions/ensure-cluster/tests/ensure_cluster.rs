@@ -80,7 +80,7 @@ async fn converges_from_nothing_and_a_second_run_changes_nothing() -> anyhow::Re
     let snap = snapshot(&ctx.aws.eks, &env).await?;
     let cluster = &snap["cluster"];
     assert_eq!(cluster["status"], "ACTIVE");
-    assert_eq!(cluster["authenticationMode"], "API_AND_CONFIG_MAP");
+    assert_eq!(cluster["authenticationMode"], "API");
     assert_eq!(
         cluster["encryptionKeys"],
         json!(["arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"])

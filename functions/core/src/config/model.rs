@@ -116,11 +116,13 @@ impl LogType {
 }
 
 /// Access entries need API or API_AND_CONFIG_MAP (DESIGN.md §5); CONFIG_MAP alone is not allowed.
+/// The default is API: with API_AND_CONFIG_MAP the aws-auth ConfigMap stays a second way into
+/// the cluster, outside the access entries labflow reconciles (issue 26 item 7).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuthenticationMode {
-    Api,
     #[default]
+    Api,
     ApiAndConfigMap,
 }
 
