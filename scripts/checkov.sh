@@ -12,9 +12,9 @@ stamp="$venv/.installed"
 python="${PYTHON:-python3}"
 
 if [[ ! -f "$stamp" || "$requirements" -nt "$stamp" ]]; then
-    echo "checkov: installing $(grep -v '^#' "$requirements" | xargs) into $venv" >&2
+    echo "checkov: installing $(grep -v '^#' "${requirements%.txt}.in" | xargs) into $venv" >&2
     [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
     touch "$stamp"
 fi
 

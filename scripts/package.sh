@@ -26,9 +26,9 @@ esac
 stamp="$venv/.infra-installed"
 if [[ ! -x "$venv/bin/cargo-lambda" || ! -f "$stamp" || "$requirements" -nt "$stamp" ]] \
     || ! "$venv/bin/python" -m ziglang version >/dev/null 2>&1; then
-    echo "package: installing $(grep -v '^#' "$requirements" | xargs) into $venv" >&2
+    echo "package: installing $(grep -v '^#' "${requirements%.txt}.in" | xargs) into $venv" >&2
     [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
     touch "$stamp"
 fi
 # cargo-lambda finds zig as `python3 -m ziglang` on PATH.
