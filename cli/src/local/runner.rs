@@ -33,9 +33,9 @@ pub struct Session {
     time_scale: f64,
     /// The EventBridge target for executions that end outside their failure path.
     execution_ended: labflow_execution_ended::Ctx,
-    /// Stop each execution after this much real time, as StopExecution from the console or
+    /// Notified to stop the running execution, as StopExecution from the console or
     /// `aws stepfunctions stop-execution` does (tests of the ABORTED path).
-    abort_after: Option<Duration>,
+    stop: Arc<tokio::sync::Notify>,
 }
 
 /// The outcome of one execution.
@@ -91,13 +91,13 @@ impl Session {
             github,
             time_scale: 1.0,
             execution_ended,
-            abort_after: None,
+            stop: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
-    /// See [`Session::abort_after`].
-    pub fn set_abort_after(&mut self, after: Option<Duration>) {
-        self.abort_after = after;
+    /// Stops the execution running now (or the next one to start) the way StopExecution does.
+    pub fn stop_execution(&self) {
+        self.stop.notify_one();
     }
 
     /// See [`Session::time_scale`]; values that are not finite and positive are ignored.
@@ -160,13 +160,7 @@ impl Session {
             ..Options::default()
         };
         let executor = Executor::new(self.machine.clone(), invoker).with_options(options);
-        let abort_after = self.abort_after;
-        let stopped_by_hand = async move {
-            match abort_after {
-                Some(after) => tokio::time::sleep(after).await,
-                None => std::future::pending().await,
-            }
-        };
+        let stopped_by_hand = self.stop.notified();
         let execution = tokio::select! {
             execution = executor.run(input) => execution.context("the execution cannot start")?,
             _ = tokio::signal::ctrl_c() => {

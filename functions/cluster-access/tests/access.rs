@@ -93,18 +93,7 @@ impl World {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let env = format!("{prefix}-{}", &id[..8]);
         let admin = self.admin().await;
-        let mut config = labflow_testkit::config::example_config();
-        config["cluster"]["name"] = json!(cluster(&env));
-        config["dns"]["ownerId"] = json!(cluster(&env));
-        admin
-            .ssm
-            .put_parameter()
-            .name(labflow_core::config::parameter_name(&env))
-            .value(config.to_string())
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await?;
+        self.store_config(&env, |_| {}).await?;
         admin
             .eks
             .create_cluster()
@@ -127,6 +116,29 @@ impl World {
             .send()
             .await?;
         Ok(env)
+    }
+
+    /// Stores the example config, made `env`'s and changed by `change`, as `env`'s config.
+    async fn store_config(
+        &self,
+        env: &str,
+        change: impl FnOnce(&mut serde_json::Value),
+    ) -> anyhow::Result<()> {
+        let mut config = labflow_testkit::config::example_config();
+        config["cluster"]["name"] = json!(cluster(env));
+        config["dns"]["ownerId"] = json!(cluster(env));
+        change(&mut config);
+        self.admin()
+            .await
+            .ssm
+            .put_parameter()
+            .name(labflow_core::config::parameter_name(env))
+            .value(config.to_string())
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// EKS write operations in the simulator's log for one cluster, counted.
@@ -411,29 +423,6 @@ async fn policies_of(w: &World, env: &str, principal: &str) -> anyhow::Result<Ve
     Ok(policies)
 }
 
-/// Stores `env`'s config with `principals` as its accessPrincipals.
-async fn set_access_principals(
-    w: &World,
-    env: &str,
-    principals: serde_json::Value,
-) -> anyhow::Result<()> {
-    let mut config = labflow_testkit::config::example_config();
-    config["cluster"]["name"] = json!(cluster(env));
-    config["dns"]["ownerId"] = json!(cluster(env));
-    config["accessPrincipals"] = principals;
-    w.admin()
-        .await
-        .ssm
-        .put_parameter()
-        .name(labflow_core::config::parameter_name(env))
-        .value(config.to_string())
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .overwrite(true)
-        .send()
-        .await?;
-    Ok(())
-}
-
 /// Access follows the config both ways (issue 26 item 7): a policy taken from a principal is
 /// disassociated, a principal taken from the config loses its access entry, and entries labflow
 /// did not make (no ownership tags: EKS's own for node roles, someone's by hand) are left alone.
@@ -459,17 +448,16 @@ async fn access_taken_from_the_config_is_revoked() -> anyhow::Result<()> {
         .await?;
 
     // The engineers are down to viewing.
-    set_access_principals(
-        &w,
-        &env,
-        json!([{"principalArn": PEOPLE_ROLE, "policies": [VIEW_POLICY]}]),
-    )
+    w.store_config(&env, |c| {
+        c["accessPrincipals"] = json!([{"principalArn": PEOPLE_ROLE, "policies": [VIEW_POLICY]}])
+    })
     .await?;
     converge(&ctx, &env).await?;
     assert_eq!(policies_of(&w, &env, PEOPLE_ROLE).await?, [VIEW_POLICY]);
 
     // ... then out.
-    set_access_principals(&w, &env, json!([])).await?;
+    w.store_config(&env, |c| c["accessPrincipals"] = json!([]))
+        .await?;
     let outputs = converge(&ctx, &env).await?;
     let described = w
         .admin()

@@ -7,7 +7,7 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use crate::error::StepError;
+use crate::error::{classify_sdk_error, StepError};
 
 /// Every AWS client a step may need, sharing one configuration.
 #[derive(Clone, Debug)]
@@ -97,4 +97,33 @@ pub fn is_loopback_url(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An SSM parameter's value (decrypted when `decrypt`), `None` when it does not exist; other
+/// failures classified as [`StepError`]s.
+pub async fn read_parameter(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    decrypt: bool,
+) -> Result<Option<String>, StepError> {
+    match ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(decrypt)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(classify_sdk_error(
+            &format!("reading SSM parameter {name}"),
+            err,
+        )),
+    }
 }

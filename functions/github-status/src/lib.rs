@@ -17,7 +17,6 @@ pub mod target;
 use std::time::{Duration, Instant};
 
 use labflow_core::aws::AwsClients;
-use labflow_core::error::classify_sdk_error;
 use labflow_core::StepError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -101,35 +100,9 @@ impl Ctx {
                 return Ok(token.clone());
             }
         }
-        let out = self
-            .ssm
-            .get_parameter()
-            .name(TOKEN_PARAMETER)
-            .with_decryption(true)
-            .send()
-            .await;
-        let value = match out {
-            Ok(out) => out
-                .parameter()
-                .and_then(|p| p.value())
-                .map(str::to_string)
-                .unwrap_or_default(),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_parameter_not_found()) =>
-            {
-                return Err(StepError::InvalidInput(format!(
-                    "{TOKEN_PARAMETER} is not set"
-                )))
-            }
-            Err(err) => {
-                return Err(classify_sdk_error(
-                    &format!("reading SSM parameter {TOKEN_PARAMETER}"),
-                    err,
-                ))
-            }
-        };
+        let value = labflow_core::aws::read_parameter(&self.ssm, TOKEN_PARAMETER, true)
+            .await?
+            .ok_or_else(|| StepError::InvalidInput(format!("{TOKEN_PARAMETER} is not set")))?;
         let value = value.trim();
         if value.is_empty() {
             return Err(StepError::InvalidInput(format!(
@@ -154,27 +127,10 @@ impl Ctx {
             ));
         };
         let name = labflow_core::config::parameter_name(environment);
-        let text = match self.ssm.get_parameter().name(&name).send().await {
-            Ok(out) => out
-                .parameter()
-                .and_then(|p| p.value())
-                .map(str::to_string)
-                .unwrap_or_default(),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_parameter_not_found()) =>
-            {
-                return Ok(Some(format!(
-                    "environment {environment:?} has no config naming its repository"
-                )))
-            }
-            Err(err) => {
-                return Err(classify_sdk_error(
-                    &format!("reading SSM parameter {name}"),
-                    err,
-                ))
-            }
+        let Some(text) = labflow_core::aws::read_parameter(&self.ssm, &name, false).await? else {
+            return Ok(Some(format!(
+                "environment {environment:?} has no config naming its repository"
+            )));
         };
         let url = serde_json::from_str::<serde_json::Value>(&text)
             .ok()

@@ -27,7 +27,6 @@ use base64::Engine;
 use labflow_core::aws::AwsClients;
 use labflow_core::config::{Checks, Purpose};
 use labflow_core::contract::{Action, ExecutionInput, Source};
-use labflow_core::error::classify_sdk_error;
 use labflow_core::StepError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -128,11 +127,13 @@ impl Ctx {
                 return Ok(secrets.clone());
             }
         }
-        let current = read_parameter(&self.ssm, SECRET_PARAMETER, true)
+        let current = labflow_core::aws::read_parameter(&self.ssm, SECRET_PARAMETER, true)
             .await?
             .ok_or_else(|| StepError::InvalidInput(format!("{SECRET_PARAMETER} is not set")))?;
         let mut secrets = vec![usable_secret(SECRET_PARAMETER, current)?];
-        if let Some(previous) = read_parameter(&self.ssm, PREVIOUS_SECRET_PARAMETER, true).await? {
+        if let Some(previous) =
+            labflow_core::aws::read_parameter(&self.ssm, PREVIOUS_SECRET_PARAMETER, true).await?
+        {
             secrets.push(usable_secret(PREVIOUS_SECRET_PARAMETER, previous)?);
         }
         *cached = Some((Instant::now(), secrets.clone()));
@@ -544,38 +545,10 @@ async fn on_push(
 }
 
 async fn load_routes(ctx: &Ctx) -> Result<Option<routes::Routes>, StepError> {
-    match read_parameter(&ctx.ssm, routes::PARAMETER, false).await? {
+    match labflow_core::aws::read_parameter(&ctx.ssm, routes::PARAMETER, false).await? {
         None => Ok(None),
         Some(text) => routes::Routes::parse(&text)
             .map(Some)
             .map_err(StepError::InvalidInput),
-    }
-}
-
-/// A parameter's value, `None` when it does not exist.
-async fn read_parameter(
-    ssm: &aws_sdk_ssm::Client,
-    name: &str,
-    decrypt: bool,
-) -> Result<Option<String>, StepError> {
-    match ssm
-        .get_parameter()
-        .name(name)
-        .with_decryption(decrypt)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_parameter_not_found()) =>
-        {
-            Ok(None)
-        }
-        Err(err) => Err(classify_sdk_error(
-            &format!("reading SSM parameter {name}"),
-            err,
-        )),
     }
 }

@@ -690,21 +690,7 @@ async fn deleting_the_branch_of_a_protected_environment_tears_nothing_down() -> 
 async fn an_unauthenticated_request_learns_nothing_of_aws_when_the_secret_cannot_be_read(
 ) -> Result<()> {
     // The same emulator in a region where no secret is stored: reading it fails.
-    let moto = labflow_testbed::moto::shared()?;
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(aws_config::Region::new("ap-southeast-2"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    let clients = labflow_core::aws::AwsClients::from_config(config);
-    let ctx = labflow_github_webhook::Ctx::new(
-        &clients,
-        "arn:aws:states:ap-southeast-2:123456789012:stateMachine:x",
-        std::time::Duration::from_secs(300),
-    );
+    let (ctx, _) = isolated("ap-southeast-2").await?;
     let body = push_body("refs/heads/main", SHA_A, SHA_B, false);
     let mut request = signed("push", "d-no-secret", &body)?;
     // Anyone can send this: the signature is made up.
@@ -864,7 +850,7 @@ async fn pushes_older_than_githubs_redelivery_window_or_without_a_time_are_refus
 
 // ---- the secret: rotation and Terraform's placeholder (issue 26 item 9) ---------------------
 
-/// A webhook on the shared emulator in `region` (its own SSM parameters), reading its secrets
+/// A webhook on the shared emulator in `region` (SSM parameters of its own), reading its secrets
 /// afresh on every delivery.
 async fn isolated(
     region: &'static str,

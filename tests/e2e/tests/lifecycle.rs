@@ -346,14 +346,29 @@ async fn a_lab_that_never_gets_healthy_fails_at_its_health_deadline() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execution_stopped_by_hand_still_frees_its_lock_and_reports_failure(
 ) -> anyhow::Result<()> {
-    let mut lab = Lab::start(&[EnvSpec::new("lab")]).await?;
-    // Stopped while ensure-cluster waits for the cluster, with run-guard's lock held.
-    lab.session.set_abort_after(Some(Duration::from_secs(4)));
+    let lab = Lab::start(&[EnvSpec::new("lab")]).await?;
     let url = lab.repository_url("lab").await?;
     let sha = "fedcba9876543210fedcba9876543210fedcba98";
-    let stopped = lab
-        .run(github_input("create", "lab", &url, sha))
-        .await
+    // Stopped once run-guard holds the lock (ensure-cluster then waits for the cluster).
+    let stop_when_locked = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while lab.lock("lab").await?.is_none() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the lock was never taken\n{}",
+                lab.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        lab.session.stop_execution();
+        anyhow::Ok(())
+    };
+    let (run, stopped) = tokio::join!(
+        lab.run(github_input("create", "lab", &url, sha)),
+        stop_when_locked
+    );
+    stopped?;
+    let stopped = run
         .err()
         .with_context(|| format!("the execution was not stopped:\n{}", lab.log()))?;
     let message = stopped.to_string();

@@ -709,20 +709,29 @@ fn check_service_linked_roles(state: &Value) -> Result<()> {
     Ok(())
 }
 
+/// The ARN of the resource at `address` in an apply's state.
+fn resource_arn<'a>(state: &'a Value, address: &str) -> Result<&'a str> {
+    state_resources(state)?
+        .into_iter()
+        .find(|r| r["address"] == json!(address))
+        .and_then(|r| r["values"]["arn"].as_str())
+        .with_context(|| format!("no {address} in the state"))
+}
+
+/// labflow's KMS key (`arn:aws:kms:<region>:<account>:key/<id>`), its region and account.
+fn labflow_key(state: &Value) -> Result<(&str, &str, &str)> {
+    let key_arn = resource_arn(state, "aws_kms_key.labflow")?;
+    let parts: Vec<&str> = key_arn.split(':').collect();
+    ensure!(parts.len() == 6, "unexpected key ARN {key_arn}");
+    Ok((key_arn, parts[3], parts[4]))
+}
+
 /// Every Lambda role decrypts with labflow's key only what it is for (issue 26 item 10, issue 18
 /// item 4): its own environment (context `aws:lambda:FunctionArn`), labflow's SecureStrings
 /// through SSM (context `PARAMETER_ARN`), and, for the state machine's callers, our state
 /// machine's data; never ciphertext of any other kind or context.
 fn check_runtime_decrypt(state: &Value) -> Result<()> {
-    let resources = state_resources(state)?;
-    let key_arn = resources
-        .iter()
-        .find(|r| r["address"] == json!("aws_kms_key.labflow"))
-        .and_then(|r| r["values"]["arn"].as_str())
-        .context("no aws_kms_key.labflow in the state")?;
-    let parts: Vec<&str> = key_arn.split(':').collect();
-    ensure!(parts.len() == 6, "unexpected key ARN {key_arn}");
-    let (region, account) = (parts[3], parts[4]);
+    let (key_arn, region, account) = labflow_key(state)?;
     let function_arn =
         |name: &str| format!("arn:aws:lambda:{region}:{account}:function:labflow-{name}");
     let token = format!("arn:aws:ssm:{region}:{account}:parameter/labflow/github/token");
@@ -783,11 +792,7 @@ fn check_runtime_decrypt(state: &Value) -> Result<()> {
     // The EKS secrets key: grants only on behalf of an AWS service (EKS), not to whoever
     // ensure-cluster names.
     let policy = lambda_policy(state, "ensure-cluster")?.to_string();
-    let secrets_key = resources
-        .iter()
-        .find(|r| r["address"] == json!("aws_kms_key.eks_secrets"))
-        .and_then(|r| r["values"]["arn"].as_str())
-        .context("no aws_kms_key.eks_secrets in the state")?;
+    let secrets_key = resource_arn(state, "aws_kms_key.eks_secrets")?;
     let grant = || iam_eval::Request::new("kms:CreateGrant", secrets_key);
     if !iam_eval::allows(&policy, &grant().with("kms:GrantIsForAWSResource", "true"))? {
         problems.push("ensure-cluster may not create EKS's grant on the secrets key".into());
@@ -934,15 +939,7 @@ const STATES_CONTEXT_KEY: &str = "kms:EncryptionContext:aws:states:stateMachineA
 /// nightly schedule, the operators' policy for `labflow start`/`status`) are among them.
 fn check_state_machine_encryption(state: &Value) -> Result<()> {
     let resources = state_resources(state)?;
-    let key_arn = resources
-        .iter()
-        .find(|r| r["address"] == json!("aws_kms_key.labflow"))
-        .and_then(|r| r["values"]["arn"].as_str())
-        .context("no aws_kms_key.labflow in the state")?;
-    // arn:aws:kms:<region>:<account>:key/<id>
-    let parts: Vec<&str> = key_arn.split(':').collect();
-    ensure!(parts.len() == 6, "unexpected key ARN {key_arn}");
-    let (region, account) = (parts[3], parts[4]);
+    let (key_arn, region, account) = labflow_key(state)?;
     let machine = format!("arn:aws:states:{region}:{account}:stateMachine:labflow-lifecycle");
     let other_machine = format!("arn:aws:states:{region}:{account}:stateMachine:someone-else");
     let execution = format!("arn:aws:states:{region}:{account}:execution:labflow-lifecycle:run-1");
