@@ -104,6 +104,7 @@ locals {
       "eks:DescribeCluster"              = local.eks_clusters
       "eks:CreateAccessEntry"            = local.eks_clusters
       "eks:DescribeAccessEntry"          = local.eks_access_entries
+      "eks:UpdateAccessEntry"            = local.eks_access_entries
       "eks:AssociateAccessPolicy"        = local.eks_access_entries
       "eks:ListAssociatedAccessPolicies" = local.eks_access_entries
       "eks:DisassociateAccessPolicy"     = local.eks_access_entries

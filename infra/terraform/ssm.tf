@@ -11,7 +11,16 @@ locals {
   env_domains   = { for env, e in var.environments : env => coalesce(e.domain, "${env}.${var.domain}") }
 
   # The functions that talk to the Kubernetes API: their roles get an access entry in every cluster.
-  lambda_kubernetes_functions = ["cluster-access", "flux-bootstrap", "health-check", "teardown"]
+  # The Lambdas that talk to Kubernetes and the access each gets (issue 26 item 7): flux-bootstrap
+  # installs Flux and teardown removes workloads, so both are cluster admin; cluster-access only
+  # proves /version answers (view policy); health-check reads the tree through the RBAC group
+  # flux-bootstrap binds (labflow-core reader.rs), which reads no Secrets and writes nothing.
+  lambda_kubernetes_access = {
+    "cluster-access" = { policies = ["arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"], groups = [] }
+    "flux-bootstrap" = { policies = ["arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"], groups = [] }
+    "health-check"   = { policies = [], groups = ["labflow-health-check"] }
+    "teardown"       = { policies = ["arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"], groups = [] }
+  }
 
   private_subnet_ids = aws_subnet.private[*].id
 
@@ -62,8 +71,8 @@ locals {
         }
       ]
       accessPrincipals = concat(
-        [for fn in local.lambda_kubernetes_functions : { principalArn = aws_iam_role.lambda[fn].arn, policies = [] }],
-        [for p in e.access_principals : { principalArn = p.principal_arn, policies = p.policies }],
+        [for fn, a in local.lambda_kubernetes_access : { principalArn = aws_iam_role.lambda[fn].arn, policies = a.policies, kubernetesGroups = a.groups }],
+        [for p in e.access_principals : { principalArn = p.principal_arn, policies = p.policies, kubernetesGroups = p.kubernetes_groups }],
       )
       flux = {
         version        = e.flux.version

@@ -180,11 +180,13 @@ variable "environments" {
       { name = "aws-ebs-csi-driver" },
     ])
 
-    # People and roles that get an access entry (default policy: cluster admin). The roles of the
-    # Lambdas that talk to Kubernetes are always added by Terraform.
+    # People and roles that get an access entry (cluster admin when neither policies nor
+    # kubernetes_groups are given). The roles of the Lambdas that talk to Kubernetes are always
+    # added by Terraform, each with only the access it needs (ssm.tf).
     access_principals = optional(list(object({
-      principal_arn = string
-      policies      = optional(list(string), [])
+      principal_arn     = string
+      policies          = optional(list(string), [])
+      kubernetes_groups = optional(list(string), [])
     })), [])
 
     # Pin with `labflow flux pin <version> --tfvars <file>`: it downloads install.yaml and writes

@@ -14,6 +14,10 @@
 //! - Step Functions StartExecution refuses an execution input over 262,144 bytes (UTF-8) with a
 //!   ValidationException; moto starts it.
 //!
+//! - STS GetCallerIdentity with long-term IAM user credentials answers the user's IAM ARN
+//!   (`arn:aws:iam::<account>:user/<name>`, the STS API reference's example); moto answers
+//!   `arn:aws:sts::<account>:user/moto`, an ARN no access entry can name.
+//!
 //! A fault hook ([`Route53Faults`]) lets a test make a record set vanish just before the next
 //! change of a zone, as when another writer removes it between a caller's listing and its change.
 
@@ -208,6 +212,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<ProxyBody> {
     if let Some(refused) = step_functions::check(&parts, &body) {
         return refused;
     }
+    if sts::is_get_caller_identity(&parts, &body) {
+        return sts::user_arn_as_iam(forward(state, parts, body).await).await;
+    }
     if let Some(zone_id) = change_record_sets_zone(&parts.method, parts.uri.path()) {
         let _one_at_a_time = state.changes.lock().await;
         if let Some(refused) = route53::check_changes(state, &zone_id, &body).await {
@@ -324,6 +331,71 @@ mod step_functions {
             HeaderValue::from_static("application/x-amz-json-1.0"),
         );
         Some(response)
+    }
+}
+
+mod sts {
+    //! STS (AWS Query protocol: a form-encoded POST body with `Action=...`).
+
+    use bytes::Bytes;
+    use http::{header, Method, Response};
+    use http_body_util::BodyExt;
+
+    use super::{full, ProxyBody};
+
+    pub(super) fn is_get_caller_identity(parts: &http::request::Parts, body: &Bytes) -> bool {
+        parts.method == Method::POST
+            && url::form_urlencoded::parse(body)
+                .any(|(k, v)| k == "Action" && v == "GetCallerIdentity")
+    }
+
+    /// `arn:aws:sts::<account>:user/<name>` → `arn:aws:iam::<account>:user/<name>`: for an IAM
+    /// user's own credentials STS names the user, as in "<Arn>arn:aws:iam::123456789012:user/
+    /// Alice</Arn>" (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+    pub(super) async fn user_arn_as_iam(response: Response<ProxyBody>) -> Response<ProxyBody> {
+        let (mut parts, body) = response.into_parts();
+        let bytes = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) => {
+                return super::plain(
+                    http::StatusCode::BAD_GATEWAY,
+                    format!("reading the emulator's answer: {err}"),
+                )
+            }
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let fixed = rewrite(&text);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, full(fixed.into_bytes()))
+    }
+
+    fn rewrite(text: &str) -> String {
+        let Some(start) = text.find("<Arn>arn:aws:sts::") else {
+            return text.to_string();
+        };
+        let arn_start = start + "<Arn>".len();
+        let Some(len) = text[arn_start..].find("</Arn>") else {
+            return text.to_string();
+        };
+        let arn = &text[arn_start..arn_start + len];
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        if parts.len() != 6 || !parts[5].starts_with("user/") {
+            return text.to_string();
+        }
+        let iam = format!("arn:{}:iam::{}:{}", parts[1], parts[4], parts[5]);
+        format!("{}{iam}{}", &text[..arn_start], &text[arn_start + len..])
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_users_sts_arn_becomes_its_iam_arn_and_sessions_stay() {
+            let moto = "<GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:user/moto</Arn><UserId>x</UserId></GetCallerIdentityResult>";
+            assert!(super::rewrite(moto)
+                .contains("<Arn>arn:aws:iam::123456789012:user/moto</Arn><UserId>"));
+            let session = "<Arn>arn:aws:sts::123456789012:assumed-role/r/s</Arn>";
+            assert_eq!(super::rewrite(session), session);
+        }
     }
 }
 

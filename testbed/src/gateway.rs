@@ -128,6 +128,8 @@ impl Gateway {
                 cluster_name: cluster_name.to_string(),
                 credentials,
                 static_token: None,
+                // The upstream cluster's own RBAC decides; access entries are not consulted.
+                access: None,
             },
             upstream,
         });

@@ -72,6 +72,7 @@ pub struct Testbed {
     eks: EksServer,
     region: String,
     credentials: (String, String),
+    principal: String,
     attached: Arc<Mutex<HashMap<String, Attached>>>,
     watcher: Option<JoinHandle<()>>,
     faults: FaultPlan,
@@ -94,6 +95,7 @@ impl Testbed {
             };
         let region = options.eks.region.clone();
         let credentials = options.eks.credentials.clone();
+        let principal = options.eks.principal.clone();
         let faults = options.eks.faults.clone();
         let control = Arc::new(ControlServer::start(faults.clone()).await?);
         let eks = EksServer::start(options.eks).await?;
@@ -111,6 +113,7 @@ impl Testbed {
             eks,
             region,
             credentials,
+            principal,
             attached,
             watcher,
         })
@@ -142,6 +145,12 @@ impl Testbed {
     /// tokens signed with exactly these.
     pub fn credentials(&self) -> (&str, &str) {
         (&self.credentials.0, &self.credentials.1)
+    }
+
+    /// The IAM principal [`Testbed::credentials`] are: a cluster created with them without
+    /// bootstrapClusterCreatorAdminPermissions needs an access entry for it.
+    pub fn principal(&self) -> &str {
+        &self.principal
     }
 
     /// The variables a process exports to talk to this testbed through the AWS SDK.
@@ -195,7 +204,7 @@ impl Testbed {
             .credentials()
             .ok_or_else(|| TestbedError::AssumeRole("no credentials returned".into()))?;
         self.eks()
-            .trust_credentials(c.access_key_id(), c.secret_access_key());
+            .trust_credentials(c.access_key_id(), c.secret_access_key(), role_arn);
         Ok(Credentials::new(
             c.access_key_id(),
             c.secret_access_key(),

@@ -295,6 +295,13 @@ async fn external_dns_writes_owned_records_to_route53_and_removes_them_with_the_
         .send()
         .await?;
     testbed_support::eks::wait_status(&eks, &name, "ACTIVE", Duration::from_secs(10)).await?;
+    testbed_support::eks::grant(
+        &eks,
+        &name,
+        testbed.principal(),
+        "AmazonEKSClusterAdminPolicy",
+    )
+    .await?;
     let cluster = eks
         .describe_cluster()
         .name(&name)

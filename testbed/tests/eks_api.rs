@@ -1043,6 +1043,132 @@ async fn pod_identity_associations() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn access_follows_the_access_entry_creator_bootstrap_view_policy_and_rbac_groups(
+) -> anyhow::Result<()> {
+    eks_support::rustls_provider();
+    let options = EksOptions {
+        delays: EksDelays::uniform(DELAY, DELAY, DELAY),
+        ..Default::default()
+    };
+    let (key, secret) = options.credentials.clone();
+    let principal = options.principal.clone();
+    let server = EksServer::start(options).await?;
+    let eks = eks_client(server.endpoint(), (&key, &secret));
+
+    // The default bootstrapClusterCreatorAdminPermissions=true: the creator is cluster admin.
+    let name = unique("creator");
+    eks_support::create_cluster(&eks, &name)
+        .access_config(
+            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
+                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::Api)
+                .build(),
+        )
+        .send()
+        .await?;
+    wait_status(&eks, &name, "ACTIVE", WITHIN).await?;
+    let entry = eks
+        .describe_access_entry()
+        .cluster_name(&name)
+        .principal_arn(&principal)
+        .send()
+        .await?;
+    assert!(
+        entry.access_entry.is_some(),
+        "the creator's entry is listed"
+    );
+    let (endpoint, ca) = eks_support::endpoint_and_ca(&eks, &name).await?;
+    let client = eks_support::kube_client(
+        &endpoint,
+        &ca,
+        &eks_support::eks_token(&name, (&key, &secret))?,
+    )
+    .await?;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), "default");
+    secrets.list(&Default::default()).await?;
+
+    // Cut to the view policy: reads but no secrets, no writes, no custom resources.
+    eks.associate_access_policy()
+        .cluster_name(&name)
+        .principal_arn(&principal)
+        .policy_arn("arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy")
+        .access_scope(
+            aws_sdk_eks::types::AccessScope::builder()
+                .r#type(aws_sdk_eks::types::AccessScopeType::Cluster)
+                .build(),
+        )
+        .send()
+        .await?;
+    eks.disassociate_access_policy()
+        .cluster_name(&name)
+        .principal_arn(&principal)
+        .policy_arn("arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy")
+        .send()
+        .await?;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::all(client.clone());
+    pods.list(&Default::default()).await?;
+    let forbidden = secrets.list(&Default::default()).await;
+    match &forbidden {
+        Err(kube::Error::Api(s)) if s.code == 403 => assert!(
+            s.message.contains(
+                "cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
+            ),
+            "{}",
+            s.message
+        ),
+        other => panic!("listing secrets with the view policy: {other:?}"),
+    }
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), "default");
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}
+    }))?;
+    let write = config_maps.create(&Default::default(), &cm).await;
+    assert!(
+        matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),
+        "{write:?}"
+    );
+    // Discovery and /version stay open to every authenticated caller.
+    client.apiserver_version().await?;
+
+    // kubernetesGroups + a ClusterRoleBinding (made by someone with admin) give the rest.
+    let sim = server.sim().kubesim(&name).await.context("no kubesim")?;
+    for object in [
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "cm-writer"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]}),
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "cm-writers"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cm-writer"},
+            "subjects": [{"kind": "Group", "name": "writers"}]}),
+    ] {
+        sim.store()
+            .put(object)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    eks.update_access_entry()
+        .cluster_name(&name)
+        .principal_arn(&principal)
+        .kubernetes_groups("writers")
+        .send()
+        .await?;
+    config_maps.create(&Default::default(), &cm).await?;
+
+    // No entry at all: 401.
+    eks.delete_access_entry()
+        .cluster_name(&name)
+        .principal_arn(&principal)
+        .send()
+        .await?;
+    let gone = pods.list(&Default::default()).await;
+    assert!(
+        matches!(&gone, Err(kube::Error::Api(s)) if s.code == 401),
+        "{gone:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn active_cluster_answers_kube_client_with_its_ca_and_an_eks_token() -> anyhow::Result<()> {
     eks_support::rustls_provider();
     let options = EksOptions {
@@ -1050,6 +1176,7 @@ async fn active_cluster_answers_kube_client_with_its_ca_and_an_eks_token() -> an
         ..Default::default()
     };
     let (key, secret) = options.credentials.clone();
+    let principal = options.principal.clone();
     let server = EksServer::start(options).await?;
     let eks = eks_client(server.endpoint(), (&key, &secret));
     let name = active_cluster(&eks, "kube").await?;
@@ -1063,6 +1190,14 @@ async fn active_cluster_answers_kube_client_with_its_ca_and_an_eks_token() -> an
     let client = eks_support::kube_client(&endpoint, &ca, &token).await?;
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
         kube::Api::all(client.clone());
+    // Created without bootstrapClusterCreatorAdminPermissions: no access entry, so EKS does
+    // not even authenticate the caller.
+    let before = namespaces.list(&Default::default()).await;
+    assert!(
+        matches!(&before, Err(kube::Error::Api(s)) if s.code == 401),
+        "{before:?}"
+    );
+    eks_support::grant(&eks, &name, &principal, "AmazonEKSClusterAdminPolicy").await?;
     let names: Vec<String> = namespaces
         .list(&Default::default())
         .await?

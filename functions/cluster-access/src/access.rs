@@ -45,12 +45,43 @@ pub async fn ensure(
                 .access_entry()
                 .and_then(|e| e.created_at())
                 .and_then(to_chrono);
+            let mut current: Vec<String> = out
+                .access_entry()
+                .map(|e| e.kubernetes_groups().to_vec())
+                .unwrap_or_default();
+            current.sort();
+            let mut wanted = grant.kubernetes_groups.clone();
+            wanted.sort();
+            if current != wanted {
+                // UpdateAccessEntry replaces the whole list (EKS API reference).
+                eks.update_access_entry()
+                    .cluster_name(cluster)
+                    .principal_arn(principal)
+                    .set_kubernetes_groups(Some(grant.kubernetes_groups.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify_sdk_error(
+                            &format!("updating the Kubernetes groups of {principal}"),
+                            e,
+                        )
+                    })?;
+                changes.push(Change::new(
+                    &resource,
+                    "update-groups",
+                    format!("kubernetesGroups {current:?} -> {wanted:?}"),
+                ));
+                granted_at = Some(now);
+            }
         }
         Err(err) if code(&err) == Some("ResourceNotFoundException") => {
             let created = eks
                 .create_access_entry()
                 .cluster_name(cluster)
                 .principal_arn(principal)
+                .set_kubernetes_groups(
+                    (!grant.kubernetes_groups.is_empty()).then(|| grant.kubernetes_groups.clone()),
+                )
                 .set_tags(Some(tags.clone()))
                 .send()
                 .await;

@@ -35,6 +35,7 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "eks:DescribeCluster",
     "eks:DescribeAccessEntry",
     "eks:CreateAccessEntry",
+    "eks:UpdateAccessEntry",
     "eks:ListAssociatedAccessPolicies",
     "eks:AssociateAccessPolicy",
     "eks:DisassociateAccessPolicy",
@@ -233,6 +234,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         .map(|g| PrincipalReport {
             principal_arn: g.principal_arn.clone(),
             policies: g.policies.clone(),
+            kubernetes_groups: g.kubernetes_groups.clone(),
         })
         .collect();
     let mut output = Output {

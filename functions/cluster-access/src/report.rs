@@ -80,6 +80,8 @@ pub enum Phase {
 pub struct PrincipalReport {
     pub principal_arn: String,
     pub policies: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_groups: Vec<String>,
 }
 
 /// One write made to AWS.

@@ -674,3 +674,66 @@ impl Intercept for CrashAfterWrite {
         Ok(())
     }
 }
+
+/// A deployment that names each function's role decides its access (issue 26 item 7):
+/// cluster-access itself can be cut to the view policy and still proves `/version` answers;
+/// health-check's entry carries only the Kubernetes group of its reader ClusterRole, and a
+/// changed group list is written to the entry.
+#[tokio::test]
+async fn named_function_roles_get_only_what_the_config_gives_them() -> anyhow::Result<()> {
+    const VIEW_POLICY: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
+    const HEALTH_ROLE: &str = "arn:aws:iam::123456789012:role/labflow-health-check";
+    let w = world().await?;
+    let env = w.environment("readonly").await?;
+    w.store_config(&env, |c| {
+        c["accessPrincipals"] = json!([
+            {"principalArn": AUTOMATION_ROLE, "policies": [VIEW_POLICY]},
+            {"principalArn": HEALTH_ROLE, "kubernetesGroups": [labflow_core::reader::GROUP]},
+        ])
+    })
+    .await?;
+    let ctx = w.ctx(&CrashAfterWrite::default()).await;
+    let outputs = converge(&ctx, &env).await?;
+    let last = outputs.last().context("no output")?;
+    assert!(last.kubernetes_version.is_some(), "{last:?}");
+    assert_eq!(policies_of(&w, &env, AUTOMATION_ROLE).await?, [VIEW_POLICY]);
+    assert!(policies_of(&w, &env, HEALTH_ROLE).await?.is_empty());
+    assert_eq!(
+        groups_of(&w, &env, HEALTH_ROLE).await?,
+        [labflow_core::reader::GROUP]
+    );
+
+    w.store_config(&env, |c| {
+        c["accessPrincipals"] = json!([
+            {"principalArn": AUTOMATION_ROLE, "policies": [VIEW_POLICY]},
+            {"principalArn": HEALTH_ROLE, "kubernetesGroups": ["lab-readers"]},
+        ])
+    })
+    .await?;
+    let outputs = converge(&ctx, &env).await?;
+    assert_eq!(groups_of(&w, &env, HEALTH_ROLE).await?, ["lab-readers"]);
+    let changes: Vec<_> = outputs.iter().flat_map(|o| o.changes.iter()).collect();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.action == "update-groups" && c.resource.contains(HEALTH_ROLE)),
+        "{changes:?}"
+    );
+    Ok(())
+}
+
+async fn groups_of(w: &World, env: &str, principal: &str) -> anyhow::Result<Vec<String>> {
+    let out = w
+        .admin()
+        .await
+        .eks
+        .describe_access_entry()
+        .cluster_name(cluster(env))
+        .principal_arn(principal)
+        .send()
+        .await?;
+    Ok(out
+        .access_entry()
+        .map(|e| e.kubernetes_groups().to_vec())
+        .unwrap_or_default())
+}

@@ -304,6 +304,11 @@ fn every_validation_rule() {
         "accessPrincipals[0].policies[0]",
         "access policy",
     );
+    assert_rejected(
+        |v| v["accessPrincipals"][0]["kubernetesGroups"] = json!(["system:masters"]),
+        "accessPrincipals[0].kubernetesGroups[0]",
+        "not starting with system:",
+    );
     // Another account's principal would get cluster admin of our lab.
     assert_rejected(
         |v| {

@@ -133,7 +133,11 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     let url = &config.flux.manifest_url;
     let bytes = manifest::download(&ctx.http, url).await?;
     manifest::verify(&bytes, &config.flux.manifest_sha256, url)?;
-    let (stage_one, stage_two) = manifest::split(manifest::parse(&bytes)?);
+    let (mut stage_one, stage_two) = manifest::split(manifest::parse(&bytes)?);
+    // health-check reads through its access entry's Kubernetes group (issue 26 item 7); RBAC is
+    // cluster-scoped, so it goes with the cluster definitions.
+    stage_one.push(labflow_core::reader::cluster_role());
+    stage_one.push(labflow_core::reader::cluster_role_binding());
 
     let client = ctx.kube_client(&config.cluster.name).await?;
     let mut done = apply::apply(&client, stage_one).await?;

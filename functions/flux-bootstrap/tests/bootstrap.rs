@@ -77,14 +77,15 @@ async fn create_installs_in_stages_then_a_second_run_changes_nothing() -> anyhow
     assert_eq!(first.phase, "installed");
     assert_eq!(first.flux_version, FLUX_VERSION);
     assert_eq!(first.path, "./infra/gitops/clusters/fb-create");
-    // The manifest plus Secret, ConfigMap, GitRepository and root Kustomization, all new.
-    assert_eq!(first.applied as usize, manifest_objects + 4, "{first:?}");
+    // The manifest plus Secret, ConfigMap, GitRepository, root Kustomization and health-check's
+    // reader ClusterRole and ClusterRoleBinding, all new.
+    assert_eq!(first.applied as usize, manifest_objects + 6, "{first:?}");
     assert_eq!(first.unchanged, 0);
 
     // Every write is a server-side apply by `labflow`, cluster definitions first.
     let requests = w.sim.requests();
     let writes: Vec<&RequestRecord> = requests.iter().filter(|r| is_write(r)).collect();
-    assert_eq!(writes.len(), manifest_objects + 4, "{writes:#?}");
+    assert_eq!(writes.len(), manifest_objects + 6, "{writes:#?}");
     for r in &writes {
         assert_eq!(r.method, "PATCH", "{r:?}");
         assert!(r.query.contains("fieldManager=labflow"), "{r:?}");

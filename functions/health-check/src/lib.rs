@@ -241,9 +241,15 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
             listed.unread.insert((group.clone(), kind.clone()));
             continue;
         }
-        match observe::list_all(&client, group, version, kind).await? {
-            Some(items) => listed.insert_all(group, kind, items),
-            None => unserved.push((group.clone(), kind.clone())),
+        match observe::list_kind(&client, group, version, kind).await? {
+            observe::Listing::Items(items) => listed.insert_all(group, kind, items),
+            observe::Listing::Unserved => unserved.push((group.clone(), kind.clone())),
+            // A kind of a group the reader role does not name: its objects count as their
+            // Kustomization's Ready says, like Secrets, which health-check never reads.
+            observe::Listing::Forbidden(message) => {
+                tracing::warn!(group = %group, kind = %kind, %message, "kind not readable");
+                listed.unread.insert((group.clone(), kind.clone()));
+            }
         }
     }
 

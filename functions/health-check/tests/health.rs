@@ -34,12 +34,18 @@ static MANIFEST_PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// The URL the GitRepository names; the simulated source-controller serves it from the checkout.
 const REPO_URL: &str = "https://github.com/example/labflow";
 const HEALTHY_WITHIN: Duration = Duration::from_secs(90);
+/// health-check's own role: its access entry has only the Kubernetes group of the reader
+/// ClusterRole, as Terraform configures it (issue 26 item 7).
+const HEALTH_CHECK_ROLE: &str = "arn:aws:iam::123456789012:role/labflow-health-check";
 
 /// One test's world. Every test owns its moto (the environment name is fixed by the tree).
 struct World {
     _tb: Testbed,
     _releases: ReleaseServer,
+    /// The test's own clients (the cluster's creator: cluster admin).
     aws: AwsClients,
+    /// health-check's clients: a session of [`HEALTH_CHECK_ROLE`].
+    reader: AwsClients,
     kube: Arc<KubeSim>,
     /// `git rev-parse HEAD` of the checkout the simulated Flux reads.
     head: String,
@@ -47,7 +53,7 @@ struct World {
 
 impl World {
     fn ctx(&self) -> Ctx {
-        Ctx::new(self.aws.clone())
+        Ctx::new(self.reader.clone())
     }
 
     fn faults(&self) -> ObjectFaults {
@@ -132,6 +138,17 @@ async fn world(failure: Option<ObjectFailure>) -> anyhow::Result<World> {
     })
     .await?;
     let aws = AwsClients::from_config(tb.sdk_config().await).with_eks_endpoint(tb.eks_endpoint());
+    // Before the cluster exists: its kubesim trusts the credentials known when it starts.
+    let session = tb
+        .role_session(HEALTH_CHECK_ROLE, "labflow-health-check")
+        .await?;
+    let reader_sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(tb.region().to_string()))
+        .credentials_provider(session)
+        .endpoint_url(tb.aws_endpoint())
+        .load()
+        .await;
+    let reader = AwsClients::from_config(reader_sdk).with_eks_endpoint(tb.eks_endpoint());
 
     // The zone Terraform would create; external-dns writes the app hosts into it.
     let config_text = include_str!("../../../examples/environments/lab.json");
@@ -221,10 +238,20 @@ async fn world(failure: Option<ObjectFailure>) -> anyhow::Result<World> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // health-check's entry as cluster-access makes it from Terraform's config: a group, no
+    // access policy.
+    aws.eks
+        .create_access_entry()
+        .cluster_name(CLUSTER)
+        .principal_arn(HEALTH_CHECK_ROLE)
+        .kubernetes_groups(labflow_core::reader::GROUP)
+        .send()
+        .await?;
     let w = World {
         _tb: tb,
         _releases: releases,
         aws,
+        reader,
         kube,
         head,
     };
@@ -376,6 +403,43 @@ async fn repeated_checks_reach_healthy_at_the_checkouts_commit() -> anyhow::Resu
     assert!(console.done, "{console:?}");
     assert_eq!(console.revision.as_deref(), Some(target.as_str()));
     assert_eq!(console.target_revision, None);
+
+    // All of that with read-only access: health-check's identity can read no Secret (the Git
+    // credentials live in one) and write nothing (issue 26 item 7).
+    let reader = labflow_core::kube_client::cluster_client(&w.reader, CLUSTER)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .context("no endpoint")?;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(reader.clone(), "flux-system");
+    let secret = secrets.get("flux-system").await;
+    assert!(
+        matches!(&secret, Err(kube::Error::Api(s)) if s.code == 403),
+        "health-check read the Git credentials: {:?}",
+        secret.map(|s| s.metadata.name)
+    );
+    let kustomizations = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        reader,
+        "flux-system",
+        &kube::core::ApiResource {
+            group: "kustomize.toolkit.fluxcd.io".into(),
+            version: "v1".into(),
+            api_version: "kustomize.toolkit.fluxcd.io/v1".into(),
+            kind: "Kustomization".into(),
+            plural: "kustomizations".into(),
+        },
+    );
+    let suspend = kustomizations
+        .patch(
+            "flux-system",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await;
+    assert!(
+        matches!(&suspend, Err(kube::Error::Api(s)) if s.code == 403),
+        "health-check suspended Flux: {suspend:?}"
+    );
     Ok(())
 }
 

@@ -545,7 +545,10 @@ async fn refuses_a_scheduled_teardown_of_a_protected_environment() -> anyhow::Re
     ensure!(err.to_string().contains("protected"), "{err}");
     let left = eks_leftovers(&aws, &cluster).await?;
     ensure!(
-        left == vec![format!("cluster {cluster} Some(Active)")],
+        left == vec![
+            format!("cluster {cluster} Some(Active)"),
+            format!("access entry {}", tb.principal()),
+        ],
         "nothing touched: {left:?}"
     );
     // A person may still tear it down.
@@ -585,7 +588,9 @@ async fn refuses_a_cluster_without_ownership_tags() -> anyhow::Result<()> {
     ensure!(
         left == vec![
             format!("cluster {cluster} Some(Active)"),
-            format!("node group {NODEGROUP}")
+            format!("node group {NODEGROUP}"),
+            // EKS's own entry for the creator (bootstrapClusterCreatorAdminPermissions).
+            format!("access entry {}", tb.principal()),
         ],
         "nothing touched: {left:?}"
     );

@@ -96,27 +96,16 @@ pub fn create(st: &mut State, ctx: &Ctx, cluster: &str, body: &Value) -> EksResu
     check_groups(&groups)?;
     let tags = string_map(body, "tags")?;
     validate_tags(&tags, EksError::invalid_parameter)?;
-    let username = match opt_str(body, "username") {
-        Some(u) => u.to_string(),
-        None if kind == "role" => {
-            format!("arn:aws:sts::{account}:assumed-role/{name}/{{{{SessionName}}}}")
-        }
-        None => principal.to_string(),
-    };
-    let doc = json!({
-        "clusterName": cluster,
-        "principalArn": principal,
-        "kubernetesGroups": groups,
-        "accessEntryArn": format!(
-            "arn:aws:eks:{}:{}:access-entry/{cluster}/{kind}/{account}/{name}/{}",
-            ctx.region, ctx.account_id, uuid::Uuid::new_v4()
-        ),
-        "createdAt": now_epoch(),
-        "modifiedAt": now_epoch(),
-        "tags": tags,
-        "username": username,
-        "type": entry_type,
-    });
+    let doc = entry_doc(
+        ctx,
+        cluster,
+        principal,
+        (account, kind, name),
+        opt_str(body, "username"),
+        &groups,
+        &tags,
+        entry_type,
+    );
     c.access_entries.insert(
         principal.to_string(),
         AccessEntryRec {
@@ -255,4 +244,68 @@ pub fn disassociate(
         ))
     })?;
     Ok(json!({}))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry_doc(
+    ctx: &Ctx,
+    cluster: &str,
+    principal: &str,
+    (account, kind, name): (&str, &str, &str),
+    username: Option<&str>,
+    groups: &[String],
+    tags: &serde_json::Map<String, Value>,
+    entry_type: &str,
+) -> Value {
+    let username = match username {
+        Some(u) => u.to_string(),
+        None if kind == "role" => {
+            format!("arn:aws:sts::{account}:assumed-role/{name}/{{{{SessionName}}}}")
+        }
+        None => principal.to_string(),
+    };
+    json!({
+        "clusterName": cluster,
+        "principalArn": principal,
+        "kubernetesGroups": groups,
+        "accessEntryArn": format!(
+            "arn:aws:eks:{}:{}:access-entry/{cluster}/{kind}/{account}/{name}/{}",
+            ctx.region, ctx.account_id, uuid::Uuid::new_v4()
+        ),
+        "createdAt": now_epoch(),
+        "modifiedAt": now_epoch(),
+        "tags": tags,
+        "username": username,
+        "type": entry_type,
+    })
+}
+
+/// The entry EKS makes for the creator of a cluster created with
+/// `bootstrapClusterCreatorAdminPermissions` (the default): AmazonEKSClusterAdminPolicy at
+/// cluster scope (EKS user guide, "Grant IAM users access to Kubernetes with EKS access
+/// entries").
+pub fn creator_entry(ctx: &Ctx, cluster: &str, creator: &str) -> AccessEntryRec {
+    let parsed = parse_principal(creator).unwrap_or((ctx.account_id.as_str(), "user", creator));
+    let doc = entry_doc(
+        ctx,
+        cluster,
+        creator,
+        parsed,
+        None,
+        &[],
+        &serde_json::Map::new(),
+        "STANDARD",
+    );
+    let policy = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+    let now = now_epoch();
+    let assoc = json!({
+        "policyArn": policy,
+        "accessScope": {"type": "cluster", "namespaces": []},
+        "associatedAt": now,
+        "modifiedAt": now,
+    });
+    AccessEntryRec {
+        doc,
+        policies: BTreeMap::from([(policy.to_string(), assoc)]),
+    }
 }

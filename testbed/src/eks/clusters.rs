@@ -163,7 +163,8 @@ fn encryption_doc(body: &Value) -> EksResult<Value> {
     Ok(Value::Array(list))
 }
 
-pub fn create(st: &mut State, ctx: &Ctx, body: &Value) -> EksResult<Value> {
+/// CreateCluster; `creator` is the calling principal, if known.
+pub fn create(st: &mut State, ctx: &Ctx, body: &Value, creator: Option<&str>) -> EksResult<Value> {
     let name = req_str(body, "name")?;
     if !valid_name(name) {
         return Err(EksError::invalid_parameter(format!(
@@ -260,6 +261,16 @@ pub fn create(st: &mut State, ctx: &Ctx, body: &Value) -> EksResult<Value> {
     if let Some(p) = body["deletionProtection"].as_bool() {
         doc["deletionProtection"] = json!(p);
     }
+    // "bootstrapClusterCreatorAdminPermissions: Specifies whether or not the cluster creator
+    // IAM principal was set as a cluster admin access entry during cluster creation time. The
+    // default value is true." (EKS API reference, CreateAccessConfigRequest.)
+    let mut access_entries = BTreeMap::new();
+    if let (true, Some(creator)) = (bootstrap, creator) {
+        access_entries.insert(
+            creator.to_string(),
+            super::access::creator_entry(ctx, name, creator),
+        );
+    }
     st.clusters.insert(
         name.to_string(),
         ClusterRec {
@@ -269,7 +280,7 @@ pub fn create(st: &mut State, ctx: &Ctx, body: &Value) -> EksResult<Value> {
             },
             nodegroups: BTreeMap::new(),
             addons: BTreeMap::new(),
-            access_entries: BTreeMap::new(),
+            access_entries,
             pod_identity: BTreeMap::new(),
             kubesim: None,
             gateway: None,

@@ -81,6 +81,8 @@ pub struct EksOptions {
     pub delays: EksDelays,
     /// (access key id, secret access key) the clusters' kubesims accept EKS tokens from.
     pub credentials: (String, String),
+    /// The IAM principal those credentials are (the emulator's default identity).
+    pub principal: String,
     /// Request faults for the EKS API (rules with side `Aws`/`Any`, target `eks` or none).
     pub faults: FaultPlan,
     /// A real cluster to serve as every cluster's Kubernetes side: ACTIVE clusters then get a
@@ -95,6 +97,8 @@ impl Default for EksOptions {
             account_id: "123456789012".into(),
             delays: EksDelays::default(),
             credentials: ("AKIATESTBED000000001".into(), "testbed-secret".into()),
+            // moto's STS answers `user/moto` for credentials it did not issue.
+            principal: "arn:aws:iam::123456789012:user/moto".into(),
             faults: FaultPlan::new(),
             upstream: None,
         }
@@ -164,6 +168,8 @@ struct Inner {
     /// Credentials the clusters' kubesims accept; more can be trusted later (see
     /// [`EksSim::trust_credentials`]).
     credentials: Mutex<Vec<(String, String)>>,
+    /// Who each access key id is (shared with the state's access lookups).
+    principals: state::Principals,
     faults: FaultPlan,
     state: tokio::sync::Mutex<state::State>,
     log: Mutex<Vec<EksRequestRecord>>,
@@ -200,6 +206,10 @@ impl EksSim {
     /// A new, empty simulator. Must be called inside a Tokio runtime: a background tick applies
     /// due transitions (and starts kubesims) even when nobody is asking.
     pub fn new(options: EksOptions) -> EksSim {
+        let principals: state::Principals = Default::default();
+        if let Ok(mut p) = principals.write() {
+            p.insert(options.credentials.0.clone(), options.principal.clone());
+        }
         let inner = Arc::new(Inner {
             ctx: Ctx {
                 region: options.region,
@@ -207,9 +217,11 @@ impl EksSim {
                 delays: options.delays,
             },
             credentials: Mutex::new(vec![options.credentials]),
+            principals: principals.clone(),
             state: tokio::sync::Mutex::new(state::State {
                 faults: options.faults.clone(),
                 upstream: options.upstream,
+                principals,
                 ..state::State::default()
             }),
             faults: options.faults,
@@ -225,18 +237,35 @@ impl EksSim {
     }
 
     /// Also accept EKS tokens signed with these credentials in clusters that become ACTIVE from
-    /// now on — e.g. a role session the emulator's STS issued, as a Lambda would hold.
-    pub fn trust_credentials(&self, access_key_id: &str, secret_access_key: &str) {
+    /// now on — e.g. a role session the emulator's STS issued, as a Lambda would hold. They are
+    /// `principal` (the role of a session): what its access entry allows, they may do.
+    pub fn trust_credentials(&self, access_key_id: &str, secret_access_key: &str, principal: &str) {
         if let Ok(mut c) = self.inner.credentials.lock() {
             let pair = (access_key_id.to_string(), secret_access_key.to_string());
             if !c.contains(&pair) {
                 c.push(pair);
             }
         }
+        if let Ok(mut p) = self.inner.principals.write() {
+            p.insert(access_key_id.to_string(), principal.to_string());
+        }
     }
 
     /// Answers one EKS API request. `path` is the raw path, `query` the raw query string.
     pub async fn handle(&self, method: &str, path: &str, query: &str, body: &[u8]) -> EksResponse {
+        self.handle_as(None, method, path, query, body).await
+    }
+
+    /// [`EksSim::handle`] for a caller known by the access key id that signed the request
+    /// (CreateCluster gives its principal cluster admin unless told otherwise).
+    pub async fn handle_as(
+        &self,
+        access_key_id: Option<&str>,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> EksResponse {
         let op = route::parse(method, path);
         let name = op.as_ref().map_or("Unknown", route::Op::name);
         let injected = self
@@ -250,7 +279,7 @@ impl EksSim {
             (_, Some(FaultAction::Respond { code, message })) => {
                 Err(EksError::injected(code, message))
             }
-            (Some(op), _) => self.dispatch(op, query, body).await,
+            (Some(op), _) => self.dispatch(access_key_id, op, query, body).await,
             (None, _) => Err(EksError::unknown_operation(method, path)),
         };
         let (response, error) = match result {
@@ -285,7 +314,13 @@ impl EksSim {
         response
     }
 
-    async fn dispatch(&self, op: &route::Op, query: &str, body: &[u8]) -> Result<Value, EksError> {
+    async fn dispatch(
+        &self,
+        access_key_id: Option<&str>,
+        op: &route::Op,
+        query: &str,
+        body: &[u8],
+    ) -> Result<Value, EksError> {
         use route::Op::*;
         let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
             json!({})
@@ -298,8 +333,15 @@ impl EksSim {
         let mut st = self.inner.state.lock().await;
         st.advance(&self.inner.trusted()).await;
         let st = &mut *st;
-        match op {
-            CreateCluster => clusters::create(st, ctx, &body),
+        let caller = access_key_id.and_then(|key| {
+            self.inner
+                .principals
+                .read()
+                .ok()
+                .and_then(|p| p.get(key).cloned())
+        });
+        let result = match op {
+            CreateCluster => clusters::create(st, ctx, &body, caller.as_deref()),
             ListClusters => clusters::list(st, &query),
             DescribeCluster(c) => clusters::describe(st, c),
             DeleteCluster(c) => clusters::delete(st, ctx, c),
@@ -334,7 +376,9 @@ impl EksSim {
             DescribePodIdentityAssociation(c, id) => pod_identity::describe(st, c, id),
             UpdatePodIdentityAssociation(c, id) => pod_identity::update(st, c, id, &body),
             DeletePodIdentityAssociation(c, id) => pod_identity::delete(st, c, id),
-        }
+        };
+        st.publish_access();
+        result
     }
 
     /// The fault plan EKS API requests are checked against (shared with whoever holds a clone).

@@ -83,7 +83,21 @@ pub(crate) async fn answer(sim: &EksSim, req: Request<Incoming>) -> Response<Ful
     };
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
-    to_http(sim.handle(parts.method.as_str(), path, query, &body).await)
+    let caller = signing_access_key(&parts.headers);
+    to_http(
+        sim.handle_as(caller.as_deref(), parts.method.as_str(), path, query, &body)
+            .await,
+    )
+}
+
+/// The access key id of a SigV4 `Authorization` header
+/// (`AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/eks/aws4_request, ...`). The signature is
+/// not checked here: the emulator does not check them either.
+fn signing_access_key(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let credential = value.split("Credential=").nth(1)?;
+    let key = credential.split('/').next()?.trim();
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 pub(crate) fn to_http(r: super::EksResponse) -> Response<Full<Bytes>> {

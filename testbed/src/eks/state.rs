@@ -2,10 +2,11 @@
 //! (CREATING → ACTIVE, DELETING → gone, UPDATING → ACTIVE).
 
 use crate::gateway::{Gateway, Upstream};
+use crate::kubesim::authz::{AccessLookup, Grant};
 use crate::kubesim::{KubeSim, KubeSimOptions};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// What happens to a resource when its timer runs out.
@@ -109,6 +110,14 @@ pub struct UpdateRec {
     pub done_at: Instant,
 }
 
+/// Access key id → the IAM principal (role or user ARN) EKS maps its tokens to: a role
+/// session's tokens map to the role (EKS user guide, "Create access entries": the entry names
+/// the role, not the session).
+pub type Principals = Arc<RwLock<HashMap<String, String>>>;
+
+/// cluster name → principal ARN → what its access entry grants; rebuilt after every change.
+pub type AccessTables = Arc<RwLock<BTreeMap<String, BTreeMap<String, Grant>>>>;
+
 #[derive(Default)]
 pub struct State {
     /// The request faults each cluster's kubesim is started with (the simulator's own plan, so
@@ -119,6 +128,8 @@ pub struct State {
     pub clusters: BTreeMap<String, ClusterRec>,
     /// update id → update
     pub updates: BTreeMap<String, UpdateRec>,
+    pub principals: Principals,
+    pub access: AccessTables,
 }
 
 fn due(p: &Option<Pending>, now: Instant) -> Option<Then> {
@@ -156,7 +167,9 @@ impl State {
                         }
                     } else {
                         let options = credentials.iter().fold(
-                            KubeSimOptions::new(name.clone()).with_faults(self.faults.clone()),
+                            KubeSimOptions::new(name.clone())
+                                .with_faults(self.faults.clone())
+                                .with_access(access_lookup(&self.principals, &self.access, name)),
                             |o, (id, secret)| o.with_credentials(id.clone(), secret.clone()),
                         );
                         match KubeSim::start(options).await {
@@ -190,6 +203,26 @@ impl State {
             }
             self.updates.retain(|_, u| u.cluster != name);
         }
+        self.publish_access();
+    }
+
+    /// Rebuilds the access tables from the clusters' access entries.
+    pub fn publish_access(&self) {
+        let tables = self
+            .clusters
+            .iter()
+            .map(|(name, cluster)| {
+                let grants = cluster
+                    .access_entries
+                    .iter()
+                    .map(|(principal, entry)| (principal.clone(), grant_of(entry)))
+                    .collect();
+                (name.clone(), grants)
+            })
+            .collect();
+        if let Ok(mut t) = self.access.write() {
+            *t = tables;
+        }
     }
 
     pub fn cluster(&self, name: &str) -> super::error::EksResult<&ClusterRec> {
@@ -202,5 +235,47 @@ impl State {
         self.clusters.get_mut(name).ok_or_else(|| {
             super::error::EksError::not_found(format!("No cluster found for name: {name}."))
         })
+    }
+}
+
+/// How `cluster`'s kubesim learns who may do what: the caller's principal, then its access entry
+/// as the table holds it at the time of the request.
+fn access_lookup(principals: &Principals, tables: &AccessTables, cluster: &str) -> AccessLookup {
+    let principals = principals.clone();
+    let tables = tables.clone();
+    let cluster = cluster.to_string();
+    Arc::new(move |access_key: &str| {
+        let principal = principals.read().ok()?.get(access_key)?.clone();
+        tables.read().ok()?.get(&cluster)?.get(&principal).cloned()
+    })
+}
+
+fn grant_of(entry: &AccessEntryRec) -> Grant {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    Grant {
+        username: entry.doc["username"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        groups: strings(&entry.doc["kubernetesGroups"]),
+        policies: entry
+            .policies
+            .iter()
+            .map(|(arn, assoc)| {
+                let namespaces = if assoc["accessScope"]["type"] == "namespace" {
+                    strings(&assoc["accessScope"]["namespaces"])
+                } else {
+                    Vec::new()
+                };
+                (arn.clone(), namespaces)
+            })
+            .collect(),
     }
 }

@@ -15,13 +15,27 @@ const MAX_SKEW_SECS: i64 = 5 * 60;
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Who may call: the cluster name tokens must be bound to and the credentials the testbed issued.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AuthConfig {
     pub cluster_name: String,
     /// (access key id, secret access key)
     pub credentials: Vec<(String, String)>,
     /// A fixed bearer token also accepted (for a developer's kubeconfig); `None` = EKS tokens only.
     pub static_token: Option<String>,
+    /// The access entries of the EKS cluster in front (see [`super::authz`]); `None` = a kubesim
+    /// on its own, where every authenticated caller is cluster admin.
+    pub access: Option<super::authz::AccessLookup>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("cluster_name", &self.cluster_name)
+            .field("credentials", &self.credentials.len())
+            .field("static_token", &self.static_token.is_some())
+            .field("access", &self.access.is_some())
+            .finish()
+    }
 }
 
 /// Why a token was refused (logged, never answered: the client only sees 401).

@@ -12,6 +12,7 @@
 
 mod apply;
 pub mod auth;
+pub mod authz;
 mod crd;
 mod discovery;
 pub mod errors;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 /// How to start a kubesim.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KubeSimOptions {
     /// The EKS cluster name tokens must be bound to (`x-k8s-aws-id`).
     pub cluster_name: String,
@@ -50,6 +51,19 @@ pub struct KubeSimOptions {
     pub static_token: Option<String>,
     /// Request faults (429/500/hang/latency) consulted before each request is handled.
     pub faults: crate::faults::FaultPlan,
+    /// Authorization by EKS access entries (see [`authz`]); `None`: every caller is admin.
+    pub access: Option<authz::AccessLookup>,
+}
+
+impl std::fmt::Debug for KubeSimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeSimOptions")
+            .field("cluster_name", &self.cluster_name)
+            .field("credentials", &self.credentials.len())
+            .field("static_token", &self.static_token.is_some())
+            .field("access", &self.access.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl KubeSimOptions {
@@ -59,6 +73,7 @@ impl KubeSimOptions {
             credentials: Vec::new(),
             static_token: None,
             faults: crate::faults::FaultPlan::new(),
+            access: None,
         }
     }
 
@@ -75,6 +90,12 @@ impl KubeSimOptions {
     /// Shares a fault plan (e.g. the testbed's) instead of this kubesim's own.
     pub fn with_faults(mut self, plan: crate::faults::FaultPlan) -> Self {
         self.faults = plan;
+        self
+    }
+
+    /// Authorize callers by the access entries `lookup` reports, as EKS does.
+    pub fn with_access(mut self, lookup: authz::AccessLookup) -> Self {
+        self.access = Some(lookup);
         self
     }
 
@@ -119,6 +140,7 @@ impl KubeSim {
                 cluster_name: options.cluster_name.clone(),
                 credentials: options.credentials.clone(),
                 static_token: options.static_token.clone(),
+                access: options.access.clone(),
             },
             requests: requests.clone(),
             server_address: addr.to_string(),

@@ -108,13 +108,17 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
         user_agent: user_agent.clone(),
     };
 
-    let response = match auth::authenticate(&ctx.auth, authorization.as_deref(), chrono::Utc::now())
-    {
+    let identity = auth::authenticate(&ctx.auth, authorization.as_deref(), chrono::Utc::now());
+    let allowed = match identity {
         Err(e) => {
             tracing::info!(reason = %e, path = %path, "kubesim: request refused (401)");
-            error_response(&ApiError::unauthorized())
+            Err(ApiError::unauthorized())
         }
-        Ok(_) => {
+        Ok(identity) => authorize(ctx, &identity, &route, verb),
+    };
+    let response = match allowed {
+        Err(err) => error_response(&err),
+        Ok(()) => {
             let info =
                 crate::faults::RequestInfo::kubernetes(&ctx.auth.cluster_name, &method, &path);
             if let Some(action) = ctx.faults.check(&info) {
@@ -174,4 +178,45 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
     record.status = response.status().as_u16();
     ctx.requests.push(record);
     response
+}
+
+/// What the caller may do: everything without EKS access entries in front (a kubesim on its
+/// own, a developer's static token); otherwise its access entry decides, and a principal
+/// without one is not authenticated (EKS answers 401).
+fn authorize(
+    ctx: &Context,
+    identity: &auth::Identity,
+    route: &routes::Route,
+    verb: &str,
+) -> Result<(), ApiError> {
+    let (Some(lookup), auth::Identity::AccessKey(key)) = (&ctx.auth.access, identity) else {
+        return Ok(());
+    };
+    let Some(grant) = lookup(key) else {
+        tracing::info!(access_key = %key, "kubesim: no access entry for the caller (401)");
+        return Err(ApiError::unauthorized());
+    };
+    // Discovery and /version: system:discovery and system:public-info-viewer are bound to
+    // system:authenticated (bootstrappolicy/policy.go).
+    let routes::Route::Resource {
+        gvr,
+        namespace,
+        name,
+        subresource,
+    } = route
+    else {
+        return Ok(());
+    };
+    let resource = match subresource {
+        Some(sub) => format!("{}/{sub}", gvr.plural),
+        None => gvr.plural.clone(),
+    };
+    let attrs = super::authz::Attributes {
+        verb,
+        group: &gvr.group,
+        resource,
+        namespace: namespace.as_deref(),
+        name: name.as_deref(),
+    };
+    super::authz::authorize(&ctx.store, &grant, &attrs)
 }

@@ -71,6 +71,38 @@ pub fn create_cluster(
         )
 }
 
+/// Gives `principal` an access entry (if it has none) and `policy` at cluster scope.
+pub async fn grant(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+    principal: &str,
+    policy: &str,
+) -> anyhow::Result<()> {
+    let created = eks
+        .create_access_entry()
+        .cluster_name(cluster)
+        .principal_arn(principal)
+        .send()
+        .await;
+    if let Err(e) = created {
+        if e.code() != Some("ResourceInUseException") {
+            return Err(e.into());
+        }
+    }
+    eks.associate_access_policy()
+        .cluster_name(cluster)
+        .principal_arn(principal)
+        .policy_arn(format!("arn:aws:eks::aws:cluster-access-policy/{policy}"))
+        .access_scope(
+            aws_sdk_eks::types::AccessScope::builder()
+                .r#type(aws_sdk_eks::types::AccessScopeType::Cluster)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Polls `check` every 20 ms until it yields `Some`, failing after `within`.
 pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> anyhow::Result<T>
 where

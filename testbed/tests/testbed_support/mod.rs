@@ -65,6 +65,13 @@ pub async fn cluster(prefix: &str, controllers: Option<ControllersFor>) -> anyho
     let name = eks::unique(prefix);
     eks::create_cluster(&eks_client, &name).send().await?;
     eks::wait_status(&eks_client, &name, "ACTIVE", Duration::from_secs(10)).await?;
+    eks::grant(
+        &eks_client,
+        &name,
+        testbed.principal(),
+        "AmazonEKSClusterAdminPolicy",
+    )
+    .await?;
     let described = eks_client.describe_cluster().name(&name).send().await?;
     let c = described.cluster.context("cluster")?;
     let endpoint = c.endpoint.context("endpoint")?;

@@ -230,18 +230,24 @@ pub struct PodIdentityConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessPrincipal {
     pub principal_arn: String,
-    /// Access policies to associate at cluster scope; default: AmazonEKSClusterAdminPolicy.
+    /// Access policies to associate at cluster scope. When both these and `kubernetesGroups`
+    /// are empty: AmazonEKSClusterAdminPolicy.
     #[serde(default)]
     pub policies: Vec<String>,
+    /// Kubernetes groups of the access entry, for RBAC bindings in the cluster (e.g.
+    /// [`crate::reader::GROUP`] for health-check's read-only access).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_groups: Vec<String>,
 }
 
 pub const CLUSTER_ADMIN_POLICY: &str =
     "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
 
 impl AccessPrincipal {
-    /// The policies to associate: the configured ones, or cluster admin.
+    /// The policies to associate: the configured ones, or cluster admin when the principal has
+    /// neither policies nor Kubernetes groups.
     pub fn effective_policies(&self) -> Vec<String> {
-        if self.policies.is_empty() {
+        if self.policies.is_empty() && self.kubernetes_groups.is_empty() {
             vec![CLUSTER_ADMIN_POLICY.to_string()]
         } else {
             self.policies.clone()

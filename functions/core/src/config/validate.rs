@@ -488,6 +488,15 @@ fn validate_access(p: &mut Problems, principals: &[AccessPrincipal], cluster_rol
                 ),
             );
         }
+        for (j, group) in principal.kubernetes_groups.iter().enumerate() {
+            // CreateAccessEntry refuses these (EKS API reference, kubernetesGroups).
+            if group.is_empty() || group.starts_with("system:") {
+                p.add(
+                    format!("accessPrincipals[{i}].kubernetesGroups[{j}]"),
+                    format!("{group:?}: a group name, not empty and not starting with system:"),
+                );
+            }
+        }
         for (j, policy) in principal.policies.iter().enumerate() {
             if !policy.starts_with("arn:aws:eks::aws:cluster-access-policy/") {
                 p.add(
