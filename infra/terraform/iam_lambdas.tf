@@ -139,6 +139,10 @@ locals {
       "eks:DeleteAddon"                  = local.eks_addons
       "eks:ListAccessEntries"            = local.eks_clusters
       "eks:DeleteAccessEntry"            = local.eks_access_entries
+      "eks:ListAssociatedAccessPolicies" = local.eks_access_entries
+      "eks:CreateAccessEntry"            = local.eks_clusters
+      "eks:AssociateAccessPolicy"        = local.eks_access_entries
+      "eks:TagResource"                  = local.eks_access_entries
       "eks:ListPodIdentityAssociations"  = local.eks_clusters
       "eks:DeletePodIdentityAssociation" = local.eks_pod_identities
       "sts:GetCallerIdentity"            = ["*"]

@@ -200,7 +200,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     if let Some(arn) = &ctx.automation_role_arn {
         known.insert(0, arn.as_str());
     }
-    let automation_role = principal::role_arn_from_caller(caller_arn, &known)?;
+    let automation_role = labflow_core::principal::role_arn_from_caller(caller_arn, &known)?;
     let grants = principal::grants(&config.access_principals, &automation_role);
 
     let entry_tags = labflow_core::ownership::tags(environment, &config);

@@ -11,6 +11,7 @@ pub mod kube_client;
 pub mod lambda;
 pub mod logging;
 pub mod ownership;
+pub mod principal;
 pub mod reader;
 pub mod teardown_plan;
 pub mod versions;

@@ -18,6 +18,8 @@ pub(crate) struct ClusterView {
     pub endpoint: Option<String>,
     pub ca_base64: Option<String>,
     pub tags: HashMap<String, String>,
+    /// `accessConfig.authenticationMode` (API, API_AND_CONFIG_MAP, CONFIG_MAP).
+    pub authentication_mode: Option<String>,
 }
 
 impl ClusterView {
@@ -61,6 +63,11 @@ pub(crate) async fn describe(
                 .as_ref()
                 .and_then(|ca| ca.data.clone()),
             tags: c.tags.clone().unwrap_or_default(),
+            authentication_mode: c
+                .access_config
+                .as_ref()
+                .and_then(|a| a.authentication_mode.as_ref())
+                .map(|m| m.as_str().to_string()),
         })),
         Err(err) if not_found(&err) => Ok(None),
         Err(err) => Err(classify_sdk_error(

@@ -21,6 +21,7 @@ mod dns;
 mod eks;
 mod k8s;
 mod kubernetes;
+mod own_access;
 mod report;
 mod stuck;
 
@@ -34,6 +35,7 @@ use labflow_core::ownership::is_owned;
 use labflow_core::teardown_plan::{default_safe_finalizers, SafeFinalizer};
 use labflow_core::{config, StepError};
 
+use own_access::OwnAccess;
 pub use report::{Output, Phase};
 
 /// The step's input: the common step input (environment, action, source, execution ARN).
@@ -54,11 +56,18 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "eks:DeleteAddon",
     "eks:ListAccessEntries",
     "eks:DeleteAccessEntry",
+    "eks:ListAssociatedAccessPolicies",
+    "eks:CreateAccessEntry",
+    "eks:AssociateAccessPolicy",
     "eks:DeleteCluster",
     "sts:GetCallerIdentity",
     "route53:ListResourceRecordSets",
     "route53:ChangeResourceRecordSets",
 ];
+
+/// Permissions AWS checks without the function calling them itself: tags given on creation (its
+/// own access entry).
+pub const IMPLIED_PERMISSIONS: &[&str] = &["eks:TagResource"];
 
 /// The current time (injectable, so tests can move past the grace period).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -146,12 +155,39 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
 
     if let Some(view) = cluster.as_ref().filter(|v| v.serves_kubernetes()) {
         let client = match &ctx.kube {
-            Some(client) => client.clone(),
-            None => cluster_client(ctx, cluster_name, view).await?,
+            Some(client) => Some(client.clone()),
+            None => match own_access::ensure(
+                &ctx.aws,
+                cluster_name,
+                view.authentication_mode.as_deref(),
+                environment,
+                &config,
+            )
+            .await?
+            {
+                OwnAccess::Present => Some(cluster_client(ctx, cluster_name, view).await?),
+                // EKS honours a new entry within seconds; the state machine waits, then calls
+                // again.
+                OwnAccess::Granted { principal } => {
+                    report.waiting(format!(
+                        "the access entry teardown gave its role {principal} (cluster admin) to take effect"
+                    ));
+                    return Ok(report.finish(Phase::Workloads));
+                }
+                OwnAccess::Unavailable(reason) => {
+                    report.leftover(format!(
+                        "Kubernetes objects of {cluster_name} (load balancers, volumes) were not removed: {reason}"
+                    ));
+                    None
+                }
+            },
         };
-        if let report::Progress::Pending(phase) = kubernetes::run(ctx, &client, &mut report).await?
-        {
-            return Ok(report.finish(phase));
+        if let Some(client) = client {
+            if let report::Progress::Pending(phase) =
+                kubernetes::run(ctx, &client, &mut report).await?
+            {
+                return Ok(report.finish(phase));
+            }
         }
     }
 

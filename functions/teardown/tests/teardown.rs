@@ -444,6 +444,71 @@ async fn converge_bare(ctx: &Ctx, env: &str, max_calls: usize) -> anyhow::Result
     bail!("not done after {max_calls} calls: {:?}", outputs.last())
 }
 
+/// A lab whose create stopped between ensure-cluster (which makes clusters without
+/// bootstrapClusterCreatorAdminPermissions) and cluster-access: nobody has an access entry, EKS
+/// answers teardown's token with 401. Teardown gives itself access, removes the load balancer
+/// inside, then everything (issue 19 item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tears_down_a_cluster_nobody_was_given_access_to() -> anyhow::Result<()> {
+    let tb = testbed().await?;
+    let env = "td-noaccess";
+    let (aws, cluster) = bare_environment(&tb, env, false).await?;
+    aws.eks
+        .create_cluster()
+        .name(&cluster)
+        .role_arn(ROLE)
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-0a1b2c3d4e5f60001")
+                .subnet_ids("subnet-0a1b2c3d4e5f60002")
+                .build(),
+        )
+        .access_config(
+            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
+                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::Api)
+                .bootstrap_cluster_creator_admin_permissions(false)
+                .build(),
+        )
+        .tags("labflow:environment", env)
+        .tags("labflow:managed-by", "labflow")
+        .send()
+        .await?;
+    let sim = wait_for(10, "cluster ACTIVE", || async {
+        Ok(tb.eks().kubesim(&cluster).await)
+    })
+    .await?;
+    // A LoadBalancer Service someone's workload made: its NLB costs money until it goes.
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb", "namespace": "web"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+    ] {
+        sim.store()
+            .put(object)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    drop(sim);
+
+    let clock = TestClock::default();
+    let outputs = converge_bare(&ctx(aws.clone(), &clock, grace()), env, 50).await?;
+    ensure!(
+        outputs[0]
+            .waiting_on
+            .iter()
+            .any(|w| w.contains("access entry teardown gave its role")),
+        "teardown gave itself access first: {outputs:?}"
+    );
+    ensure!(
+        outputs
+            .iter()
+            .any(|o| o.removed.iter().any(|r| r == "Service web/lb")),
+        "the load balancer Service was removed: {outputs:?}"
+    );
+    let left = eks_leftovers(&aws, &cluster).await?;
+    ensure!(left.is_empty(), "{left:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tears_down_a_cluster_still_creating() -> anyhow::Result<()> {
     init();
