@@ -176,6 +176,28 @@ async fn discovery_serves_builtin_and_custom_kinds() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every namespace gets the cluster CA as ConfigMap kube-root-ca.crt (kube-controller-manager's
+/// root CA publisher; EKS runs it), soon after it is created.
+#[tokio::test]
+async fn every_namespace_gets_the_root_ca_configmap() -> anyhow::Result<()> {
+    let c = cluster().await?;
+    let ns = namespace(&c, "rootca").await?;
+    let api = Api::<ConfigMap>::namespaced(c.client.clone(), &ns);
+    let published = eventually(10, || async { Ok(api.get_opt("kube-root-ca.crt").await?) })
+        .await
+        .with_context(|| format!("no kube-root-ca.crt in {ns}"))?;
+    let ca = published
+        .data
+        .as_ref()
+        .and_then(|d| d.get("ca.crt"))
+        .context("ca.crt")?;
+    ensure!(ca.contains("BEGIN CERTIFICATE"), "{ca}");
+    if let Some(sim) = &c.sim {
+        ensure!(*ca == sim.ca_pem(), "the cluster's own CA");
+    }
+    drop_namespace(&c, &ns).await
+}
+
 #[tokio::test]
 async fn crud_uid_timestamps_and_optimistic_concurrency() -> anyhow::Result<()> {
     let c = cluster().await?;
@@ -233,7 +255,13 @@ async fn crud_uid_timestamps_and_optimistic_concurrency() -> anyhow::Result<()> 
             .is_some_and(|rv| !rv.is_empty()),
         "list resourceVersion"
     );
-    ensure!(list.items.len() == 1);
+    // The root CA publisher's kube-root-ca.crt may or may not be there yet: not counted.
+    let ours: Vec<_> = list
+        .items
+        .iter()
+        .filter(|cm| cm.metadata.name.as_deref() != Some("kube-root-ca.crt"))
+        .collect();
+    ensure!(ours.len() == 1, "{ours:?}");
 
     api.delete("one", &DeleteParams::default()).await?;
     let gone = api_error(api.get("one").await)?;
@@ -346,7 +374,9 @@ async fn generation_moves_on_spec_changes_only() -> anyhow::Result<()> {
         ignored.status.as_ref().and_then(|s| s.observed_generation) == Some(2),
         "main resource ignores status"
     );
-    // Strategic merge patch merges containers by name.
+    // Strategic merge patch merges containers by name; a container the live list lacks comes
+    // first (`kubectl patch --type strategic` adding `third` to `[side, nginx]` gives
+    // `third, side, nginx`; apimachinery strategicpatch mergeSortedSlice).
     let patched = api
         .patch(
             "web",
@@ -359,7 +389,7 @@ async fn generation_moves_on_spec_changes_only() -> anyhow::Result<()> {
         .and_then(|s| s.template.spec)
         .map(|s| s.containers.into_iter().map(|c| c.name).collect())
         .unwrap_or_default();
-    ensure!(names == ["main", "side"], "{names:?}");
+    ensure!(names == ["side", "main"], "{names:?}");
     drop_namespace(&c, &ns).await
 }
 
@@ -736,12 +766,12 @@ async fn custom_resources_validate_against_the_schema() -> anyhow::Result<()> {
         ok.data
     );
 
-    // Unknown fields: pruned by default, refused with fieldValidation=Strict.
+    // Unknown fields in an update: pruned by default, refused with fieldValidation=Strict.
     let pruned = api
         .patch(
             "ok",
-            &PatchParams::apply("val"),
-            &Patch::Apply(widget("ok", json!({"mode": "PERMISSIVE", "bogus": true}))?),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"bogus": true}})),
         )
         .await?;
     ensure!(
@@ -751,13 +781,13 @@ async fn custom_resources_validate_against_the_schema() -> anyhow::Result<()> {
     );
     let strict = PatchParams {
         field_validation: Some(ValidationDirective::Strict),
-        ..PatchParams::apply("val")
+        ..PatchParams::default()
     };
     let refused = api_error(
         api.patch(
             "ok",
             &strict,
-            &Patch::Apply(widget("ok", json!({"mode": "PERMISSIVE", "bogus": true}))?),
+            &Patch::Merge(json!({"spec": {"bogus": true}})),
         )
         .await,
     )?;
@@ -765,6 +795,32 @@ async fn custom_resources_validate_against_the_schema() -> anyhow::Result<()> {
         refused.code == 400 && refused.message.contains("bogus"),
         "{refused:?}"
     );
+    // Server-side apply needs a typed patch: an undeclared field is a 500 whatever
+    // fieldValidation says (kubernetes/kubernetes#105916).
+    for validation in [None, Some(ValidationDirective::Strict)] {
+        let params = PatchParams {
+            field_validation: validation,
+            ..PatchParams::apply("val")
+        };
+        let typed = api_error(
+            api.patch(
+                "ok",
+                &params,
+                &Patch::Apply(widget("ok", json!({"mode": "PERMISSIVE", "bogus": true}))?),
+            )
+            .await,
+        )?;
+        ensure!(
+            typed.code == 500
+                && typed
+                    .message
+                    .contains("failed to create typed patch object")
+                && typed
+                    .message
+                    .contains(".spec.bogus: field not declared in schema"),
+            "{typed:?}"
+        );
+    }
     drop_namespace(&c, &ns).await
 }
 
@@ -1035,5 +1091,46 @@ async fn authentication_refuses_bad_tokens() -> anyhow::Result<()> {
                 .with_context(|| what.to_string())?;
         }
     }
+    Ok(())
+}
+
+/// The real-cluster mode, end to end: this suite, in a process of its own (no kubesim started
+/// there, so nothing else installs a TLS provider), against a kubesim reached only through a
+/// kubeconfig file, as it would reach a kind cluster.
+#[tokio::test]
+async fn real_cluster_mode_runs_through_a_kubeconfig_file() -> anyhow::Result<()> {
+    use labflow_testbed::kubesim::{KubeSim, KubeSimOptions};
+    let token = format!("conformance-{}", unique("token"));
+    let sim = KubeSim::start(KubeSimOptions::new("conformance").with_static_token(&token)).await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kubeconfig.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: kubesim\nclusters:\n- name: kubesim\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: tester\n  user:\n    token: {token}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: tester\n",
+            sim.endpoint(),
+            sim.ca_base64()
+        ),
+    )?;
+    let exe = std::env::current_exe()?;
+    let run = tokio::process::Command::new(exe)
+        .args(["--skip", "real_cluster_mode_runs_through_a_kubeconfig_file"])
+        .env(kubesim_support::KUBECONFIG_VAR, &path)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    ensure!(
+        run.status.success(),
+        "the suite in real-cluster mode failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // It really ran the suite against this kubesim.
+    ensure!(stdout.contains("test result: ok"), "{stdout}");
+    ensure!(
+        sim.requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/configmaps")),
+        "no request reached the kubesim"
+    );
     Ok(())
 }

@@ -156,6 +156,16 @@ pub fn classify_kube_error(context: &str, err: kube::Error) -> StepError {
         kube::Error::Api(status) => {
             let code = status.code;
             let text = format!("{context}: {} ({code}): {}", status.reason, status.message);
+            // Server-side apply of a field the CRD's schema does not declare: a 500 that no
+            // retry mends (kubernetes/kubernetes#105916) — what we send does not fit the
+            // installed CRD.
+            if code == 500
+                && status
+                    .message
+                    .contains("failed to create typed patch object")
+            {
+                return StepError::InvalidInput(text);
+            }
             if code == 429 || code >= 500 || code == 401 || code == 403 {
                 StepError::Transient(text)
             } else {
@@ -166,5 +176,31 @@ pub fn classify_kube_error(context: &str, err: kube::Error) -> StepError {
             StepError::Transient(format!("{context}: connection error: {err}"))
         }
         _ => StepError::Transient(format!("{context}: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod kube_error_tests {
+    use super::*;
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, "InternalError")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_typed_patch_failure_is_not_worth_retrying_other_500s_are() {
+        let typed = classify_kube_error(
+            "applying GitRepository flux-system/flux-system",
+            api_error(500, "failed to create typed patch object (flux-system/flux-system; source.toolkit.fluxcd.io/v1, Kind=GitRepository): .spec.bogus: field not declared in schema"),
+        );
+        assert_eq!(typed.name(), "labflow.InvalidInput");
+        assert!(typed.to_string().contains(".spec.bogus"), "{typed}");
+        let other =
+            classify_kube_error("listing pods", api_error(500, "etcdserver: leader changed"));
+        assert_eq!(other.name(), "labflow.Transient");
     }
 }

@@ -153,7 +153,8 @@ impl KubeSim {
                 tracing::warn!(error = %e, "kubesim: creating namespace {ns}");
             }
         }
-        let controller = tokio::spawn(termination_controller(store.clone()));
+        publish_root_ca(&store, &tls.ca_pem);
+        let controller = tokio::spawn(termination_controller(store.clone(), tls.ca_pem.clone()));
         let server = tokio::spawn(server::serve(listener, tls.server_config, ctx));
         tracing::info!(endpoint = %format!("https://{addr}"), cluster = %options.cluster_name, "kubesim started");
         Ok(KubeSim {
@@ -209,8 +210,40 @@ impl Drop for KubeSim {
     }
 }
 
-/// The namespace and CRD finalizers: runs after every change, like the real controllers.
-async fn termination_controller(store: Store) {
+/// The ConfigMap every namespace gets from kube-controller-manager's root CA publisher
+/// (pkg/controller/certificates/rootcacertpublisher: `kube-root-ca.crt`, key `ca.crt`, the
+/// cluster CA), made again if deleted; none in a namespace being deleted.
+const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
+fn publish_root_ca(store: &Store, ca_pem: &str) {
+    let published: std::collections::BTreeSet<String> = store
+        .list_objects("v1", "ConfigMap", None)
+        .into_iter()
+        .filter(|cm| cm["metadata"]["name"] == ROOT_CA_CONFIGMAP)
+        .filter_map(|cm| cm["metadata"]["namespace"].as_str().map(str::to_string))
+        .collect();
+    for ns in store.list_objects("v1", "Namespace", None) {
+        let Some(name) = ns["metadata"]["name"].as_str() else {
+            continue;
+        };
+        if published.contains(name) || !ns["metadata"]["deletionTimestamp"].is_null() {
+            continue;
+        }
+        let configmap = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": name},
+            "data": {"ca.crt": ca_pem},
+        });
+        if let Err(e) = store.put(configmap) {
+            tracing::debug!(error = %e, namespace = name, "kubesim: publishing the root CA");
+        }
+    }
+}
+
+/// The namespace and CRD finalizers and the root CA publisher: run after every change, like the
+/// real controllers.
+async fn termination_controller(store: Store, ca_pem: String) {
     let mut rx = store.subscribe();
     loop {
         match rx.recv().await {
@@ -220,5 +253,6 @@ async fn termination_controller(store: Store) {
         // Coalesce bursts of events into one pass.
         while rx.try_recv().is_ok() {}
         store.reconcile_terminations();
+        publish_root_ca(&store, &ca_pem);
     }
 }

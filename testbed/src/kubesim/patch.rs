@@ -37,15 +37,7 @@ fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool, field: &s
         match (strategic, existing, value) {
             (true, Value::Array(current), Value::Array(incoming)) => {
                 if let Some(keys) = list_merge_keys(key, incoming) {
-                    for item in incoming {
-                        let pos = current
-                            .iter()
-                            .position(|c| keys.iter().all(|k| c.get(k) == item.get(k)));
-                        match pos {
-                            Some(i) => strategic_merge(&mut current[i], item, true, key),
-                            None => current.push(item.clone()),
-                        }
-                    }
+                    *current = merge_keyed_list(current, incoming, &keys, key);
                 } else {
                     *current = incoming.clone();
                 }
@@ -57,6 +49,52 @@ fn strategic_merge(target: &mut Value, patch: &Value, strategic: bool, field: &s
         }
     }
     let _ = field;
+}
+
+/// A list merged by key, ordered as apimachinery's strategic merge orders it
+/// (pkg/util/strategicpatch/patch.go, normalizeElementOrder and mergeSortedSlice): the patch's
+/// items in patch order, the live items the patch does not name slotted in before the first
+/// patch item that comes after them in the live list. New items therefore come first:
+/// adding `third` to `[side, nginx]` gives `[third, side, nginx]`.
+fn merge_keyed_list(live: &[Value], patch: &[Value], keys: &[String], field: &str) -> Vec<Value> {
+    let same = |a: &Value, b: &Value| keys.iter().all(|k| a.get(k) == b.get(k));
+    let live_index = |item: &Value| live.iter().position(|l| same(l, item));
+    let patched: Vec<Value> = patch
+        .iter()
+        .map(|item| match live_index(item) {
+            Some(i) => {
+                let mut merged = live[i].clone();
+                strategic_merge(&mut merged, item, true, field);
+                merged
+            }
+            None => item.clone(),
+        })
+        .collect();
+    let live_only: Vec<&Value> = live
+        .iter()
+        .filter(|l| !patch.iter().any(|p| same(l, p)))
+        .collect();
+    let (mut left, mut right) = (
+        live_only.into_iter().peekable(),
+        patched.into_iter().peekable(),
+    );
+    let mut merged = Vec::new();
+    loop {
+        match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => {
+                let before =
+                    matches!((live_index(l), live_index(r)), (Some(li), Some(ri)) if li < ri);
+                if before {
+                    merged.extend(left.next().cloned());
+                } else {
+                    merged.extend(right.next());
+                }
+            }
+            (Some(_), None) => merged.extend(left.next().cloned()),
+            (None, Some(_)) => merged.extend(right.next()),
+            (None, None) => return merged,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -233,6 +271,25 @@ mod tests {
         assert_eq!(
             doc,
             json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "z"}]})
+        );
+    }
+
+    #[test]
+    fn new_items_of_a_keyed_list_come_first() {
+        let mut doc = json!({"containers": [{"name": "side"}, {"name": "nginx"}]});
+        strategic_merge_patch(&mut doc, &json!({"containers": [{"name": "third"}]}));
+        assert_eq!(
+            doc,
+            json!({"containers": [{"name": "third"}, {"name": "side"}, {"name": "nginx"}]})
+        );
+        let mut doc = json!({"containers": [{"name": "a"}, {"name": "b"}]});
+        strategic_merge_patch(
+            &mut doc,
+            &json!({"containers": [{"name": "c"}, {"name": "a", "image": "i"}]}),
+        );
+        assert_eq!(
+            doc,
+            json!({"containers": [{"name": "c"}, {"name": "a", "image": "i"}, {"name": "b"}]})
         );
     }
 

@@ -232,6 +232,41 @@ impl Store {
             .and_then(|m| m.get(key))
     }
 
+    /// Server-side apply builds a typed patch from the applied object, which needs every field
+    /// declared in the schema: an unknown field is a 500 whatever `fieldValidation` says
+    /// (kubernetes/kubernetes#105916; the apiserver answers "failed to create typed patch object
+    /// (ns/name; group/version, Kind=K): .spec.bogus: field not declared in schema"). Create and
+    /// update prune such fields instead (or refuse them with Strict).
+    fn check_applied_fields(
+        rt: &ResourceType,
+        gvr: &Gvr,
+        ns: Option<&str>,
+        name: &str,
+        applied: &Value,
+    ) -> Result<(), ApiError> {
+        let Some(schema) = rt.schemas.get(&gvr.version).filter(|_| rt.custom) else {
+            return Ok(());
+        };
+        let unknown = validation::prune(&mut applied.clone(), schema);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let object = match ns {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.to_string(),
+        };
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|f| format!(".{f}: field not declared in schema"))
+            .collect();
+        Err(ApiError::internal(format!(
+            "failed to create typed patch object ({object}; {}, Kind={}): {}",
+            rt.api_version(&gvr.version),
+            rt.kind,
+            fields.join(", ")
+        )))
+    }
+
     pub fn get(&self, gvr: &Gvr, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let state = self.lock();
         let rt = Self::resolve(&state, gvr)?;
@@ -526,6 +561,7 @@ impl Store {
                 meta::name(applied)
             )));
         }
+        Self::check_applied_fields(rt, gvr, ns, name, applied)?;
         let request = ApplyRequest {
             manager: &opts.manager,
             api_version: &rt.api_version(&gvr.version),

@@ -111,18 +111,30 @@ fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
 
 /// kubesim, or the real cluster of `LABFLOW_CONFORMANCE_KUBECONFIG`.
 pub async fn cluster() -> anyhow::Result<Cluster> {
-    if let Some(path) = std::env::var_os("LABFLOW_CONFORMANCE_KUBECONFIG") {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&path)
-            .context("reading LABFLOW_CONFORMANCE_KUBECONFIG")?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-        let client = kube::Client::try_from(config.clone())?;
-        return Ok(Cluster {
-            client,
-            config,
-            sim: None,
-        });
+    if let Some(path) = std::env::var_os(KUBECONFIG_VAR) {
+        return kubeconfig_cluster(std::path::Path::new(&path)).await;
     }
     sim_cluster().await
+}
+
+/// The variable naming the kubeconfig of a real cluster to run the suite against.
+pub const KUBECONFIG_VAR: &str = "LABFLOW_CONFORMANCE_KUBECONFIG";
+
+/// The cluster of the kubeconfig file at `path` (its current context), as `kubectl` would use it.
+pub async fn kubeconfig_cluster(path: &std::path::Path) -> anyhow::Result<Cluster> {
+    // kube::Client uses rustls' process-wide provider; with ring and aws-lc-rs both linked (the
+    // AWS SDK brings the latter) there is none until one is installed, and the first TLS
+    // handshake panics. kubesim installs ring when it starts; a real cluster has no kubesim.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config.clone())?;
+    Ok(Cluster {
+        client,
+        config,
+        sim: None,
+    })
 }
 
 /// Always kubesim (for tests of kubesim's own Rust handle).
