@@ -1104,14 +1104,7 @@ async fn real_cluster_mode_runs_through_a_kubeconfig_file() -> anyhow::Result<()
     let sim = KubeSim::start(KubeSimOptions::new("conformance").with_static_token(&token)).await?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("kubeconfig.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: kubesim\nclusters:\n- name: kubesim\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: tester\n  user:\n    token: {token}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: tester\n",
-            sim.endpoint(),
-            sim.ca_base64()
-        ),
-    )?;
+    std::fs::write(&path, sim.kubeconfig(&token))?;
     let exe = std::env::current_exe()?;
     let run = tokio::process::Command::new(exe)
         .args(["--skip", "real_cluster_mode_runs_through_a_kubeconfig_file"])

@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod cost;
 pub mod daemon;
 pub mod github;
+pub mod kept_cluster;
 pub mod push;
 pub mod runner;
 pub mod steps;
@@ -430,6 +431,10 @@ pub async fn leftovers(session: &Session, env: &str) -> anyhow::Result<Vec<Strin
         if owned || under_domain {
             left.push(format!("Route53 {kind} {}", r.name()));
         }
+    }
+    // A cluster given with --kubeconfig outlives the teardown: what labflow put there counts.
+    if let Some(path) = &session.endpoints.kubeconfig {
+        left.extend(kept_cluster::leftovers(Path::new(path)).await?);
     }
     Ok(left)
 }

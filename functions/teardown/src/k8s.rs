@@ -40,6 +40,33 @@ pub fn crds() -> ApiResource {
     )
 }
 
+pub fn cluster_roles() -> ApiResource {
+    resource(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+    )
+}
+pub fn cluster_role_bindings() -> ApiResource {
+    resource(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+    )
+}
+
+/// Whether labflow applied the object (flux-bootstrap labels everything it applies).
+pub fn is_labflows(obj: &DynamicObject) -> bool {
+    let (key, value) = labflow_core::ownership::MANAGED_BY_LABEL;
+    obj.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .is_some_and(|v| v == value)
+}
+
 fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 404)
 }
@@ -58,10 +85,26 @@ pub async fn list(
     ar: &ApiResource,
     namespace: Option<&str>,
 ) -> Result<Vec<DynamicObject>, StepError> {
-    match api(client, ar, namespace)
-        .list(&ListParams::default())
-        .await
-    {
+    list_with(client, ar, namespace, &ListParams::default()).await
+}
+
+/// The cluster-wide objects of a resource labflow applied.
+pub async fn list_labflows(
+    client: &kube::Client,
+    ar: &ApiResource,
+) -> Result<Vec<DynamicObject>, StepError> {
+    let (key, value) = labflow_core::ownership::MANAGED_BY_LABEL;
+    let params = ListParams::default().labels(&format!("{key}={value}"));
+    list_with(client, ar, None, &params).await
+}
+
+async fn list_with(
+    client: &kube::Client,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+    params: &ListParams,
+) -> Result<Vec<DynamicObject>, StepError> {
+    match api(client, ar, namespace).list(params).await {
         Ok(list) => Ok(list.items),
         Err(err) if is_not_found(&err) => Ok(Vec::new()),
         Err(err) => Err(classify_kube_error(&format!("listing {}", ar.plural), err)),

@@ -90,6 +90,7 @@ pub(crate) async fn run(
     report: &mut Report,
 ) -> Result<Progress, StepError> {
     let flux_kinds = flux_kinds(k8s::list(client, &k8s::crds(), None).await?);
+    check_flux_is_ours(client, &flux_kinds).await?;
     let serves = |plural: &str, group: &str| {
         flux_kinds
             .iter()
@@ -185,6 +186,58 @@ pub(crate) async fn run(
     uninstall_flux(client, flux_kinds, report).await
 }
 
+/// Teardown removes only the Flux labflow installed (issue 19 item 6): a cluster kept after the
+/// teardown (`labflow local down --kubeconfig`) may run someone else's Flux, whose namespace and
+/// CRDs do not carry the label flux-bootstrap puts on everything it applies.
+async fn check_flux_is_ours(client: &kube::Client, kinds: &[FluxKind]) -> Result<(), StepError> {
+    let (key, value) = labflow_core::ownership::MANAGED_BY_LABEL;
+    let namespace = k8s::list(client, &k8s::namespaces(), None)
+        .await?
+        .into_iter()
+        .find(|ns| ns.metadata.name.as_deref() == Some(flux::NAMESPACE));
+    let foreign: Vec<String> = namespace
+        .iter()
+        .filter(|ns| !k8s::is_labflows(ns))
+        .map(|_| format!("Namespace {}", flux::NAMESPACE))
+        .chain(
+            kinds
+                .iter()
+                .filter(|k| !k8s::is_labflows(&k.crd))
+                .map(|k| format!("CustomResourceDefinition {}", k8s::describe(&k.crd))),
+        )
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::NotOwned(format!(
+        "Flux in this cluster was not installed by labflow ({} lack the label {key}={value}); teardown removes nothing of it",
+        foreign.join(", ")
+    )))
+}
+
+/// Flux's ClusterRoles and ClusterRoleBindings (cluster-reconciler-flux-system binds
+/// cluster-admin) and health-check's reader role outlive the namespace; on a cluster that is
+/// kept they must go too (issue 19 item 7). Only what labflow applied (its label).
+async fn remove_cluster_rbac(
+    client: &kube::Client,
+    report: &mut Report,
+) -> Result<Progress, StepError> {
+    let mut found = false;
+    for ar in [k8s::cluster_role_bindings(), k8s::cluster_roles()] {
+        for obj in k8s::list_labflows(client, &ar).await? {
+            found = true;
+            if k8s::delete(client, &ar, &obj).await? {
+                report.removed(format!("{} {}", ar.kind, k8s::describe(&obj)));
+            }
+        }
+    }
+    Ok(if found {
+        Progress::Pending(Phase::FluxUninstall)
+    } else {
+        Progress::Complete
+    })
+}
+
 fn node(obj: &DynamicObject) -> KustomizationNode {
     let key = key_of(obj);
     let depends_on = k8s::field(obj, "/spec/dependsOn")
@@ -278,7 +331,7 @@ async fn uninstall_flux(
         .iter()
         .any(|ns| ns.metadata.name.as_deref() == Some(flux::NAMESPACE));
     if kinds.is_empty() && !namespace_exists {
-        return Ok(Progress::Complete);
+        return remove_cluster_rbac(client, report).await;
     }
     if namespace_exists {
         let controllers = k8s::list(client, &k8s::deployments(), Some(flux::NAMESPACE)).await?;

@@ -69,11 +69,40 @@ async fn tears_down_everything_and_only_what_is_ours() -> anyhow::Result<()> {
         "external-dns wrote registry entries of this environment: {before:#?}"
     );
 
+    // Kept past the cluster's deletion, to see what was left in it (as on a cluster that is
+    // kept, `labflow local down --kubeconfig`).
+    let sim = lab
+        .tb
+        .eks()
+        .kubesim(&lab.cluster)
+        .await
+        .context("no kubesim")?;
+    sim.store()
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "someone-elses"}, "rules": []}),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+
     let clock = TestClock::default();
     let run = converge(&lab, &lab.ctx(&clock, grace()), None, 300).await?;
 
     let left = lab.leftovers().await?;
     ensure!(left.is_empty(), "left behind: {left:#?}");
+    // Flux's cluster-scoped RBAC went with it (issue 19 item 7); RBAC labflow did not apply stays.
+    let roles: Vec<String> = ["ClusterRole", "ClusterRoleBinding"]
+        .iter()
+        .flat_map(|kind| {
+            sim.store()
+                .list_objects("rbac.authorization.k8s.io/v1", kind, None)
+        })
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    ensure!(
+        roles == ["someone-elses"],
+        "cluster RBAC after teardown: {roles:?}"
+    );
+    drop(sim);
     // The load balancers went because their controller processed the Ingress/Service
     // finalizers: nothing removed those finalizers by hand.
     let removed = run.removed();
@@ -621,6 +650,54 @@ async fn refuses_a_scheduled_teardown_of_a_protected_environment() -> anyhow::Re
     ensure!(
         out.removed.contains(&format!("EKS cluster {cluster}")),
         "{out:?}"
+    );
+    Ok(())
+}
+
+/// On a cluster where someone else installed Flux, teardown removes nothing of it: no
+/// controller, no CRD, no namespace (issue 19 item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refuses_to_remove_a_flux_labflow_did_not_install() -> anyhow::Result<()> {
+    let tb = testbed().await?;
+    let env = "td-foreignflux";
+    let (aws, cluster) = bare_environment(&tb, env, true).await?;
+    create_cluster(&aws, env, &cluster, true).await?;
+    let sim = tb.eks().kubesim(&cluster).await.context("no kubesim")?;
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system",
+            "labels": {"app.kubernetes.io/instance": "flux-system"}}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "kustomize-controller", "namespace": "flux-system"},
+            "spec": {"selector": {"matchLabels": {"app": "k"}},
+                "template": {"metadata": {"labels": {"app": "k"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}),
+    ] {
+        sim.store()
+            .put(object)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let clock = TestClock::default();
+    let err = match handle(&ctx(aws.clone(), &clock, grace()), input(env, console())).await {
+        Ok(out) => bail!("teardown went ahead on someone else's Flux: {out:?}"),
+        Err(err) => err,
+    };
+    ensure!(err.name() == "labflow.NotOwned", "{err:?}");
+    ensure!(err.to_string().contains("Namespace flux-system"), "{err}");
+    ensure!(
+        sim.store()
+            .get_object(
+                "apps/v1",
+                "Deployment",
+                Some("flux-system"),
+                "kustomize-controller"
+            )
+            .is_some(),
+        "their controller was deleted"
+    );
+    ensure!(
+        eks_leftovers(&aws, &cluster)
+            .await?
+            .contains(&format!("cluster {cluster} Some(Active)")),
+        "the cluster was touched"
     );
     Ok(())
 }

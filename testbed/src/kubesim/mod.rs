@@ -182,6 +182,16 @@ impl KubeSim {
         base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes())
     }
 
+    /// A kubeconfig (YAML) for this kubesim with a bearer `token` (one it accepts: see
+    /// [`KubeSimOptions::with_static_token`]), as `kind get kubeconfig` gives one for kind.
+    pub fn kubeconfig(&self, token: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: kubesim\nclusters:\n- name: kubesim\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: kubesim\n  user:\n    token: {token}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n",
+            self.endpoint,
+            self.ca_base64()
+        )
+    }
+
     /// Direct access to the objects (no authentication, no request log).
     pub fn store(&self) -> &Store {
         &self.store

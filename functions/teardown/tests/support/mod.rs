@@ -471,6 +471,10 @@ pub async fn apply_yaml(client: &kube::Client, yaml: &str) -> anyhow::Result<()>
         if v.is_null() {
             continue;
         }
+        // As flux-bootstrap applies it: labelled as labflow's.
+        let mut v = v;
+        let (key, value) = labflow_core::ownership::MANAGED_BY_LABEL;
+        v["metadata"]["labels"][key] = Value::String(value.to_string());
         let resource = resource_of(&v)?;
         let name = v["metadata"]["name"].as_str().context("name")?;
         let ns = v["metadata"]["namespace"].as_str();
@@ -606,6 +610,9 @@ pub async fn install_flux_crds(client: &kube::Client) -> anyhow::Result<()> {
 
 fn flux_system(cluster: &str) -> String {
     let mut out = String::from("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n");
+    // Cluster-scoped RBAC of Flux's install.yaml: it outlives the namespace.
+    out.push_str("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: crd-controller-flux-system\nrules:\n- apiGroups: [source.toolkit.fluxcd.io]\n  resources: ['*']\n  verbs: ['*']\n");
+    out.push_str("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: cluster-reconciler-flux-system\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: kustomize-controller\n  namespace: flux-system\n");
     for name in [
         "source-controller",
         "kustomize-controller",
