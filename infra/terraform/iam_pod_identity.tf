@@ -66,7 +66,19 @@ resource "aws_iam_role" "pod_identity" {
 # applies there) may change only names under its environment's domain, the TXT registry entries
 # (`a-`/`cname-` prefixed labels) included (issue 26 item 3). Route53 sets the normalized names
 # of every change of the batch ("Using IAM policy conditions for fine-grained access control",
-# Route53 developer guide): lower case, no trailing dot.
+# Route53 developer guide): lower case, no trailing dot. A host at the domain's apex has its
+# registry entries beside the domain, `<txtPrefix><type>-<domain>` (external-dns
+# registry/mapper ToTXTName), named exactly: a pattern there would reach another lab's apex.
+
+locals {
+  # external-dns's txtPrefix in infra/gitops/infrastructure/controllers/external-dns.yaml.
+  external_dns_txt_prefix = "labflow-"
+  external_dns_apex_entries = {
+    for env, domain in local.env_domains : env => [
+      for t in ["a", "aaaa", "cname"] : "${local.external_dns_txt_prefix}${t}-${lower(domain)}"
+    ]
+  }
+}
 
 data "aws_iam_policy_document" "external_dns" {
   for_each = var.environments
@@ -78,7 +90,10 @@ data "aws_iam_policy_document" "external_dns" {
     condition {
       test     = "ForAllValues:StringLike"
       variable = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
-      values   = [lower(local.env_domains[each.key]), "*.${lower(local.env_domains[each.key])}"]
+      values = concat(
+        [lower(local.env_domains[each.key]), "*.${lower(local.env_domains[each.key])}"],
+        local.external_dns_apex_entries[each.key],
+      )
     }
   }
   statement {

@@ -351,7 +351,10 @@ async fn external_dns_writes_owned_records_to_route53_and_removes_them_with_the_
     let recs = eventually(15, "records in Route53", || async {
         let recs = records(&r53, &zone).await?;
         let all = [&app, &www, &api_host].iter().all(|h| {
-            find(&recs, h, "A").is_some() && find(&recs, &format!("a-{h}"), "TXT").is_some()
+            find(&recs, h, "A").is_some()
+                && find(&recs, h, "AAAA").is_some()
+                && find(&recs, &format!("labflow-cname-{h}"), "TXT").is_some()
+                && find(&recs, &format!("labflow-aaaa-{h}"), "TXT").is_some()
         });
         Ok(all.then_some(recs))
     })
@@ -361,16 +364,23 @@ async fn external_dns_writes_owned_records_to_route53_and_removes_them_with_the_
         (&www, &alb, "ingress/default/web"),
         (&api_host, &nlb, "service/default/api"),
     ] {
-        assert_eq!(
-            find(&recs, host, "A").context("A")?.2,
-            format!("ALIAS {target}"),
-            "{host}"
-        );
-        assert_eq!(
-            find(&recs, &format!("a-{host}"), "TXT").context("TXT")?.2,
-            format!("\"heritage=external-dns,external-dns/owner=lab-owner,external-dns/resource={resource}\""),
-            "{host}"
-        );
+        // external-dns v0.21: A and AAAA ALIAS; the A's registry entry is filed under `cname-`
+        // (registry/txt/registry.go), the AAAA's under `aaaa-`; no `a-` before v0.22.
+        for (record_type, entry) in [("A", "cname"), ("AAAA", "aaaa")] {
+            assert_eq!(
+                find(&recs, host, record_type).context("alias")?.2,
+                format!("ALIAS {target}"),
+                "{host} {record_type}"
+            );
+            assert_eq!(
+                find(&recs, &format!("labflow-{entry}-{host}"), "TXT")
+                    .context("TXT")?
+                    .2,
+                format!("\"heritage=external-dns,external-dns/owner=lab-owner,external-dns/resource={resource}\""),
+                "{host}"
+            );
+        }
+        ensure!(find(&recs, &format!("labflow-a-{host}"), "TXT").is_none());
     }
     ensure!(
         !recs.iter().any(|(n, _, _)| n.contains("shop.example.org")),
@@ -385,7 +395,10 @@ async fn external_dns_writes_owned_records_to_route53_and_removes_them_with_the_
     let after = eventually(15, "Ingress records removed", || async {
         let recs = records(&r53, &zone).await?;
         let gone = [&app, &www].iter().all(|h| {
-            find(&recs, h, "A").is_none() && find(&recs, &format!("a-{h}"), "TXT").is_none()
+            find(&recs, h, "A").is_none()
+                && find(&recs, h, "AAAA").is_none()
+                && find(&recs, &format!("labflow-cname-{h}"), "TXT").is_none()
+                && find(&recs, &format!("labflow-aaaa-{h}"), "TXT").is_none()
         });
         Ok(gone.then_some(recs))
     })
@@ -400,14 +413,19 @@ async fn external_dns_writes_owned_records_to_route53_and_removes_them_with_the_
         find(&after, &api_host, "A").context("api A")?.2,
         format!("ALIAS {nlb}")
     );
-    ensure!(find(&after, &format!("a-{api_host}"), "TXT").is_some());
     let mut expected = before.clone();
-    expected.push(find(&after, &api_host, "A").context("A")?.clone());
-    expected.push(
-        find(&after, &format!("a-{api_host}"), "TXT")
-            .context("TXT")?
-            .clone(),
-    );
+    for (name, record_type) in [
+        (api_host.clone(), "A"),
+        (api_host.clone(), "AAAA"),
+        (format!("labflow-cname-{api_host}"), "TXT"),
+        (format!("labflow-aaaa-{api_host}"), "TXT"),
+    ] {
+        expected.push(
+            find(&after, &name, record_type)
+                .with_context(|| format!("{record_type} {name}"))?
+                .clone(),
+        );
+    }
     let mut got = after.clone();
     expected.sort();
     got.sort();

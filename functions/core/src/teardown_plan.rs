@@ -234,10 +234,18 @@ pub fn owned_records(
         let Some((name, record_type)) = owned_by_txt(&id.name, txt_prefix) else {
             continue;
         };
-        for (other, _) in records {
+        for (other, other_values) in records {
             let same_name = normalize_record_name(&other.name) == name;
-            let type_matches = match &record_type {
-                Some(t) => &other.record_type == t,
+            let type_matches = match record_type.as_deref() {
+                // external-dns files an A ALIAS under CNAME: "AWS Alias records are encoded as
+                // type cname" (registry/txt/registry.go, v0.21.0; `a-` only from v0.22.0, PR
+                // #6523, which leaves the old `cname-` entry in place). An alias record has no
+                // values of its own.
+                Some("CNAME") => {
+                    other.record_type == "CNAME"
+                        || (other.record_type == "A" && other_values.is_empty())
+                }
+                Some(t) => other.record_type == t,
                 None => other.record_type != "TXT",
             };
             if same_name && type_matches {
@@ -422,6 +430,15 @@ mod tests {
                 vec![],
             )
         };
+        let plain_a = |name: &str| {
+            (
+                RecordId {
+                    name: name.into(),
+                    record_type: "A".into(),
+                },
+                vec!["192.0.2.1".to_string()],
+            )
+        };
         let zone = vec![
             txt("labflow-a-podinfo.example.com.", "lab"),
             record("podinfo.example.com.", "A"),
@@ -430,6 +447,15 @@ mod tests {
             record("bookinfo.example.com.", "A"),
             record("example.com.", "NS"),
             record("manual.example.com.", "A"),
+            // What external-dns v0.21 writes for an Ingress's load balancer: A and AAAA ALIAS,
+            // the A filed under `cname-`.
+            txt("labflow-cname-web.example.com.", "lab"),
+            txt("labflow-aaaa-web.example.com.", "lab"),
+            record("web.example.com.", "A"),
+            record("web.example.com.", "AAAA"),
+            // A `cname-` entry does not own an A with addresses (not an alias).
+            txt("labflow-cname-fixed.example.com.", "lab"),
+            plain_a("fixed.example.com."),
         ];
         let owned = owned_records(&zone, "lab", "labflow-");
         let owned: Vec<(&str, &str)> = owned
@@ -440,7 +466,12 @@ mod tests {
             owned,
             vec![
                 ("labflow-a-podinfo.example.com.", "TXT"),
+                ("labflow-aaaa-web.example.com.", "TXT"),
+                ("labflow-cname-fixed.example.com.", "TXT"),
+                ("labflow-cname-web.example.com.", "TXT"),
                 ("podinfo.example.com.", "A"),
+                ("web.example.com.", "A"),
+                ("web.example.com.", "AAAA"),
             ]
         );
     }

@@ -309,10 +309,12 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         .filter(|r| r.group == "networking.k8s.io" && r.kind == "Ingress")
         .filter_map(|r| listed.get(r))
         .collect();
-    output.dns.hosts = dns::requested_hosts(ingresses);
-    if !output.dns.hosts.is_empty() {
+    let requested = dns::requested_hosts(ingresses);
+    output.dns.hosts = requested.keys().cloned().collect();
+    if !requested.is_empty() {
         let records = dns::address_records(&ctx.aws.route53, &config.dns.hosted_zone_id).await?;
-        output.dns.missing = dns::missing(&output.dns.hosts, &records);
+        output.dns.missing = dns::missing(&requested, &records);
+        output.dns.misrouted = dns::misrouted(&requested, &records);
     }
 
     if revision_reached && !output.failed.is_empty() {
@@ -330,7 +332,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         "waiting-controllers"
     } else if !output.mesh.holds() {
         "waiting-mesh"
-    } else if !output.dns.missing.is_empty() {
+    } else if !output.dns.missing.is_empty() || !output.dns.misrouted.is_empty() {
         "waiting-dns"
     } else {
         "healthy"
@@ -480,6 +482,12 @@ fn deadline_message(
         message.push_str(&format!(
             "; no DNS record for {}",
             output.dns.missing.join(", ")
+        ));
+    }
+    if !output.dns.misrouted.is_empty() {
+        message.push_str(&format!(
+            "; DNS records not pointing at their load balancer: {}",
+            output.dns.misrouted.join("; ")
         ));
     }
     message

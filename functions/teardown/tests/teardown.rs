@@ -771,7 +771,8 @@ async fn a_record_that_vanishes_before_the_delete_does_not_fail_the_teardown() -
     )
     .await?;
     let before = zone_records(&aws, &zone_id).await?;
-    ensure!(mentions_owner(&before, &owner).len() == 2, "{before:#?}");
+    // Two registry entries per host: `cname-` for the A ALIAS, `aaaa-` for the AAAA ALIAS.
+    ensure!(mentions_owner(&before, &owner).len() == 4, "{before:#?}");
 
     tb.moto()
         .route53_faults()
@@ -784,8 +785,12 @@ async fn a_record_that_vanishes_before_the_delete_does_not_fail_the_teardown() -
     ensure!(out.done, "{out:?}");
     for gone in [
         format!("DNS A api.{domain}."),
-        format!("DNS TXT a-api.{domain}."),
-        format!("DNS TXT a-web.{domain}."),
+        format!("DNS AAAA api.{domain}."),
+        format!("DNS AAAA web.{domain}."),
+        format!("DNS TXT labflow-cname-api.{domain}."),
+        format!("DNS TXT labflow-aaaa-api.{domain}."),
+        format!("DNS TXT labflow-cname-web.{domain}."),
+        format!("DNS TXT labflow-aaaa-web.{domain}."),
     ] {
         ensure!(out.removed.contains(&gone), "{gone} not in {out:?}");
     }
@@ -845,7 +850,7 @@ async fn owned_records_outside_the_environments_domain_are_left_alone() -> anyho
     let names: Vec<&str> = after.iter().map(|(name, _, _)| name.as_str()).collect();
     ensure!(
         names.contains(&format!("www.{zone}.").as_str())
-            && names.contains(&format!("a-www.{zone}.").as_str()),
+            && names.contains(&format!("labflow-cname-www.{zone}.").as_str()),
         "teardown deleted a record outside {domain}: {after:#?}"
     );
     ensure!(

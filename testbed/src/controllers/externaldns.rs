@@ -1,10 +1,16 @@
 //! external-dns (AWS provider, `policy: sync`, TXT registry): for LoadBalancer Services and
 //! Ingresses with a load balancer hostname, every host of `external-dns.alpha.kubernetes.io/hostname`
-//! (comma-separated; for Ingresses also `spec.rules[].host`) inside the hosted zone gets an A
-//! ALIAS record to the load balancer, plus an ownership TXT record in the registry format of
-//! external-dns v0.18+ (new format only): name `a-<host>`, value
+//! (comma-separated; for Ingresses also `spec.rules[].host`) inside the hosted zone gets what
+//! external-dns v0.21.0 (chart 1.21.1, pinned in infra/gitops) writes for a load balancer
+//! hostname: an A ALIAS and an AAAA ALIAS to it (provider/aws/aws.go adjustCNAMERecord,
+//! adjustEndpointAndNewAaaaIfNeeded: a hostname target is a CNAME made an alias, and every alias
+//! gets its AAAA twin since PR #5111), each with an ownership TXT record
+//! `<txtPrefix><type>-<host>` — `cname-` for the A ALIAS, which the TXT registry files under
+//! CNAME (registry/txt/registry.go: "AWS Alias records are encoded as type cname"; `a-` only
+//! from v0.22.0, PR #6523), `aaaa-` for the AAAA — valued
 //! `"heritage=external-dns,external-dns/owner=<owner>,external-dns/resource=<kind>/<ns>/<name>"`.
-//! Records it owns whose source is gone are deleted. Acts only while a Deployment labelled
+//! Ownership is read from `cname-`, `a-` and old-format (`<prefix><host>`, A only) entries.
+//! Records it owns whose source is gone are deleted with their entries. Acts only while a Deployment labelled
 //! `app.kubernetes.io/name=external-dns` exists. Writes go through aws-sdk-route53 to the AWS
 //! emulator.
 
@@ -34,6 +40,8 @@ pub struct ExternalDnsOptions {
     pub hosted_zone_id: String,
     /// `--txt-owner-id`.
     pub owner_id: String,
+    /// `--txt-prefix` (infra/gitops's external-dns values: `labflow-`).
+    pub txt_prefix: String,
 }
 
 impl ExternalDnsOptions {
@@ -45,8 +53,35 @@ impl ExternalDnsOptions {
             secret_access_key: "testing".to_string(),
             hosted_zone_id: hosted_zone_id.to_string(),
             owner_id: owner_id.to_string(),
+            txt_prefix: TXT_PREFIX.to_string(),
         }
     }
+}
+
+/// The `txtPrefix` infra/gitops gives external-dns (and teardown's default).
+pub const TXT_PREFIX: &str = "labflow-";
+
+/// The registry entry's name for a record of `record_type` (lower case) at `host` (an FQDN with
+/// its trailing dot): registry/mapper/mapper.go ToTXTName, `<prefix><type>-<first label>.<rest>`.
+fn txt_name(prefix: &str, record_type: &str, host: &str) -> String {
+    format!("{}{record_type}-{host}", prefix.to_ascii_lowercase())
+}
+
+/// Which record a registry entry named `txt` owns: (host, A or AAAA), for the entries this
+/// external-dns reads (`cname-` and `a-` own the A ALIAS, `aaaa-` the AAAA, an old-format entry
+/// the A).
+fn owned_by(prefix: &str, txt: &str) -> Option<(String, RrType)> {
+    let rest = txt.strip_prefix(&prefix.to_ascii_lowercase())?;
+    for (tag, record_type) in [
+        ("cname-", RrType::A),
+        ("aaaa-", RrType::Aaaa),
+        ("a-", RrType::A),
+    ] {
+        if let Some(host) = rest.strip_prefix(tag) {
+            return Some((host.to_string(), record_type));
+        }
+    }
+    (!rest.is_empty()).then(|| (rest.to_string(), RrType::A))
 }
 
 /// A record external-dns wants: host → (load balancer hostname, owning resource).
@@ -222,15 +257,16 @@ impl ExternalDnsController {
             }
         }
         let owner_marker = format!("external-dns/owner={},", self.options.owner_id);
-        let mut owned: BTreeMap<String, ResourceRecordSet> = BTreeMap::new();
+        let prefix = self.options.txt_prefix.clone();
+        let mut owned: BTreeMap<(String, RrType), ResourceRecordSet> = BTreeMap::new();
         for r in &records {
             if *r.r#type() == RrType::Txt
                 && r.resource_records()
                     .iter()
                     .any(|v| v.value().contains(&owner_marker))
             {
-                if let Some(host) = r.name().strip_prefix("a-") {
-                    owned.insert(host.to_string(), r.clone());
+                if let Some(key) = owned_by(&prefix, r.name()) {
+                    owned.insert(key, r.clone());
                 }
             }
         }
@@ -240,80 +276,77 @@ impl ExternalDnsController {
                 .find(|r| fqdn(r.name()) == name && *r.r#type() == t)
                 .cloned()
         };
+        let upsert = |set: ResourceRecordSet| {
+            Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(set)
+                .build()
+                .map_err(|e| e.to_string())
+        };
         let mut changes = Vec::new();
         for (host, (target, resource)) in &desired {
             let a = existing(host, RrType::A);
-            if a.is_some() && !owned.contains_key(host) {
+            let held = owned.contains_key(&(host.clone(), RrType::A));
+            if a.is_some() && !held {
                 tracing::info!(%host, "external-dns: record exists and is not owned by us; skipping");
                 continue;
             }
-            let up_to_date = a
-                .as_ref()
-                .and_then(|a| a.alias_target())
-                .is_some_and(|t| fqdn(t.dns_name()) == fqdn(target))
-                && owned.get(host).is_some_and(|t| {
-                    t.resource_records()
-                        .iter()
-                        .any(|v| v.value() == owner_value(&self.options.owner_id, resource))
-                });
-            if up_to_date {
-                continue;
-            }
+            let value = owner_value(&self.options.owner_id, resource);
             let network = target.contains(".elb.") && !target.ends_with(".elb.amazonaws.com");
-            let alias = AliasTarget::builder()
-                .hosted_zone_id(elb_zone(&self.options.region, network))
-                .dns_name(target)
-                .evaluate_target_health(true)
-                .build()
-                .map_err(|e| e.to_string())?;
-            let a_set = ResourceRecordSet::builder()
-                .name(host)
-                .r#type(RrType::A)
-                .alias_target(alias)
-                .build()
-                .map_err(|e| e.to_string())?;
-            let txt = ResourceRecordSet::builder()
-                .name(format!("a-{host}"))
-                .r#type(RrType::Txt)
-                .ttl(300)
-                .resource_records(
-                    ResourceRecord::builder()
-                        .value(owner_value(&self.options.owner_id, resource))
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                )
-                .build()
-                .map_err(|e| e.to_string())?;
-            for set in [a_set, txt] {
-                changes.push(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(set)
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                );
+            for (record_type, tag) in [(RrType::A, "cname"), (RrType::Aaaa, "aaaa")] {
+                let entry = txt_name(&prefix, tag, host);
+                let up_to_date = existing(host, record_type.clone())
+                    .as_ref()
+                    .and_then(|r| r.alias_target())
+                    .is_some_and(|t| fqdn(t.dns_name()) == fqdn(target))
+                    && existing(&entry, RrType::Txt)
+                        .is_some_and(|t| t.resource_records().iter().any(|v| v.value() == value));
+                if up_to_date {
+                    continue;
+                }
+                let alias = AliasTarget::builder()
+                    .hosted_zone_id(elb_zone(&self.options.region, network))
+                    .dns_name(target)
+                    .evaluate_target_health(true)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let record = ResourceRecordSet::builder()
+                    .name(host)
+                    .r#type(record_type)
+                    .alias_target(alias)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let txt = ResourceRecordSet::builder()
+                    .name(entry)
+                    .r#type(RrType::Txt)
+                    .ttl(300)
+                    .resource_records(
+                        ResourceRecord::builder()
+                            .value(value.clone())
+                            .build()
+                            .map_err(|e| e.to_string())?,
+                    )
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                changes.push(upsert(record)?);
+                changes.push(upsert(txt)?);
             }
         }
-        for (host, txt) in &owned {
+        for ((host, record_type), txt) in &owned {
             if desired.contains_key(host) {
                 continue;
             }
-            if let Some(a) = existing(host, RrType::A) {
-                changes.push(
-                    Change::builder()
-                        .action(ChangeAction::Delete)
-                        .resource_record_set(a)
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                );
-            }
-            changes.push(
+            let delete = |set: ResourceRecordSet| {
                 Change::builder()
                     .action(ChangeAction::Delete)
-                    .resource_record_set(txt.clone())
+                    .resource_record_set(set)
                     .build()
-                    .map_err(|e| e.to_string())?,
-            );
+                    .map_err(|e| e.to_string())
+            };
+            if let Some(record) = existing(host, record_type.clone()) {
+                changes.push(delete(record)?);
+            }
+            changes.push(delete(txt.clone())?);
         }
         if !changes.is_empty() {
             tracing::info!(changes = changes.len(), zone = %zone, "external-dns: applying changes");

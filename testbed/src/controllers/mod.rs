@@ -18,7 +18,7 @@ pub mod loadbalancers;
 pub mod objects;
 pub mod workloads;
 
-pub use externaldns::ExternalDnsOptions;
+pub use externaldns::{ExternalDnsOptions, TXT_PREFIX};
 pub use flux::FluxOptions;
 pub use loadbalancers::{LoadBalancer, LoadBalancerOptions, LoadBalancers};
 

@@ -838,7 +838,17 @@ fn check_dns_scope(state: &Value) -> Result<()> {
             .with_all("route53:ChangeResourceRecordSetsRecordTypes", types)
     };
     let own_app = format!("app.{domain}");
-    let own_owner = format!("a-app.{domain}");
+    // What external-dns v0.21 writes for a load balancer host: A and AAAA ALIAS and their
+    // registry entries (`cname-` for the A), prefixed `labflow-` (testbed externaldns.rs).
+    let own_entries = [
+        format!("labflow-cname-app.{domain}"),
+        format!("labflow-aaaa-app.{domain}"),
+    ];
+    let apex_entries = [
+        format!("labflow-cname-{domain}"),
+        format!("labflow-aaaa-{domain}"),
+    ];
+    let other_apex_entry = format!("labflow-cname-env02.{}", ZONE.trim_end_matches('.'));
     let own_challenge = format!("_acme-challenge.app.{domain}");
     let apex_challenge = format!("_acme-challenge.{domain}");
     let other_lab = format!("app.env02.{}", ZONE.trim_end_matches('.'));
@@ -848,11 +858,16 @@ fn check_dns_scope(state: &Value) -> Result<()> {
     let external_dns = policy_of("env01:external-dns")?;
     for (names, types, allowed) in [
         (
-            vec![own_app.as_str(), own_owner.as_str()],
-            vec!["A", "TXT"],
+            vec![own_app.as_str(), &own_entries[0], &own_entries[1]],
+            vec!["A", "AAAA", "TXT"],
             true,
         ),
-        (vec![domain.as_str()], vec!["A"], true),
+        (
+            vec![domain.as_str(), &apex_entries[0], &apex_entries[1]],
+            vec!["A", "AAAA", "TXT"],
+            true,
+        ),
+        (vec![other_apex_entry.as_str()], vec!["TXT"], false),
         (vec![other_lab.as_str()], vec!["A"], false),
         (vec![own_app.as_str(), zone_apex.as_str()], vec!["A"], false),
     ] {

@@ -91,14 +91,13 @@ impl TestClock {
     }
 }
 
-/// The teardown context the tests use: the testbed's external-dns writes its registry entries
-/// without a TXT prefix (infra/gitops uses `labflow-`).
+/// The teardown context the tests use: the TXT prefix is teardown's default, the `labflow-`
+/// infra/gitops gives external-dns (and the testbed's external-dns uses).
 pub fn ctx(aws: AwsClients, clock: &TestClock, grace: chrono::Duration) -> Ctx {
     let mut ctx = Ctx::new(aws);
     ctx.clock = clock.as_clock();
     ctx.options = TeardownOptions {
         grace_period: grace,
-        txt_prefix: String::new(),
         ..TeardownOptions::default()
     };
     ctx
@@ -145,32 +144,45 @@ pub async fn hosted_zone(aws: &AwsClients, domain: &str) -> anyhow::Result<Strin
     Ok(id.trim_start_matches("/hostedzone/").to_string())
 }
 
-/// An external-dns registry pair (A record + TXT owner entry) as external-dns writes it.
+/// What external-dns v0.21 writes for a host of an Ingress's load balancer: A and AAAA ALIAS
+/// records and their registry entries, the A's filed under `cname-` (testbed externaldns.rs).
 pub async fn seed_owned_record(
     aws: &AwsClients,
     zone_id: &str,
     host: &str,
     owner: &str,
 ) -> anyhow::Result<()> {
-    let a = ResourceRecordSet::builder()
-        .name(host)
-        .r#type(RrType::A)
-        .ttl(60)
-        .resource_records(ResourceRecord::builder().value("192.0.2.10").build()?)
-        .build()?;
-    let txt = ResourceRecordSet::builder()
-        .name(format!("a-{host}"))
-        .r#type(RrType::Txt)
-        .ttl(300)
-        .resource_records(
-            ResourceRecord::builder()
-                .value(format!(
-                    "\"heritage=external-dns,external-dns/owner={owner},external-dns/resource=ingress/web/{host}\""
-                ))
+    let mut sets = Vec::new();
+    for (record_type, tag) in [(RrType::A, "cname"), (RrType::Aaaa, "aaaa")] {
+        sets.push(
+            ResourceRecordSet::builder()
+                .name(host)
+                .r#type(record_type)
+                .alias_target(
+                    aws_sdk_route53::types::AliasTarget::builder()
+                        .hosted_zone_id("Z32O12XQLNTSW2")
+                        .dns_name("k8s-web-0123456789.eu-west-1.elb.amazonaws.com")
+                        .evaluate_target_health(true)
+                        .build()?,
+                )
                 .build()?,
-        )
-        .build()?;
-    upsert(aws, zone_id, vec![a, txt]).await
+        );
+        sets.push(
+            ResourceRecordSet::builder()
+                .name(format!("{}{tag}-{host}", labflow_testbed::controllers::TXT_PREFIX))
+                .r#type(RrType::Txt)
+                .ttl(300)
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(format!(
+                            "\"heritage=external-dns,external-dns/owner={owner},external-dns/resource=ingress/web/{host}\""
+                        ))
+                        .build()?,
+                )
+                .build()?,
+        );
+    }
+    upsert(aws, zone_id, sets).await
 }
 
 /// Records nobody's external-dns owns.
@@ -193,7 +205,7 @@ pub async fn seed_unrelated_records(
         .build()?;
     // Looks like ours by name, but its value names no owner: not a registry entry.
     let lookalike = ResourceRecordSet::builder()
-        .name(format!("a-lookalike.{domain}"))
+        .name(format!("labflow-cname-lookalike.{domain}"))
         .r#type(RrType::Txt)
         .ttl(300)
         .resource_records(
