@@ -71,6 +71,7 @@ locals {
       "ssm:DeleteParameter"      = local.ssm_locks
       "ssm:GetParametersByPath"  = concat(local.ssm_env_path, local.ssm_env_configs, local.ssm_locks_path)
       "states:DescribeExecution" = local.sfn_executions
+      "states:StopExecution"     = local.sfn_executions
       "kms:Decrypt"              = local.states_key
     }
 

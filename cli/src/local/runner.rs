@@ -38,6 +38,24 @@ pub struct Session {
     stop: Arc<tokio::sync::Notify>,
 }
 
+/// The first of Ctrl-C, SIGTERM (a service manager, `kill`) and SIGHUP (a closed terminal), by
+/// name: each must stop the execution, not leave it holding the environment's lock.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "Ctrl-C";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+        _ = hangup.recv() => "SIGHUP",
+    }
+}
+
 /// The outcome of one execution.
 pub struct RunReport {
     pub execution_arn: String,
@@ -163,13 +181,21 @@ impl Session {
         let stopped_by_hand = self.stop.notified();
         let execution = tokio::select! {
             execution = executor.run(input) => execution.context("the execution cannot start")?,
-            _ = tokio::signal::ctrl_c() => {
-                let ended = self.abort(&execution_arn, "interrupted (Ctrl-C) in labflow local", &log).await;
-                anyhow::bail!("interrupted; execution {execution_arn} stopped ({ended})");
+            signal = interrupted() => {
+                let cause = format!("interrupted ({signal}) in labflow local");
+                let ended = self.abort(&execution_arn, &cause, &log).await;
+                anyhow::bail!("interrupted by {signal}; execution {execution_arn} stopped ({ended})");
             }
             _ = stopped_by_hand => {
                 let ended = self.abort(&execution_arn, "stopped by hand", &log).await;
                 anyhow::bail!("execution {execution_arn} stopped by hand ({ended})");
+            }
+            status = self.stopped_elsewhere(&execution_arn) => {
+                // StopExecution from elsewhere (a teardown's run-guard preempting this run, the
+                // console): in AWS the execution ends there and then, and EventBridge tells
+                // execution-ended.
+                let ended = self.deliver_aborted(&execution_arn, &format!("stopped in the emulator ({status})"), &log).await;
+                anyhow::bail!("execution {execution_arn} was stopped ({ended})");
             }
         };
         // The emulator cannot run Lambdas; mark its copy ended so a later run-guard never
@@ -214,6 +240,38 @@ impl Session {
             .cause(cause)
             .send()
             .await;
+        self.deliver_aborted(execution_arn, cause, log).await
+    }
+
+    /// Resolves when the emulator's copy of the execution is no longer RUNNING (someone called
+    /// StopExecution on it); with its status.
+    async fn stopped_elsewhere(&self, execution_arn: &str) -> String {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            every.tick().await;
+            let described = self
+                .clients
+                .sfn
+                .describe_execution()
+                .execution_arn(execution_arn)
+                .send()
+                .await;
+            if let Ok(out) = described {
+                let status = out.status().as_str();
+                if status != "RUNNING" {
+                    return status.to_string();
+                }
+            }
+        }
+    }
+
+    /// EventBridge's ABORTED status change, delivered to execution-ended.
+    async fn deliver_aborted(
+        &self,
+        execution_arn: &str,
+        cause: &str,
+        log: &InvocationLog,
+    ) -> String {
         let event = labflow_execution_ended::StatusChange::new(
             execution_arn,
             &self.endpoints.state_machine_arn,

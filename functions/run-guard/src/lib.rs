@@ -30,6 +30,7 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "ssm:DeleteParameter",
     "ssm:GetParametersByPath",
     "states:DescribeExecution",
+    "states:StopExecution",
 ];
 
 /// DescribeExecution decrypts the execution's data with the state machine's key
@@ -184,7 +185,7 @@ async fn acquire(ctx: &Ctx, input: AcquireInput) -> Result<AcquireOutput, StepEr
             taken_over: None,
         });
     };
-    let acquired = lock::acquire(ctx, &environment, &input.execution_arn).await?;
+    let acquired = lock::acquire(ctx, &environment, &input.execution_arn, valid.action).await?;
     Ok(AcquireOutput {
         done: true,
         phase: "locked".into(),

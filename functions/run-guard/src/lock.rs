@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Ctx;
+use labflow_core::contract::Action;
 
 /// How often `acquire` re-evaluates when the lock changes under it before giving up with
 /// `labflow.LockHeld` (the state machine retries that slowly).
@@ -74,11 +75,16 @@ pub struct Acquired {
     pub taken_over: Option<TakeOver>,
 }
 
-/// Take the lock of `environment` for `execution_arn`.
+/// Take the lock of `environment` for `execution_arn`, which runs `action`. A teardown preempts a
+/// running create or sync (issue 19 item 10): waiting for it would leave the lab up (a nightly
+/// teardown would give up after its retries) or block a person's teardown for hours; the
+/// preempted execution is stopped (ABORTED: execution-ended posts its failure status, and its
+/// own release leaves the new holder's lock alone).
 pub async fn acquire(
     ctx: &Ctx,
     environment: &str,
     execution_arn: &str,
+    action: Action,
 ) -> Result<Acquired, StepError> {
     let name = parameter_name(environment);
     for _ in 0..MAX_ROUNDS {
@@ -107,7 +113,15 @@ pub async fn acquire(
         }
         let stale_reason = match &holder {
             None => Some("the lock value is unreadable".to_string()),
-            Some(holder) => staleness(ctx, holder).await?,
+            Some(holder) => match staleness(ctx, holder).await? {
+                Standing::Stale(reason) => Some(reason),
+                Standing::Running { action: held_for }
+                    if action == Action::Teardown && preemptible(held_for.as_deref()) =>
+                {
+                    Some(preempt(ctx, holder, held_for.as_deref(), execution_arn).await?)
+                }
+                Standing::Running { .. } => None,
+            },
         };
         let Some(reason) = stale_reason else {
             let holder = holder.unwrap_or_else(|| LockHolder {
@@ -183,21 +197,74 @@ pub async fn release(
     Ok(None)
 }
 
-/// Why `holder` is stale, or `None` if it still holds the lock rightfully.
-async fn staleness(ctx: &Ctx, holder: &LockHolder) -> Result<Option<String>, StepError> {
+/// Whether a lock holder still holds the lock rightfully.
+enum Standing {
+    /// It does not: why.
+    Stale(String),
+    /// It runs, for this action (its execution input's `action`, when readable).
+    Running { action: Option<String> },
+}
+
+/// Executions a teardown may stop: those that build or change a lab. Another teardown (or
+/// teardown-all) finishes the same job, so the newcomer waits for it.
+fn preemptible(action: Option<&str>) -> bool {
+    matches!(action, Some("create" | "sync"))
+}
+
+/// Stop the running `holder` for teardown `by`; the reason the lock is taken over.
+async fn preempt(
+    ctx: &Ctx,
+    holder: &LockHolder,
+    action: Option<&str>,
+    by: &str,
+) -> Result<String, StepError> {
+    let stopped = ctx
+        .sfn
+        .stop_execution()
+        .execution_arn(&holder.execution_arn)
+        .error("labflow.Preempted")
+        .cause(format!("teardown {by} took the environment's lock"))
+        .send()
+        .await;
+    if let Err(err) = stopped {
+        // Gone or ended since we looked: nothing to stop.
+        let ended = err
+            .as_service_error()
+            .is_some_and(|e| e.is_execution_does_not_exist() || e.is_invalid_arn());
+        if !ended {
+            return Err(classify_sdk_error(
+                "stopping the execution that holds the lock",
+                err,
+            ));
+        }
+    }
+    tracing::warn!(holder = %holder.execution_arn, by, "running execution preempted by a teardown");
+    Ok(format!(
+        "preempted: teardown stopped the running {} execution {}",
+        action.unwrap_or("?"),
+        holder.execution_arn
+    ))
+}
+
+/// Whether `holder` is stale, or still holds the lock rightfully.
+async fn staleness(ctx: &Ctx, holder: &LockHolder) -> Result<Standing, StepError> {
     match DateTime::parse_from_rfc3339(&holder.acquired_at) {
         Ok(at) => {
             let age = Utc::now().signed_duration_since(at.with_timezone(&Utc));
             let max = chrono::Duration::from_std(ctx.lock_max_age).unwrap_or(chrono::Duration::MAX);
             if age > max {
-                return Ok(Some(format!(
+                return Ok(Standing::Stale(format!(
                     "held for {} s, longer than the maximum of {} s",
                     age.num_seconds(),
                     ctx.lock_max_age.as_secs()
                 )));
             }
         }
-        Err(_) => return Ok(Some("the lock's acquiredAt is unreadable".into())),
+        Err(_) => {
+            return Ok(Standing::Stale(
+                "the lock's acquiredAt is unreadable".into(),
+            ))
+        }
     }
     let described = ctx
         .sfn
@@ -209,9 +276,13 @@ async fn staleness(ctx: &Ctx, holder: &LockHolder) -> Result<Option<String>, Ste
         Ok(output) => {
             let status = output.status().as_str().to_string();
             if status == "RUNNING" || status == "PENDING_REDRIVE" {
-                Ok(None)
+                let action = output
+                    .input()
+                    .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+                    .and_then(|i| i["action"].as_str().map(str::to_string));
+                Ok(Standing::Running { action })
             } else {
-                Ok(Some(format!(
+                Ok(Standing::Stale(format!(
                     "the holder is no longer running (status {status})"
                 )))
             }
@@ -221,7 +292,9 @@ async fn staleness(ctx: &Ctx, holder: &LockHolder) -> Result<Option<String>, Ste
                 .as_service_error()
                 .is_some_and(|e| e.is_execution_does_not_exist() || e.is_invalid_arn());
             if gone {
-                Ok(Some("the holding execution does not exist".into()))
+                Ok(Standing::Stale(
+                    "the holding execution does not exist".into(),
+                ))
             } else {
                 Err(classify_sdk_error(
                     "describing the lock holder's execution",

@@ -114,6 +114,69 @@ async fn lock_held_by_a_running_execution_is_refused() -> Result<()> {
     Ok(())
 }
 
+/// A teardown does not wait behind a create or sync (issue 19 item 10): it stops the running
+/// holder and takes the lock, saying so; it does wait behind another teardown.
+#[tokio::test]
+async fn a_teardown_preempts_a_running_sync_but_waits_for_a_teardown() -> Result<()> {
+    let (ctx, clients) = common::ctx(HOUR).await?;
+    let env = common::unique("preempt");
+    common::put_config(&clients, &env, |_| {}).await?;
+    let sm = common::state_machine(&clients).await?;
+    let sync_input = json!({"action": "sync", "environment": env, "source": {"kind": "console"}});
+    let teardown_input =
+        json!({"action": "teardown", "environment": env, "source": {"kind": "console"}});
+    let syncing = common::start_with(&clients, &sm, &sync_input.to_string()).await?;
+    handle(&ctx, acquire_input(&syncing, &env)).await?;
+
+    let teardown = common::start_with(&clients, &sm, &teardown_input.to_string()).await?;
+    let acquire_teardown = |arn: &str| {
+        Input::Acquire(AcquireInput {
+            execution_arn: arn.to_string(),
+            execution_input: teardown_input.clone(),
+        })
+    };
+    let Output::Acquire(out) = handle(&ctx, acquire_teardown(&teardown)).await? else {
+        bail!("wrong output")
+    };
+    let taken = out
+        .taken_over
+        .ok_or_else(|| anyhow::anyhow!("no takeover reported"))?;
+    assert_eq!(
+        taken.previous_execution_arn.as_deref(),
+        Some(syncing.as_str())
+    );
+    assert!(
+        taken.reason.contains("preempted") && taken.reason.contains("sync"),
+        "{}",
+        taken.reason
+    );
+    let status = clients
+        .sfn
+        .describe_execution()
+        .execution_arn(&syncing)
+        .send()
+        .await?;
+    assert_eq!(status.status().as_str(), "ABORTED");
+    let lock_name = format!("/labflow/locks/{env}");
+    assert_eq!(
+        holder(&common::get(&clients, &lock_name).await?.unwrap_or_default())?,
+        teardown
+    );
+
+    // A second teardown waits for the first; so does a sync.
+    let another = common::start_with(&clients, &sm, &teardown_input.to_string()).await?;
+    match handle(&ctx, acquire_teardown(&another)).await {
+        Err(StepError::LockHeld(msg)) => assert!(msg.contains(&teardown), "{msg}"),
+        other => bail!("expected LockHeld, got {other:?}"),
+    }
+    let later_sync = common::start_with(&clients, &sm, &sync_input.to_string()).await?;
+    match handle(&ctx, acquire_input(&later_sync, &env)).await {
+        Err(StepError::LockHeld(msg)) => assert!(msg.contains(&teardown), "{msg}"),
+        other => bail!("expected LockHeld, got {other:?}"),
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn lock_of_a_stopped_execution_is_taken_over() -> Result<()> {
     let (ctx, clients) = common::ctx(HOUR).await?;

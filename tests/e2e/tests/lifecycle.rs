@@ -396,6 +396,61 @@ async fn an_execution_stopped_by_hand_still_frees_its_lock_and_reports_failure(
     Ok(())
 }
 
+/// A teardown does not wait behind a create (issue 19 item 10): run-guard stops the running
+/// create (StopExecution), takes the lock and says so; the create ends ABORTED with its failure
+/// status, and the teardown leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teardown_preempts_a_running_create() -> anyhow::Result<()> {
+    let lab = Lab::start(&[EnvSpec::new("lab")]).await?;
+    let url = lab.repository_url("lab").await?;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let teardown_once_locked = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while lab.lock("lab").await?.is_none() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the create never took the lock\n{}",
+                lab.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        lab.run(console_input("teardown", "lab")).await
+    };
+    let (create, teardown) = tokio::join!(
+        lab.run(github_input("create", "lab", &url, sha)),
+        teardown_once_locked
+    );
+    let stopped = create
+        .err()
+        .with_context(|| format!("the create was not stopped:\n{}", lab.log()))?;
+    assert!(
+        stopped.to_string().contains("was stopped"),
+        "{stopped}\n{}",
+        lab.log()
+    );
+    let teardown = teardown?;
+    let out = output(&teardown).with_context(|| format!("teardown failed:\n{}", lab.log()))?;
+    let guard = &out["guard"];
+    assert!(
+        guard["takenOver"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("preempted")),
+        "the teardown does not say it preempted the create: {guard}"
+    );
+    assert_eq!(lab.leftovers("lab").await?, Vec::<String>::new());
+    assert_eq!(lab.lock("lab").await?, None, "{}", lab.log());
+    let repository = labflow_cli::local::push::full_name(&url);
+    let last = lab
+        .session
+        .github
+        .statuses()
+        .into_iter()
+        .rfind(|s| s.sha == sha && s.repository == repository)
+        .context("no commit status for the create")?;
+    assert_eq!(last.state, "error", "{last:?}");
+    Ok(())
+}
+
 /// An execution that exceeds its TimeoutSeconds ends at once, outside its failure path (no
 /// Catch sees States.Timeout of the execution): EventBridge's status-change event, delivered to
 /// execution-ended as in AWS, still frees the lock and posts the failure status.

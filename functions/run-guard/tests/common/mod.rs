@@ -101,12 +101,17 @@ pub async fn state_machine(clients: &AwsClients) -> Result<String> {
 }
 
 pub async fn start(clients: &AwsClients, state_machine: &str) -> Result<String> {
+    start_with(clients, state_machine, "{}").await
+}
+
+/// An execution whose input is `input` (DescribeExecution shows it).
+pub async fn start_with(clients: &AwsClients, state_machine: &str, input: &str) -> Result<String> {
     let out = clients
         .sfn
         .start_execution()
         .state_machine_arn(state_machine)
         .name(unique("ex"))
-        .input("{}")
+        .input(input)
         .send()
         .await?;
     Ok(out.execution_arn().to_string())
