@@ -190,9 +190,17 @@ data "aws_iam_policy_document" "cluster_autoscaler" {
   }
 }
 
-# ---- aws-load-balancer-controller: the upstream policy, tag-conditioned writes ------------
+# ---- aws-load-balancer-controller: the upstream policy, writes bound to its own cluster ----
+# The upstream policy (docs/install/iam_policy.json) only asks that a resource carry the tag
+# `elbv2.k8s.aws/cluster` at all, which every lab's load balancers and security groups do: one
+# lab's controller could delete another's. Here each write names this environment's cluster in
+# that tag (the controller sets it to its clusterName: pkg/deploy/tracking/provider.go,
+# shared_constants/tag_keys.go), and no tag change may move a resource to another cluster
+# (issue 26 item 4).
 
 data "aws_iam_policy_document" "aws_load_balancer_controller" {
+  for_each = var.environments
+
   # checkov:skip=CKV_AWS_111: upstream controller policy; WAF/Shield association and the service-linked role target load balancers whose ARNs exist only after the controller creates them
   # checkov:skip=CKV_AWS_356: upstream controller policy; EC2/ELB Describe*, ACM/IAM certificate listing and WAF/Shield lookups run against resources not known in advance
   statement {
@@ -267,13 +275,35 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
   }
 
   statement {
-    sid       = "SecurityGroupRulesInVpc"
+    sid       = "RulesOfOwnSecurityGroups"
     actions   = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]
     resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*"]
     condition {
       test     = "ArnEquals"
       variable = "ec2:Vpc"
       values   = [aws_vpc.main.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
+    }
+  }
+
+  # The backend rules go on the cluster's own security group (EKS tags it aws:eks:cluster-name).
+  statement {
+    sid       = "RulesOfTheClusterSecurityGroup"
+    actions   = ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ec2:Vpc"
+      values   = [aws_vpc.main.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/aws:eks:cluster-name"
+      values   = [local.cluster_names[each.key]]
     }
   }
 
@@ -296,9 +326,9 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       values   = ["CreateSecurityGroup"]
     }
     condition {
-      test     = "Null"
+      test     = "StringEquals"
       variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
-      values   = ["false"]
+      values   = [local.cluster_names[each.key]]
     }
   }
 
@@ -307,9 +337,14 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
     actions   = ["ec2:CreateTags", "ec2:DeleteTags", "ec2:DeleteSecurityGroup"]
     resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*"]
     condition {
-      test     = "Null"
+      test     = "StringEquals"
       variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
-      values   = ["false"]
+      values   = [local.cluster_names[each.key]]
+    }
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
     }
   }
 
@@ -324,9 +359,9 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*",
     ]
     condition {
-      test     = "Null"
+      test     = "StringEquals"
       variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
-      values   = ["false"]
+      values   = [local.cluster_names[each.key]]
     }
   }
 
@@ -343,6 +378,11 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/*",
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/*",
     ]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
+    }
   }
 
   statement {
@@ -354,9 +394,14 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:loadbalancer/app/*/*",
     ]
     condition {
-      test     = "Null"
+      test     = "StringEquals"
       variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
-      values   = ["false"]
+      values   = [local.cluster_names[each.key]]
+    }
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
     }
   }
 
@@ -369,6 +414,37 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/net/*/*/*",
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/app/*/*/*",
     ]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
+    }
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
+    }
+  }
+
+  statement {
+    sid     = "TagNewListenersAndRules"
+    actions = ["elasticloadbalancing:AddTags"]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/net/*/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/app/*/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/net/*/*/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/app/*/*/*",
+    ]
+    condition {
+      test     = "StringEquals"
+      variable = "elasticloadbalancing:CreateAction"
+      values   = ["CreateListener", "CreateRule"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
+    }
   }
 
   statement {
@@ -392,9 +468,9 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/*",
     ]
     condition {
-      test     = "Null"
+      test     = "StringEquals"
       variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
-      values   = ["false"]
+      values   = [local.cluster_names[each.key]]
     }
   }
 
@@ -412,9 +488,9 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       values   = ["CreateTargetGroup", "CreateLoadBalancer"]
     }
     condition {
-      test     = "Null"
+      test     = "StringEquals"
       variable = "aws:RequestTag/elbv2.k8s.aws/cluster"
-      values   = ["false"]
+      values   = [local.cluster_names[each.key]]
     }
   }
 
@@ -422,6 +498,11 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
     sid       = "Targets"
     actions   = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]
     resources = ["arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
+    }
   }
 
   statement {
@@ -439,6 +520,11 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener/*",
       "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:listener-rule/*",
     ]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+      values   = [local.cluster_names[each.key]]
+    }
   }
 }
 
@@ -446,7 +532,7 @@ locals {
   # Inline policy per controller role; ebs-csi uses the AWS-managed policy below instead.
   pod_identity_inline_policies = {
     for key, role in local.pod_identity_roles : key => (
-      role.controller == "aws-load-balancer-controller" ? data.aws_iam_policy_document.aws_load_balancer_controller.json :
+      role.controller == "aws-load-balancer-controller" ? data.aws_iam_policy_document.aws_load_balancer_controller[role.env].json :
       role.controller == "external-dns" ? data.aws_iam_policy_document.external_dns[role.env].json :
       role.controller == "cert-manager" ? data.aws_iam_policy_document.cert_manager[role.env].json :
       role.controller == "cluster-autoscaler" ? data.aws_iam_policy_document.cluster_autoscaler[role.env].json :

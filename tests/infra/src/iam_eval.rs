@@ -164,6 +164,16 @@ fn condition_holds(
     actual: Option<&String>,
     expected: &[&str],
 ) -> Result<bool, String> {
+    // "Null": true = the key is absent from the request, false = present (IAM user guide,
+    // "Condition operator to check existence of condition keys").
+    if operator == "Null" {
+        let wants_absent = match expected {
+            [v] if v.eq_ignore_ascii_case("true") => true,
+            [v] if v.eq_ignore_ascii_case("false") => false,
+            _ => return Err(format!("Null takes true or false, not {expected:?}")),
+        };
+        return Ok(actual.is_none() == wants_absent);
+    }
     let (base, if_exists) = match operator.strip_suffix("IfExists") {
         Some(base) => (base, true),
         None => (operator, false),
@@ -284,6 +294,18 @@ mod tests {
             &Request::new("r:Change", "zone").with_all("types", &["TXT"])
         )?);
         Ok(())
+    }
+
+    #[test]
+    fn null_checks_whether_the_key_is_there() {
+        let policy = r#"{"Statement":[{"Effect":"Allow","Action":"a:B","Resource":"*",
+            "Condition":{"Null":{"aws:ResourceTag/t":"false"}}}]}"#;
+        assert!(allows(
+            policy,
+            &Request::new("a:B", "x").with("aws:ResourceTag/t", "any")
+        )
+        .unwrap_or(false));
+        assert!(!allows(policy, &Request::new("a:B", "x")).unwrap_or(true));
     }
 
     #[test]

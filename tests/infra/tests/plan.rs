@@ -811,15 +811,149 @@ fn check_runtime_decrypt(state: &Value) -> Result<()> {
 /// trustworthy as the manifests Flux applies there. Asked of the rendered policies with the keys
 /// Route53 sets on ChangeResourceRecordSets (Route53 developer guide, "Using IAM policy
 /// conditions for fine-grained access control": normalized record names, record types).
-fn check_dns_scope(state: &Value) -> Result<()> {
-    let policy_of = |key: &str| -> Result<String> {
-        let address = format!("aws_iam_role_policy.pod_identity[\"{key}\"]");
-        state_resources(state)?
-            .into_iter()
-            .find(|r| r["address"] == json!(address))
-            .and_then(|r| r["values"]["policy"].as_str().map(str::to_string))
-            .with_context(|| format!("no {address} in the state"))
+/// The inline policy of a Pod Identity role (`<env>:<controller>`) in the applied state.
+fn pod_identity_policy(state: &Value, key: &str) -> Result<String> {
+    let address = format!("aws_iam_role_policy.pod_identity[\"{key}\"]");
+    state_resources(state)?
+        .into_iter()
+        .find(|r| r["address"] == json!(address))
+        .and_then(|r| r["values"]["policy"].as_str().map(str::to_string))
+        .with_context(|| format!("no {address} in the state"))
+}
+
+/// One lab's load balancer controller writes only what carries its own cluster's name in
+/// `elbv2.k8s.aws/cluster` (or, for backend rules, the cluster's own security group), and
+/// cannot re-tag anything to or from another cluster (issue 26 item 4). The upstream policy
+/// only asks that the tag exist, so every lab's controller could delete every lab's load
+/// balancers.
+fn check_lbc_scope(state: &Value) -> Result<()> {
+    let policy = pod_identity_policy(state, "env01:aws-load-balancer-controller")?;
+    let vpc = state_resources(state)?
+        .into_iter()
+        .find(|r| r["address"] == json!("aws_vpc.main"))
+        .and_then(|r| r["values"]["arn"].as_str().map(str::to_string))
+        .context("no VPC in the state")?;
+    let (own, other) = ("labflow-env01", "labflow-env02");
+    let lb = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/k8s-web-0123456789/0123456789abcdef";
+    let listener = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/k8s-web-0123456789/0123456789abcdef/fedcba9876543210";
+    let tg = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/k8s-web-0123456789/0123456789abcdef";
+    let sg = "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0";
+    let tagged = |action: &'static str, resource: &'static str, cluster: &str| {
+        iam_eval::Request::new(action, resource)
+            .with("aws:ResourceTag/elbv2.k8s.aws/cluster", cluster)
+            .with("ec2:Vpc", &vpc)
     };
+    let cases = [
+        (
+            "delete its own ALB",
+            tagged("elasticloadbalancing:DeleteLoadBalancer", lb, own),
+            true,
+        ),
+        (
+            "delete another lab's ALB",
+            tagged("elasticloadbalancing:DeleteLoadBalancer", lb, other),
+            false,
+        ),
+        (
+            "delete an untagged ALB",
+            iam_eval::Request::new("elasticloadbalancing:DeleteLoadBalancer", lb),
+            false,
+        ),
+        (
+            "delete another lab's listener",
+            tagged("elasticloadbalancing:DeleteListener", listener, other),
+            false,
+        ),
+        (
+            "register targets in another lab's target group",
+            tagged("elasticloadbalancing:RegisterTargets", tg, other),
+            false,
+        ),
+        (
+            "register targets in its own target group",
+            tagged("elasticloadbalancing:RegisterTargets", tg, own),
+            true,
+        ),
+        (
+            "modify another lab's listener",
+            tagged("elasticloadbalancing:ModifyListener", listener, other),
+            false,
+        ),
+        (
+            "open another lab's security group",
+            tagged("ec2:AuthorizeSecurityGroupIngress", sg, other),
+            false,
+        ),
+        (
+            "open its own security group",
+            tagged("ec2:AuthorizeSecurityGroupIngress", sg, own),
+            true,
+        ),
+        (
+            "open its cluster's security group",
+            iam_eval::Request::new("ec2:AuthorizeSecurityGroupIngress", sg)
+                .with("aws:ResourceTag/aws:eks:cluster-name", own)
+                .with("ec2:Vpc", &vpc),
+            true,
+        ),
+        (
+            "open any other security group of the VPC",
+            iam_eval::Request::new("ec2:AuthorizeSecurityGroupIngress", sg).with("ec2:Vpc", &vpc),
+            false,
+        ),
+        (
+            "delete another lab's security group",
+            tagged("ec2:DeleteSecurityGroup", sg, other),
+            false,
+        ),
+        (
+            "create an ALB for another lab",
+            iam_eval::Request::new("elasticloadbalancing:CreateLoadBalancer", lb)
+                .with("aws:RequestTag/elbv2.k8s.aws/cluster", other),
+            false,
+        ),
+        (
+            "create an ALB for itself",
+            iam_eval::Request::new("elasticloadbalancing:CreateLoadBalancer", lb)
+                .with("aws:RequestTag/elbv2.k8s.aws/cluster", own),
+            true,
+        ),
+        (
+            "hand its ALB to another lab",
+            tagged("elasticloadbalancing:AddTags", lb, own)
+                .with("aws:RequestTag/elbv2.k8s.aws/cluster", other),
+            false,
+        ),
+        (
+            "claim another lab's listener",
+            iam_eval::Request::new("elasticloadbalancing:AddTags", listener)
+                .with("aws:ResourceTag/elbv2.k8s.aws/cluster", other)
+                .with("aws:RequestTag/elbv2.k8s.aws/cluster", own),
+            false,
+        ),
+        (
+            "tag the listener it creates",
+            iam_eval::Request::new("elasticloadbalancing:AddTags", listener)
+                .with("elasticloadbalancing:CreateAction", "CreateListener")
+                .with("aws:RequestTag/elbv2.k8s.aws/cluster", own),
+            true,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (what, request, allowed) in cases {
+        if iam_eval::allows(&policy, &request)? != allowed {
+            problems.push(format!(
+                "env01's load balancer controller may {what}: {}",
+                !allowed
+            ));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+fn check_dns_scope(state: &Value) -> Result<()> {
+    let policy_of = |key: &str| pod_identity_policy(state, key);
     let zone = format!(
         "arn:aws:route53:::hostedzone/{}",
         state_resources(state)?
@@ -1087,6 +1221,7 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     check_passable_roles(&state)?;
     check_runtime_decrypt(&state)?;
     check_dns_scope(&state)?;
+    check_lbc_scope(&state)?;
     check_state_machine_encryption(&state)?;
     check_operator_policy(&state)?;
     eprintln!("iam: largest inline total {one} characters for 1 environment, {fifty} for 50");
