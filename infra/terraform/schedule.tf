@@ -76,10 +76,19 @@ data "aws_iam_policy_document" "scheduler" {
       }
     }
   }
+  # The schedule's target input is encrypted with labflow's key; Scheduler decrypts it as this
+  # role with the schedule's ARN as encryption context (EventBridge Scheduler user guide,
+  # "Encryption at rest": aws:scheduler:schedule-arn) — only this schedule's data (issue 26
+  # item 10).
   statement {
     sid       = "ScheduleEncryption"
     actions   = ["kms:Decrypt"]
     resources = [aws_kms_key.labflow.arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "kms:EncryptionContext:aws:scheduler:schedule-arn"
+      values   = ["arn:${local.partition}:scheduler:${local.region}:${local.account_id}:schedule/default/${local.prefix}-nightly-teardown"]
+    }
   }
 }
 

@@ -952,6 +952,44 @@ fn check_lbc_scope(state: &Value) -> Result<()> {
     Ok(())
 }
 
+/// The scheduler's role decrypts with labflow's key only its own schedule's data (issue 26
+/// item 10): before, any ciphertext of the key.
+fn check_scheduler_decrypt(state: &Value) -> Result<()> {
+    let policy = state_resources(state)?
+        .into_iter()
+        .find(|r| r["address"] == json!("aws_iam_role_policy.scheduler"))
+        .and_then(|r| r["values"]["policy"].as_str().map(str::to_string))
+        .context("no scheduler policy in the state")?;
+    let (key, region, account) = labflow_key(state)?;
+    let schedule =
+        |name: &str| format!("arn:aws:scheduler:{region}:{account}:schedule/default/{name}");
+    let decrypt = |context: Option<&str>| {
+        let request = iam_eval::Request::new("kms:Decrypt", key);
+        match context {
+            Some(arn) => request.with("kms:EncryptionContext:aws:scheduler:schedule-arn", arn),
+            None => request,
+        }
+    };
+    let own = schedule("labflow-nightly-teardown");
+    let other = schedule("someone-elses");
+    let mut problems = Vec::new();
+    for (what, request, allowed) in [
+        ("its own schedule's input", decrypt(Some(&own)), true),
+        ("another schedule's input", decrypt(Some(&other)), false),
+        (
+            "anything without an encryption context",
+            decrypt(None),
+            false,
+        ),
+    ] {
+        if iam_eval::allows(&policy, &request)? != allowed {
+            problems.push(format!("the scheduler may decrypt {what}: {}", !allowed));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
 fn check_dns_scope(state: &Value) -> Result<()> {
     let policy_of = |key: &str| pod_identity_policy(state, key);
     let zone = format!(
@@ -1222,6 +1260,7 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     check_runtime_decrypt(&state)?;
     check_dns_scope(&state)?;
     check_lbc_scope(&state)?;
+    check_scheduler_decrypt(&state)?;
     check_state_machine_encryption(&state)?;
     check_operator_policy(&state)?;
     eprintln!("iam: largest inline total {one} characters for 1 environment, {fifty} for 50");
