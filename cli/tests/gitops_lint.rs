@@ -276,7 +276,8 @@ fn the_cli_lists_the_cluster_variables() {
             "OWNER_ID",
             "CERT_ARN",
             "AVAILABILITY_ZONES",
-            "ENVIRONMENT"
+            "ENVIRONMENT",
+            "VPC_ID",
         ]
     );
 }

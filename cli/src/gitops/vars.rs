@@ -57,6 +57,11 @@ pub const CLUSTER_VARS: &[ClusterVar] = &[
         sample: "lab",
         source: "the environment name",
     },
+    ClusterVar {
+        name: "VPC_ID",
+        sample: "vpc-0123456789abcdef0",
+        source: "the cluster's VPC (DescribeCluster resourcesVpcConfig.vpcId)",
+    },
 ];
 
 /// The sample value of a cluster variable, if `name` is one.

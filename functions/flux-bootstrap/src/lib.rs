@@ -127,12 +127,13 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     }
     let config = config::load(&ctx.aws.ssm, environment, &ctx.aws.create_checks()).await?;
     let region = ctx.aws.region()?;
-    let vars = cluster_vars::values(environment, &config, region)?;
     let path = config.flux.repository.path_for(environment);
 
     let url = &config.flux.manifest_url;
     let bytes = manifest::download(&ctx.http, url).await?;
     manifest::verify(&bytes, &config.flux.manifest_sha256, url)?;
+    let vpc_id = cluster_vpc(&ctx.aws, &config.cluster.name).await?;
+    let vars = cluster_vars::values(environment, &config, region, &vpc_id)?;
     let (mut stage_one, stage_two) = manifest::split(manifest::parse(&bytes)?);
     // health-check reads through its access entry's Kubernetes group (issue 26 item 7); RBAC is
     // cluster-scoped, so it goes with the cluster definitions.
@@ -186,6 +187,26 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         "flux-bootstrap finished"
     );
     Ok(output)
+}
+
+/// The cluster's VPC (`resourcesVpcConfig.vpcId`), for the load balancer controller.
+async fn cluster_vpc(aws: &AwsClients, cluster: &str) -> Result<String, StepError> {
+    let described = aws
+        .eks
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+        .map_err(|e| {
+            labflow_core::error::classify_sdk_error(&format!("describing EKS cluster {cluster}"), e)
+        })?;
+    described
+        .cluster()
+        .and_then(|c| c.resources_vpc_config())
+        .and_then(|v| v.vpc_id())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| StepError::Transient(format!("EKS cluster {cluster} reports no VPC yet")))
 }
 
 /// Names of the CRDs among `objects` that are not Established.

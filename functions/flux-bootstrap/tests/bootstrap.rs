@@ -178,7 +178,19 @@ async fn create_installs_in_stages_then_a_second_run_changes_nothing() -> anyhow
     )?;
     let config =
         labflow_core::config::load(&w.aws.ssm, &w.environment, &w.aws.create_checks()).await?;
-    let expected = cluster_vars::values(&w.environment, &config, REGION)?;
+    let vpc_id = w
+        .aws
+        .eks
+        .describe_cluster()
+        .name(&config.cluster.name)
+        .send()
+        .await?
+        .cluster
+        .and_then(|c| c.resources_vpc_config)
+        .and_then(|v| v.vpc_id)
+        .context("no VPC")?;
+    let expected = cluster_vars::values(&w.environment, &config, REGION, &vpc_id)?;
+    assert!(vpc_id.starts_with("vpc-"), "{vpc_id}");
     assert_eq!(vars["data"], serde_json::to_value(&expected)?);
     assert_eq!(vars["data"]["DOMAIN"], "fb-create.example.com");
 

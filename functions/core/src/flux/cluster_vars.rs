@@ -11,7 +11,7 @@ use crate::error::StepError;
 pub const CONFIGMAP: &str = "labflow-cluster-vars";
 
 /// Every key the ConfigMap holds, no more, no less.
-pub const KEYS: [&str; 8] = [
+pub const KEYS: [&str; 9] = [
     "CLUSTER_NAME",
     "AWS_REGION",
     "DOMAIN",
@@ -20,9 +20,12 @@ pub const KEYS: [&str; 8] = [
     "CERT_ARN",
     "AVAILABILITY_ZONES",
     "ENVIRONMENT",
+    "VPC_ID",
 ];
 
-/// The values for `environment`, running in `region`.
+/// The values for `environment`, running in `region` in VPC `vpc_id` (the cluster's: the load
+/// balancer controller is given it rather than asking instance metadata, which pods cannot reach
+/// once nodes allow one IMDSv2 hop; issue 26 item 4).
 ///
 /// `CERT_ARN` is required: the tree's ALB Ingresses terminate TLS with it, and an empty value would
 /// only fail later, inside the AWS load balancer controller.
@@ -30,6 +33,7 @@ pub fn values(
     environment: &str,
     config: &EnvironmentConfig,
     region: &str,
+    vpc_id: &str,
 ) -> Result<BTreeMap<String, String>, StepError> {
     let cert_arn = config
         .dns
@@ -53,6 +57,7 @@ pub fn values(
         ("CERT_ARN", cert_arn),
         ("AVAILABILITY_ZONES", zones),
         ("ENVIRONMENT", environment.to_string()),
+        ("VPC_ID", vpc_id.to_string()),
     ];
     Ok(values
         .into_iter()
@@ -71,7 +76,8 @@ mod tests {
 
     #[test]
     fn values_cover_exactly_the_keys() {
-        let values = values("lab", &example(), "eu-west-1").expect("complete config");
+        let values = values("lab", &example(), "eu-west-1", "vpc-0123456789abcdef0")
+            .expect("complete config");
         let keys: Vec<&str> = values.keys().map(String::as_str).collect();
         let mut expected = KEYS.to_vec();
         expected.sort_unstable();
@@ -84,13 +90,15 @@ mod tests {
             r#"["eu-west-1a","eu-west-1b","eu-west-1c"]"#
         );
         assert_eq!(values["HOSTED_ZONE_ID"], "Z0123456789ABCDEFGHIJ");
+        assert_eq!(values["VPC_ID"], "vpc-0123456789abcdef0");
     }
 
     #[test]
     fn missing_certificate_is_invalid_input() {
         let mut config = example();
         config.dns.certificate_arn = None;
-        let err = values("lab", &config, "eu-west-1").expect_err("CERT_ARN required");
+        let err = values("lab", &config, "eu-west-1", "vpc-0123456789abcdef0")
+            .expect_err("CERT_ARN required");
         assert_eq!(err.name(), "labflow.InvalidInput");
         assert!(err.message().contains("certificateArn"));
     }

@@ -13,7 +13,8 @@ use aws_credential_types::Credentials;
 use labflow_core::aws::AwsClients;
 use labflow_core::contract::{Action, Source, StepInput};
 use labflow_flux_bootstrap::{Ctx, GITHUB_TOKEN_PARAMETER};
-use labflow_testbed::kubesim::{KubeSim, KubeSimOptions, RequestRecord};
+use labflow_testbed::eks::{EksOptions, EksServer};
+use labflow_testbed::kubesim::{KubeSim, RequestRecord};
 use labflow_testbed::releases::{flux_install_manifest, ReleaseServer};
 use serde_json::Value;
 
@@ -32,7 +33,9 @@ pub static MANIFEST_PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new
 /// One test's world: its own kubesim, the shared moto, the manifest server.
 pub struct World {
     pub environment: String,
-    pub sim: KubeSim,
+    /// The EKS simulator serving the cluster (DescribeCluster, EKS tokens, access entries).
+    pub eks: EksServer,
+    pub sim: Arc<KubeSim>,
     pub kube: kube::Client,
     pub aws: AwsClients,
     pub releases: ReleaseServer,
@@ -137,15 +140,43 @@ pub async fn world(environment: &str, sha256: Option<&str>) -> anyhow::Result<Wo
         .send()
         .await?;
 
+    // The cluster as ensure-cluster leaves it, in the EKS simulator: its creator (these
+    // credentials) is cluster admin.
+    let eks = EksServer::start(EksOptions {
+        credentials: (ACCESS_KEY.to_string(), SECRET_KEY.to_string()),
+        ..EksOptions::default()
+    })
+    .await?;
+    let aws = aws.with_eks_endpoint(eks.endpoint());
     let cluster = format!("labflow-{environment}");
-    let sim =
-        KubeSim::start(KubeSimOptions::new(&cluster).with_credentials(ACCESS_KEY, SECRET_KEY))
-            .await?;
-    let token = labflow_core::eks_token::generate_from_config(&aws.config, &cluster).await?;
-    let kube =
-        labflow_core::kube_client::client_for(&sim.endpoint(), &sim.ca_base64(), &token).await?;
+    aws.eks
+        .create_cluster()
+        .name(&cluster)
+        .role_arn("arn:aws:iam::123456789012:role/labflow-lab-eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-0a1b2c3d4e5f60001")
+                .subnet_ids("subnet-0a1b2c3d4e5f60002")
+                .build(),
+        )
+        .access_config(
+            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
+                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::Api)
+                .build(),
+        )
+        .send()
+        .await?;
+    let sim = eks
+        .sim()
+        .kubesim(&cluster)
+        .await
+        .context("the cluster did not become ACTIVE")?;
+    let kube = labflow_core::kube_client::cluster_client(&aws, &cluster)
+        .await?
+        .context("no endpoint")?;
     Ok(World {
         environment: environment.to_string(),
+        eks,
         sim,
         kube,
         aws,
