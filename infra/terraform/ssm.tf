@@ -57,9 +57,13 @@ locals {
             max     = ng.max
             desired = ng.desired
           }
-          diskSizeGib = ng.disk_size_gib
-          labels      = ng.labels
-          taints      = [for t in ng.taints : { key = t.key, value = t.value, effect = t.effect }]
+          # The disk is the launch template's (launch_templates.tf).
+          launchTemplate = {
+            id      = aws_launch_template.node["${env}:${ng.name}"].id
+            version = tostring(aws_launch_template.node["${env}:${ng.name}"].latest_version)
+          }
+          labels = ng.labels
+          taints = [for t in ng.taints : { key = t.key, value = t.value, effect = t.effect }]
         }
       ]
       addons = [for a in e.addons : { name = a.name, version = a.version }]

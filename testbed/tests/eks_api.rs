@@ -410,6 +410,46 @@ async fn nodegroups_block_cluster_deletion_until_gone() -> anyhow::Result<()> {
         .force_cluster_status(&name, "ACTIVE", &[])
         .await?;
 
+    // A launch template carries the disk: diskSize beside it is refused, as by EKS.
+    let template = || {
+        aws_sdk_eks::types::LaunchTemplateSpecification::builder()
+            .id("lt-0123456789abcdef0")
+            .version("1")
+            .build()
+    };
+    let both = eks
+        .create_nodegroup()
+        .cluster_name(&name)
+        .nodegroup_name("templated")
+        .subnets("subnet-a")
+        .node_role(NODE_ROLE)
+        .launch_template(template())
+        .disk_size(50)
+        .send()
+        .await;
+    assert_eq!(code(both)?, "InvalidParameterException");
+    let templated = eks
+        .create_nodegroup()
+        .cluster_name(&name)
+        .nodegroup_name("templated")
+        .subnets("subnet-a")
+        .node_role(NODE_ROLE)
+        .launch_template(template())
+        .send()
+        .await?
+        .nodegroup
+        .context("nodegroup")?;
+    assert_eq!(templated.disk_size, None);
+    assert_eq!(
+        templated.launch_template.and_then(|t| t.id),
+        Some("lt-0123456789abcdef0".to_string())
+    );
+    eks.delete_nodegroup()
+        .cluster_name(&name)
+        .nodegroup_name("templated")
+        .send()
+        .await?;
+
     let created = eks
         .create_nodegroup()
         .cluster_name(&name)

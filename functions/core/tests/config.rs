@@ -309,6 +309,21 @@ fn every_validation_rule() {
         "accessPrincipals[0].kubernetesGroups[0]",
         "not starting with system:",
     );
+    // EKS refuses a disk size beside a launch template (CreateNodegroup API reference).
+    assert_rejected(
+        |v| {
+            v["nodegroups"][0]["launchTemplate"] =
+                json!({"id": "lt-0123456789abcdef0", "version": "1"});
+            v["nodegroups"][0]["diskSizeGib"] = json!(50);
+        },
+        "nodegroups[0].diskSizeGib",
+        "launch template",
+    );
+    assert_rejected(
+        |v| v["nodegroups"][0]["launchTemplate"] = json!({"id": "template", "version": "1"}),
+        "nodegroups[0].launchTemplate.id",
+        "launch template id",
+    );
     // Another account's principal would get cluster admin of our lab.
     assert_rejected(
         |v| {

@@ -226,6 +226,14 @@ async fn create(
     if let Some(size) = want.disk_size_gib {
         request = request.disk_size(i32::try_from(size).unwrap_or(i32::MAX));
     }
+    if let Some(template) = &want.launch_template {
+        request = request.launch_template(
+            aws_sdk_eks::types::LaunchTemplateSpecification::builder()
+                .id(&template.id)
+                .version(&template.version)
+                .build(),
+        );
+    }
     if !want.labels.is_empty() {
         request = request.set_labels(Some(want.labels.clone().into_iter().collect()));
     }

@@ -513,6 +513,7 @@ mod tests {
                 value: Some("lab".into()),
                 effect: TaintEffect::NoSchedule,
             }],
+            launch_template: None,
         }
     }
 

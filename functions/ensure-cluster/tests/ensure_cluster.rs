@@ -530,3 +530,44 @@ async fn a_crash_after_any_write_is_recovered_by_the_next_run() -> anyhow::Resul
     assert_eq!(seen, (1..=n).collect::<Vec<_>>());
     Ok(())
 }
+
+/// A node group configured with a launch template (Terraform's: IMDSv2 only, one hop) is created
+/// from it, and without a disk size of its own, which EKS would refuse (issue 26 item 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodegroups_start_from_the_configured_launch_template() -> anyhow::Result<()> {
+    let tb = testbed().await?;
+    let ctx = ctx(&tb, tb.eks_endpoint()).await;
+    let env = unique_env("lt");
+    let mut config = lab_config(&env)?;
+    let nodegroup = config["nodegroups"][0]
+        .as_object_mut()
+        .ok_or_else(|| anyhow!("no node group in the lab config"))?;
+    nodegroup.remove("diskSizeGib");
+    nodegroup.insert(
+        "launchTemplate".into(),
+        serde_json::json!({"id": "lt-0123456789abcdef0", "version": "3"}),
+    );
+    let name = config["nodegroups"][0]["name"]
+        .as_str()
+        .ok_or_else(|| anyhow!("node group name"))?
+        .to_string();
+    seed(&ctx, &env, &config).await?;
+    converge(&ctx, &env, CONVERGE).await?;
+    let described = ctx
+        .aws
+        .eks
+        .describe_nodegroup()
+        .cluster_name(cluster_name(&env))
+        .nodegroup_name(&name)
+        .send()
+        .await?
+        .nodegroup
+        .ok_or_else(|| anyhow!("no node group"))?;
+    let template = described
+        .launch_template
+        .ok_or_else(|| anyhow!("created without the launch template"))?;
+    assert_eq!(template.id.as_deref(), Some("lt-0123456789abcdef0"));
+    assert_eq!(template.version.as_deref(), Some("3"));
+    assert_eq!(described.disk_size, None);
+    Ok(())
+}

@@ -101,6 +101,20 @@ pub fn create(st: &mut State, ctx: &Ctx, cluster_name: &str, body: &Value) -> Ek
     check_node_version(cluster, &version)?;
     let tags = string_map(body, "tags")?;
     validate_tags(&tags, EksError::invalid_parameter)?;
+    // "If you specify launchTemplate, then don't specify diskSize, or the node group deployment
+    // will fail" and "... don't specify remoteAccess" (EKS API reference, CreateNodegroup); the
+    // service answers InvalidParameterException.
+    let launch_template = body["launchTemplate"].is_object();
+    if launch_template && !body["diskSize"].is_null() {
+        return Err(EksError::invalid_parameter(
+            "Disk size must be specified within the launch template.",
+        ));
+    }
+    if launch_template && !body["remoteAccess"].is_null() {
+        return Err(EksError::invalid_parameter(
+            "Remote access configuration cannot be specified with a launch template.",
+        ));
+    }
     let instance_types = match string_list(body, "instanceTypes")? {
         t if t.is_empty() => vec!["t3.medium".to_string()],
         t => t,
@@ -127,7 +141,8 @@ pub fn create(st: &mut State, ctx: &Ctx, cluster_name: &str, body: &Value) -> Ek
         "labels": string_map(body, "labels")?,
         "taints": body["taints"].as_array().cloned().unwrap_or_default(),
         "resources": {"autoScalingGroups": [{"name": format!("eks-{name}-{}", uuid::Uuid::new_v4())}]},
-        "diskSize": body["diskSize"].as_i64().unwrap_or(20),
+        // With a launch template the disk is the template's: DescribeNodegroup has no diskSize.
+        "diskSize": if launch_template { Value::Null } else { json!(body["diskSize"].as_i64().unwrap_or(20)) },
         "health": {"issues": []},
         "updateConfig": if body["updateConfig"].is_object() { body["updateConfig"].clone() } else { json!({"maxUnavailable": 1}) },
         "tags": tags,

@@ -2,9 +2,15 @@
 
 use std::path::PathBuf;
 
-/// The repository root (this crate lives at tests/infra).
+/// The repository root (this crate lives at tests/infra). Read when the tests run (cargo sets
+/// CARGO_MANIFEST_DIR for them), not when this library was compiled: a target directory shared
+/// by two checkouts (CI's clone and the working copy) may hand one of them a build of this
+/// library made in the other, which would then check the other checkout's Terraform.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.join("../..")
 }
 
 pub fn terraform_dir() -> PathBuf {

@@ -292,6 +292,30 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         "the scheduler's trust policy has no aws:SourceArn of the schedule group: {trust}"
     );
 
+    // Every node group starts from a launch template that keeps pods from instance metadata
+    // (IMDSv2 tokens, one hop) with an encrypted root volume (issue 26 item 4).
+    for env in environments {
+        let templates: Vec<&String> = changes
+            .keys()
+            .filter(|a| a.starts_with(&format!("aws_launch_template.node[\"{env}:")))
+            .collect();
+        ensure!(!templates.is_empty(), "no node launch template for {env}");
+        for address in templates {
+            let template = planned(&changes, address)?;
+            let metadata = &template["metadata_options"][0];
+            ensure!(
+                metadata["http_tokens"] == json!("required")
+                    && metadata["http_put_response_hop_limit"] == json!(1),
+                "{address}: metadata options {metadata}"
+            );
+            let ebs = &template["block_device_mappings"][0]["ebs"][0];
+            ensure!(
+                ebs["encrypted"] == json!("true") || ebs["encrypted"] == json!(true),
+                "{address}: root volume {ebs}"
+            );
+        }
+    }
+
     // Every environment: its config in SSM, its certificate and exactly one validation record.
     for env in environments {
         planned(

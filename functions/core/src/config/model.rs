@@ -153,6 +153,19 @@ pub struct NodegroupConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub taints: Vec<Taint>,
+    /// The EC2 launch template the nodes start from (Terraform's: IMDSv2 only, one hop, so pods
+    /// cannot take the node role's credentials from instance metadata). The disk size is then
+    /// the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<LaunchTemplateRef>,
+}
+
+/// An EC2 launch template by id and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LaunchTemplateRef {
+    pub id: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -367,6 +367,24 @@ fn validate_nodegroups(p: &mut Problems, config: &EnvironmentConfig) {
                 p.add(at("diskSizeGib"), "must be between 20 and 16384");
             }
         }
+        if let Some(template) = &ng.launch_template {
+            if !template.id.starts_with("lt-") {
+                p.add(
+                    at("launchTemplate.id"),
+                    format!("not a launch template id: {:?}", template.id),
+                );
+            }
+            if template.version.trim().is_empty() {
+                p.add(at("launchTemplate.version"), "must not be empty");
+            }
+            // EKS refuses diskSize beside a launch template (CreateNodegroup API reference).
+            if ng.disk_size_gib.is_some() {
+                p.add(
+                    at("diskSizeGib"),
+                    "must not be set with a launch template: the disk size is the template's",
+                );
+            }
+        }
         for (j, taint) in ng.taints.iter().enumerate() {
             if taint.key.trim().is_empty() {
                 p.add(
