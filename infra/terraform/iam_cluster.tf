@@ -79,11 +79,10 @@ resource "aws_iam_role" "node" {
 }
 
 locals {
-  # vpc-cni runs with the node role here (its add-on has no Pod Identity association), so the
-  # node role keeps the CNI policy; image pulls only need the pull-only policy.
+  # The node role joins the cluster and pulls images; the CNI's network permissions are on its
+  # own Pod Identity role (iam_pod_identity.tf), out of reach of the node's other pods.
   node_managed_policies = [
     "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
     "AmazonEC2ContainerRegistryPullOnly",
   ]
 

@@ -10,6 +10,10 @@ locals {
     cluster-autoscaler           = { namespace = "kube-system", service_account = "cluster-autoscaler", role_suffix = "autoscaler" }
     cert-manager                 = { namespace = "cert-manager", service_account = "cert-manager", role_suffix = "cert-mgr" }
     ebs-csi                      = { namespace = "kube-system", service_account = "ebs-csi-controller-sa", role_suffix = "ebs-csi" }
+    # The VPC CNI (aws-node) assigns pod IPs with its own role, not the node role every pod on
+    # the node could use (issue 26 item 4; EKS user guide, "Configure the Amazon VPC CNI plugin to
+    # use IRSA/Pod Identity"; the eks-pod-identity-agent add-on serves it).
+    vpc-cni = { namespace = "kube-system", service_account = "aws-node", role_suffix = "vpc-cni" }
   }
 
   pod_identity_roles = {
@@ -529,7 +533,7 @@ data "aws_iam_policy_document" "aws_load_balancer_controller" {
 }
 
 locals {
-  # Inline policy per controller role; ebs-csi uses the AWS-managed policy below instead.
+  # Inline policy per controller role; ebs-csi and vpc-cni use the AWS-managed policies below.
   pod_identity_inline_policies = {
     for key, role in local.pod_identity_roles : key => (
       role.controller == "aws-load-balancer-controller" ? data.aws_iam_policy_document.aws_load_balancer_controller[role.env].json :
@@ -537,7 +541,7 @@ locals {
       role.controller == "cert-manager" ? data.aws_iam_policy_document.cert_manager[role.env].json :
       role.controller == "cluster-autoscaler" ? data.aws_iam_policy_document.cluster_autoscaler[role.env].json :
       null
-    ) if role.controller != "ebs-csi"
+    ) if !contains(["ebs-csi", "vpc-cni"], role.controller)
   }
 }
 
@@ -554,4 +558,11 @@ resource "aws_iam_role_policy_attachment" "ebs_csi" {
 
   role       = aws_iam_role.pod_identity["${each.key}:ebs-csi"].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+}
+
+resource "aws_iam_role_policy_attachment" "vpc_cni" {
+  for_each = var.environments
+
+  role       = aws_iam_role.pod_identity["${each.key}:vpc-cni"].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonEKS_CNI_Policy"
 }

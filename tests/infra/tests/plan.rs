@@ -316,6 +316,27 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         }
     }
 
+    // The VPC CNI's network permissions are on its own Pod Identity role, not on the node role
+    // every pod of the node can use (issue 26 item 4).
+    for env in environments {
+        ensure!(
+            !changes.contains_key(&format!(
+                "aws_iam_role_policy_attachment.node[\"{env}:AmazonEKS_CNI_Policy\"]"
+            )),
+            "the node role of {env} still has the CNI policy"
+        );
+        let cni = planned(
+            &changes,
+            &format!("aws_iam_role_policy_attachment.vpc_cni[\"{env}\"]"),
+        )?;
+        ensure!(
+            cni["policy_arn"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(":policy/AmazonEKS_CNI_Policy")),
+            "{cni}"
+        );
+    }
+
     // Every environment: its config in SSM, its certificate and exactly one validation record.
     for env in environments {
         planned(
