@@ -48,14 +48,14 @@ async fn labflows_cluster_scoped_objects_in_a_kept_cluster_are_leftovers() -> an
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     // Namespace deletion finishes in the background.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let left = labflow_cli::local::kept_cluster::leftovers(&path).await?;
-        if left.is_empty() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "still left: {left:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    labflow_testkit::wait::until(
+        "nothing of labflow's left in the cluster",
+        std::time::Duration::from_secs(10),
+        || async {
+            let left = labflow_cli::local::kept_cluster::leftovers(&path).await?;
+            Ok(left.is_empty().then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -182,7 +182,10 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
 
 /// What the caller may do: everything without EKS access entries in front (a kubesim on its
 /// own, a developer's static token); otherwise its access entry decides, and a principal
-/// without one is not authenticated (EKS answers 401).
+/// without one is not authenticated: EKS answers 401 (EKS user guide, "Grant IAM users access
+/// to Kubernetes with EKS access entries": an IAM principal needs an access entry, or an aws-auth
+/// mapping, to authenticate; issue 19 item 5 saw the 401 on a cluster made without creator
+/// admin permissions).
 fn authorize(
     ctx: &Context,
     identity: &auth::Identity,

@@ -351,15 +351,13 @@ async fn an_execution_stopped_by_hand_still_frees_its_lock_and_reports_failure(
     let sha = "fedcba9876543210fedcba9876543210fedcba98";
     // Stopped once run-guard holds the lock (ensure-cluster then waits for the cluster).
     let stop_when_locked = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while lab.lock("lab").await?.is_none() {
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "the lock was never taken\n{}",
-                lab.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        labflow_testkit::wait::until(
+            "the create taking the lock",
+            Duration::from_secs(60),
+            || lab.lock("lab"),
+        )
+        .await
+        .with_context(|| lab.log())?;
         lab.session.stop_execution();
         anyhow::Ok(())
     };
@@ -405,15 +403,13 @@ async fn a_teardown_preempts_a_running_create() -> anyhow::Result<()> {
     let url = lab.repository_url("lab").await?;
     let sha = "0123456789abcdef0123456789abcdef01234567";
     let teardown_once_locked = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while lab.lock("lab").await?.is_none() {
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "the create never took the lock\n{}",
-                lab.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        labflow_testkit::wait::until(
+            "the create taking the lock",
+            Duration::from_secs(60),
+            || lab.lock("lab"),
+        )
+        .await
+        .with_context(|| lab.log())?;
         lab.run(console_input("teardown", "lab")).await
     };
     let (create, teardown) = tokio::join!(
