@@ -2,4 +2,5 @@
 //! Lambda, and (like the testbed) it depends on no labflow crate, so any crate's tests may use it.
 
 pub mod config;
+pub mod eks;
 pub mod wait;

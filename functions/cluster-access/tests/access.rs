@@ -94,27 +94,16 @@ impl World {
         let env = format!("{prefix}-{}", &id[..8]);
         let admin = self.admin().await;
         self.store_config(&env, |_| {}).await?;
-        admin
-            .eks
-            .create_cluster()
-            .name(cluster(&env))
-            .version("1.33")
-            .role_arn("arn:aws:iam::123456789012:role/labflow-lab-cluster")
-            .resources_vpc_config(
-                aws_sdk_eks::types::VpcConfigRequest::builder()
-                    .subnet_ids("subnet-0a1b2c3d4e5f60001")
-                    .subnet_ids("subnet-0a1b2c3d4e5f60002")
-                    .build(),
-            )
-            .access_config(
-                aws_sdk_eks::types::CreateAccessConfigRequest::builder()
-                    .authentication_mode(aws_sdk_eks::types::AuthenticationMode::ApiAndConfigMap)
-                    .build(),
-            )
-            .tags("labflow:environment", &env)
-            .tags("labflow:managed-by", "labflow")
-            .send()
-            .await?;
+        labflow_testkit::eks::owned_by(
+            labflow_testkit::eks::create_cluster(
+                &admin.eks,
+                &cluster(&env),
+                "arn:aws:iam::123456789012:role/labflow-lab-cluster",
+            ),
+            &env,
+        )
+        .send()
+        .await?;
         Ok(env)
     }
 

@@ -206,26 +206,16 @@ async fn world(failure: Option<ObjectFailure>) -> anyhow::Result<World> {
     }
 
     // The cluster, as ensure-cluster leaves it.
-    aws.eks
-        .create_cluster()
-        .name(CLUSTER)
-        .version("1.33")
-        .role_arn(config["cluster"]["roleArn"].as_str().context("roleArn")?)
-        .resources_vpc_config(
-            aws_sdk_eks::types::VpcConfigRequest::builder()
-                .subnet_ids("subnet-0a1b2c3d4e5f60001")
-                .subnet_ids("subnet-0a1b2c3d4e5f60002")
-                .build(),
-        )
-        .access_config(
-            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
-                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::ApiAndConfigMap)
-                .build(),
-        )
-        .tags("labflow:environment", ENV)
-        .tags("labflow:managed-by", "labflow")
-        .send()
-        .await?;
+    labflow_testkit::eks::owned_by(
+        labflow_testkit::eks::create_cluster(
+            &aws.eks,
+            CLUSTER,
+            config["cluster"]["roleArn"].as_str().context("roleArn")?,
+        ),
+        ENV,
+    )
+    .send()
+    .await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let kube = loop {
         if let Some(kube) = tb.eks().kubesim(CLUSTER).await {

@@ -149,23 +149,13 @@ pub async fn world(environment: &str, sha256: Option<&str>) -> anyhow::Result<Wo
     .await?;
     let aws = aws.with_eks_endpoint(eks.endpoint());
     let cluster = format!("labflow-{environment}");
-    aws.eks
-        .create_cluster()
-        .name(&cluster)
-        .role_arn("arn:aws:iam::123456789012:role/labflow-lab-eks")
-        .resources_vpc_config(
-            aws_sdk_eks::types::VpcConfigRequest::builder()
-                .subnet_ids("subnet-0a1b2c3d4e5f60001")
-                .subnet_ids("subnet-0a1b2c3d4e5f60002")
-                .build(),
-        )
-        .access_config(
-            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
-                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::Api)
-                .build(),
-        )
-        .send()
-        .await?;
+    labflow_testkit::eks::create_cluster(
+        &aws.eks,
+        &cluster,
+        "arn:aws:iam::123456789012:role/labflow-lab-eks",
+    )
+    .send()
+    .await?;
     let sim = eks
         .sim()
         .kubesim(&cluster)

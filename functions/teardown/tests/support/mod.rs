@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _};
-use aws_sdk_eks::types::{CreateAccessConfigRequest, NodegroupScalingConfig, VpcConfigRequest};
+use aws_sdk_eks::types::NodegroupScalingConfig;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -293,28 +293,10 @@ pub async fn create_cluster(
     cluster: &str,
     owned: bool,
 ) -> anyhow::Result<()> {
-    let mut request = aws
-        .eks
-        .create_cluster()
-        .name(cluster)
-        .role_arn(ROLE)
-        .version("1.33")
-        .resources_vpc_config(
-            VpcConfigRequest::builder()
-                .subnet_ids("subnet-0a1b2c3d4e5f60001")
-                .subnet_ids("subnet-0a1b2c3d4e5f60002")
-                .build(),
-        )
-        .access_config(
-            CreateAccessConfigRequest::builder()
-                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::ApiAndConfigMap)
-                .build(),
-        )
-        .tags("team", "platform");
+    let mut request =
+        labflow_testkit::eks::create_cluster(&aws.eks, cluster, ROLE).tags("team", "platform");
     if owned {
-        request = request
-            .tags("labflow:environment", environment)
-            .tags("labflow:managed-by", "labflow");
+        request = labflow_testkit::eks::owned_by(request, environment);
     }
     request.send().await?;
     wait_for(10, "cluster ACTIVE", || async {
