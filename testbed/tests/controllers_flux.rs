@@ -394,3 +394,61 @@ async fn requested_reconcile_reapplies_and_controllers_gate() -> anyhow::Result<
     assert!(cms.get_opt("one").await?.is_none());
     Ok(())
 }
+
+/// Issue 24 item 2: the AWS load balancer controller without an explicit `vpcId` never becomes
+/// ready (it cannot read instance metadata on hop-limit-1 nodes); with one, it installs.
+#[tokio::test]
+async fn a_load_balancer_controller_without_vpc_id_never_becomes_ready() -> anyhow::Result<()> {
+    let release = |name: &str, values: &str| {
+        format!(
+            "apiVersion: {HR}\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: aws-load-balancer-controller\n      version: 3.4.2\n      sourceRef:\n        kind: HelmRepository\n        name: eks\n  values:\n    clusterName: lab\n    region: eu-west-1\n{values}"
+        )
+    };
+    let blind = release("lbc-blind", "");
+    let told = release("lbc-told", "    vpcId: vpc-0123456789abcdef0\n");
+    let repository = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: eks\n  namespace: default\nspec:\n  interval: 1h\n  url: https://aws.github.io/eks-charts\n";
+    let (repo, _sha) = fixture_repo(&[
+        ("lb/repository.yaml", repository),
+        ("lb/blind.yaml", &blind),
+        ("lb/told.yaml", &told),
+    ])?;
+    let s = start(true).await?;
+    let c = &s.client;
+    let _controllers = Controllers::start(
+        &s.sim,
+        ControllerOptions::default()
+            .with_flux(FluxOptions::default().with_repository(URL, repo.path())),
+    );
+    apply_yaml(c, &flux_deployments()).await?;
+    apply_yaml(
+        c,
+        &BOOTSTRAP
+            .replace("./clusters/lab", "./lb")
+            .replace("  CLUSTER_REGION: eu-west-1\n", ""),
+    )
+    .await?;
+    eventually(10, "lbc-told installed", || async {
+        Ok(get(c, HR, "HelmRelease", Some("default"), "lbc-told")
+            .await?
+            .filter(ready))
+    })
+    .await?;
+    let blind = eventually(10, "lbc-blind failed", || async {
+        Ok(get(c, HR, "HelmRelease", Some("default"), "lbc-blind")
+            .await?
+            .filter(|hr| cond(hr, "Ready").is_some_and(|r| r["reason"] == "InstallFailed")))
+    })
+    .await?;
+    let message = cond(&blind, "Ready").context("Ready")?["message"].to_string();
+    ensure!(
+        message.contains("failed to introspect vpcID"),
+        "unexpected message: {message}"
+    );
+    ensure!(
+        get(c, "apps/v1", "Deployment", Some("default"), "lbc-blind")
+            .await?
+            .is_none(),
+        "a release that never became ready counts as installed"
+    );
+    Ok(())
+}

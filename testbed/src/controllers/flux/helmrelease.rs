@@ -3,7 +3,8 @@
 
 use super::super::objects::{self, ObjRef};
 use super::{
-    injected_failure, log_err, with_ready, FluxController, FINALIZER, HELM_API, SOURCE_API,
+    chart_runtime, injected_failure, log_err, with_ready, FluxController, FINALIZER, HELM_API,
+    SOURCE_API,
 };
 use serde_json::{json, Value};
 
@@ -229,6 +230,17 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
     let deployment = workload(hr, &release, &tns);
     let installed = ObjRef::of(&deployment);
     let first = inventory(hr).is_empty();
+    if let Some(why) = chart_runtime::never_ready(&chart_name, hr.pointer("/spec/values")) {
+        let message = format!(
+            "Helm install failed for release {tns}/{release} with chart {chart_name}@{version}: {why}"
+        );
+        log_err(
+            "status",
+            hr,
+            client.set_status(hr, not_ready(status, "InstallFailed", &message)),
+        );
+        return;
+    }
     if let Err(e) = client.apply(&deployment) {
         let message = format!(
             "Helm install failed for release {tns}/{release} with chart {chart_name}@{version}: {}",

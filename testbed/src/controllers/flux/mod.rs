@@ -10,6 +10,7 @@
 //! not simulated).
 
 mod build;
+mod chart_runtime;
 mod helmrelease;
 mod kustomization;
 mod source;

@@ -1,0 +1,29 @@
+//! What some charts' workloads do on a real EKS node that a rendered chart does not show: the
+//! release installs, but its pods never become ready, so helm-controller (which waits for the
+//! release's resources, Flux's default) reports the install as failed.
+
+use serde_json::Value;
+
+/// Why a release of `chart` with `values` never becomes ready, if it would not.
+pub(super) fn never_ready(chart: &str, values: Option<&Value>) -> Option<String> {
+    let value = |key: &str| {
+        values
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    match chart {
+        // The controller takes its VPC from `--aws-vpc-id` (chart value vpcId), else from
+        // instance metadata; on nodes with an IMDSv2 hop limit of 1 (EKS AL2023 managed node
+        // groups, labflow's launch template) pods cannot reach metadata and it exits at start:
+        // kubernetes-sigs/aws-load-balancer-controller pkg/aws/cloud.go (NewCloud, inferVPCID),
+        // issue #3695.
+        "aws-load-balancer-controller" if value("vpcId").is_none() => Some(
+            "context deadline exceeded: pod aws-load-balancer-controller is in CrashLoopBackOff: \
+             failed to introspect vpcID from EC2Metadata or Node name, specify --aws-vpc-id \
+             instead if EC2Metadata is unavailable"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
