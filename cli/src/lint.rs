@@ -41,6 +41,9 @@ pub struct LintArgs {
     /// lint; warnings (e.g. a Kubernetes version in EKS extended support) are printed.
     #[arg(long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
+    /// First list every real-cluster rule the GitOps lint checks, one line each with its source.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// What config validation found in one environment config file.
@@ -293,6 +296,9 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
         report
             .configs
             .push(lint_config(&display_path(path), &checks).map_err(|e| anyhow!("{e}"))?);
+    }
+    if args.verbose {
+        gitops::print_rules();
     }
     println!("{report}");
     Ok(if report.is_clean() {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use labflow_cli::gitops::real_cluster::RULES;
 use labflow_cli::gitops::{lint, lint_with_root, Check, CrdError, LintError, LintReport};
 
 fn repo_root() -> PathBuf {
@@ -278,6 +279,160 @@ fn the_cli_lists_the_cluster_variables() {
             "AVAILABILITY_ZONES",
             "ENVIRONMENT",
             "VPC_ID",
+            "CLUSTER_AUTOSCALER_TAG",
         ]
     );
+}
+
+/// Exactly one real-cluster finding of rule `id`, in `file`, about `object`, containing `needle`.
+fn assert_rule(report: &LintReport, id: &str, file: &str, object: &str, needle: &str) {
+    let prefix = format!("{id}: ");
+    let hits: Vec<_> = report
+        .of(Check::RealCluster)
+        .filter(|f| f.message.starts_with(&prefix))
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected one {id} finding, got:\n{}",
+        listing(report)
+    );
+    let hit = hits[0];
+    assert_eq!(hit.file, file, "{hit}");
+    assert_eq!(
+        hit.object.as_ref().map(ToString::to_string).as_deref(),
+        Some(object),
+        "{hit}"
+    );
+    assert!(hit.message.contains(needle), "`{needle}` not in: {hit}");
+    assert!(hit.message.contains("(source: "), "no source cited: {hit}");
+}
+
+/// Issue 24: one defect per real-cluster rule in the fixture, each found once, on its object; the
+/// look-alikes beside them (an HTTP backend, a gateway not behind the Ingress, an allowed ACME
+/// certificate, a policy rule on an application port) are not.
+#[test]
+fn every_real_cluster_rule_finds_its_defect() {
+    let report = lint_fixture("real-cluster");
+    let cases = [
+        (
+            "alb-https-sni",
+            "stack/ingress.yaml",
+            "Ingress edge/shop",
+            "Gateway edge/public matches SNI [\"*.lab.example.com\"]",
+        ),
+        (
+            "lb-controller-vpc",
+            "stack/ingress.yaml",
+            "HelmRelease kube-system/aws-load-balancer-controller",
+            "values set no vpcId",
+        ),
+        (
+            "acme-production",
+            "stack/certificates.yaml",
+            "Certificate edge/shop",
+            "ClusterIssuer public-acme",
+        ),
+        (
+            "kiali-tracing-path",
+            "stack/tracing.yaml",
+            "HelmRelease istio-system/kiali",
+            "has path /tracing",
+        ),
+        (
+            "jaeger-collector-headless",
+            "stack/tracing.yaml",
+            "HelmRelease observability/traces",
+            "observability/traces-jaeger-collector is headless",
+        ),
+        (
+            "jaeger-metrics-port",
+            "stack/tracing.yaml",
+            "HelmRelease observability/traces",
+            "14269",
+        ),
+        (
+            "loki-log-shipper",
+            "stack/logs.yaml",
+            "HelmRelease observability/logs",
+            "nothing ships logs",
+        ),
+        (
+            "loki-retention",
+            "stack/logs.yaml",
+            "HelmRelease observability/logs",
+            "retention_period 168h has no effect",
+        ),
+        (
+            "autoscaler-version",
+            "stack/eks.yaml",
+            "HelmRelease kube-system/autoscaler",
+            "v1.33.6 is written by hand",
+        ),
+        (
+            "eks-control-plane-scrape",
+            "stack/eks.yaml",
+            "HelmRelease observability/metrics",
+            "scrapes kubeProxy (enabled",
+        ),
+        (
+            "uncaptured-port-policy",
+            "stack/mesh.yaml",
+            "AuthorizationPolicy shop/scrapers",
+            "rules[1] only matches port(s) 15090",
+        ),
+        (
+            "templated-crds-policy",
+            "stack/mesh.yaml",
+            "HelmRelease istio-system/mesh-base",
+            "spec.upgrade.crds has no effect",
+        ),
+        (
+            "istio-sample-registry",
+            "stack/mesh.yaml",
+            "Deployment shop/ratings",
+            "registry.istio.io/release/examples-bookinfo-ratings-v1:1.20.3",
+        ),
+    ];
+    for (id, file, object, needle) in cases {
+        assert_rule(&report, id, file, object, needle);
+    }
+    let mut covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let mut rules: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+    covered.sort_unstable();
+    rules.sort_unstable();
+    assert_eq!(covered, rules, "every rule has its case");
+    assert_eq!(
+        report.of(Check::RealCluster).count(),
+        cases.len(),
+        "no other real-cluster findings:\n{}",
+        listing(&report)
+    );
+}
+
+#[test]
+fn verbose_lint_lists_every_real_cluster_rule_with_its_source() {
+    for args in [
+        &["gitops", "lint", "--verbose"][..],
+        &["lint", "--verbose"][..],
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_labflow"));
+        command.args(args).arg("--crds").arg(crds());
+        if args[0] == "gitops" {
+            command.arg(repo_root().join("infra/gitops"));
+        } else {
+            command.current_dir(repo_root());
+        }
+        let out = command.output().expect("run labflow");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let listed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("rule ")).collect();
+        assert_eq!(listed.len(), RULES.len(), "{args:?}:\n{stdout}");
+        for (line, rule) in listed.iter().zip(RULES) {
+            assert!(
+                line.starts_with(&format!("rule {}: ", rule.id)) && line.contains("(source: "),
+                "{line}"
+            );
+        }
+    }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::coverage::reach;
 use super::flux;
 use super::load::{load_file, parse_document, relative, yaml_files, Doc};
+use super::real_cluster;
 use super::report::{Check, Finding, LintReport, ObjectId};
 use super::schema::{CrdError, CrdSet, Lookup};
 use super::subst::substitute;
@@ -73,11 +74,18 @@ pub fn lint_with_root(dir: &Path, repo_root: &Path, crds: &Path) -> Result<LintR
     }
     let index = flux::build_index(&objects);
     let coverage = check_flux(&dir, &repo_root, &objects, &index, &mut findings);
+    let mut substituted = Vec::with_capacity(objects.len());
     for doc in &objects {
-        if substitute_and_validate(doc, &coverage, &mut crds, &mut findings)? {
+        let (validated, value) = substitute_and_validate(doc, &coverage, &mut crds, &mut findings)?;
+        if validated {
             report.schema_validated += 1;
         }
+        substituted.push(real_cluster::Object {
+            doc,
+            value: value.unwrap_or_else(|| doc.value.clone()),
+        });
     }
+    real_cluster::check(&real_cluster::Tree::new(substituted), &mut findings);
 
     findings.sort();
     findings.dedup();
@@ -277,13 +285,14 @@ fn provided_vars(doc: &Doc, objects: &[&Doc]) -> Option<BTreeMap<String, String>
 }
 
 /// Check the document's variables under every Kustomization that applies it, then validate the
-/// substituted object against its CRD. Returns whether a schema validation ran.
+/// substituted object against its CRD. Returns whether a schema validation ran, and the object as
+/// the cluster receives it (the first substituted variant that parses).
 fn substitute_and_validate(
     doc: &Doc,
     coverage: &Coverage,
     crds: &mut CrdSet,
     findings: &mut Vec<Finding>,
-) -> Result<bool, LintError> {
+) -> Result<(bool, Option<Value>), LintError> {
     let appliers = coverage
         .files
         .get(&doc.path)
@@ -349,9 +358,13 @@ fn substitute_and_validate(
     let group = doc.group();
     let covered = crds.covers_group(group);
     let version = doc.api_version().rsplit_once('/').map_or("", |(_, v)| v);
+    let mut applied = None;
     for text in &variants {
         let value = match parse_document(text) {
-            Ok(Some(value)) => value,
+            Ok(Some(value)) => {
+                applied.get_or_insert_with(|| value.clone());
+                value
+            }
             Ok(None) => continue,
             Err(err) => {
                 findings.push(finding(
@@ -396,7 +409,7 @@ fn substitute_and_validate(
             )),
         }
     }
-    Ok(covered)
+    Ok((covered, applied))
 }
 
 /// Display helper for the CLI: `path` relative to the current directory when possible.

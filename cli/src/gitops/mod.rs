@@ -8,6 +8,7 @@ mod coverage;
 mod flux;
 mod lint;
 mod load;
+pub mod real_cluster;
 pub mod report;
 mod schema;
 mod subst;
@@ -40,6 +41,9 @@ enum GitopsCommand {
         /// Where Kustomization `spec.path`s start; default: the git repository holding the tree.
         #[arg(long)]
         repo_root: Option<PathBuf>,
+        /// First list every real-cluster rule checked, one line each with its source.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Print the cluster variables flux-bootstrap provides (key, sample value, source).
     Vars,
@@ -54,13 +58,27 @@ fn default_crd_cache(tree_repo: &std::path::Path) -> PathBuf {
     from_cwd.unwrap_or_else(|| tree_repo.join(".cache").join("crds"))
 }
 
+/// The real-cluster rules, one line each: `rule <id>: <what> (source: <where>)`.
+pub fn print_rules() {
+    for rule in real_cluster::RULES {
+        println!(
+            "rule {}: {} (source: {})",
+            rule.id, rule.summary, rule.source
+        );
+    }
+}
+
 pub fn run(args: GitopsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         GitopsCommand::Lint {
             dir,
             crds,
             repo_root,
+            verbose,
         } => {
+            if verbose {
+                print_rules();
+            }
             let repo_root = repo_root.unwrap_or_else(|| find_repo_root(&dir));
             let crds = crds.unwrap_or_else(|| default_crd_cache(&repo_root));
             let report = lint_with_root(&dir, &repo_root, &crds)?;

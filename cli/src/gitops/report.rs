@@ -31,6 +31,8 @@ pub enum Check {
     Variable,
     Schema,
     Layout,
+    /// What a real EKS cluster enforces that no schema says (gitops::real_cluster's rules).
+    RealCluster,
 }
 
 impl Check {
@@ -45,6 +47,7 @@ impl Check {
             Check::Variable => "variable",
             Check::Schema => "schema",
             Check::Layout => "layout",
+            Check::RealCluster => "real-cluster",
         }
     }
 }

@@ -62,6 +62,11 @@ pub const CLUSTER_VARS: &[ClusterVar] = &[
         sample: "vpc-0123456789abcdef0",
         source: "the cluster's VPC (DescribeCluster resourcesVpcConfig.vpcId)",
     },
+    ClusterVar {
+        name: "CLUSTER_AUTOSCALER_TAG",
+        sample: "v1.35.2",
+        source: "the cluster-autoscaler release for cluster.version's minor (labflow-core versions::CLUSTER_AUTOSCALER_RELEASES)",
+    },
 ];
 
 /// The sample value of a cluster variable, if `name` is one.

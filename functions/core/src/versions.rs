@@ -172,6 +172,35 @@ pub const EKS_VERSIONS: &[EksVersion] = &[
     },
 ];
 
+/// The cluster-autoscaler release for each Kubernetes minor: the latest patch of the release
+/// branch that matches it. The autoscaler simulates the scheduler of its own minor, so upstream
+/// says to "always use the latest Cluster Autoscaler release that corresponds to the minor version
+/// of Kubernetes" (kubernetes/autoscaler `cluster-autoscaler/README.md`, Releases); the chart
+/// (9.59.0) ships v1.35.0 whatever the cluster runs. flux-bootstrap puts the tag for the cluster's
+/// version into the cluster variable `CLUSTER_AUTOSCALER_TAG`; the GitOps tree sets `image.tag`
+/// from it.
+///
+/// Source: the `cluster-autoscaler-1.<minor>.<patch>` tags of kubernetes/autoscaler, newest per
+/// minor as of the repository snapshot of 2026-08-22 (images
+/// `registry.k8s.io/autoscaling/cluster-autoscaler:<tag>`). Covers every row of [`EKS_VERSIONS`].
+pub const CLUSTER_AUTOSCALER_RELEASES: &[(u32, &str)] = &[
+    (29, "v1.29.5"),
+    (30, "v1.30.7"),
+    (31, "v1.31.5"),
+    (32, "v1.32.7"),
+    (33, "v1.33.6"),
+    (34, "v1.34.5"),
+    (35, "v1.35.2"),
+];
+
+/// The cluster-autoscaler image tag for Kubernetes `1.<minor>`.
+pub fn cluster_autoscaler_tag(minor: u32) -> Option<&'static str> {
+    CLUSTER_AUTOSCALER_RELEASES
+        .iter()
+        .find(|(m, _)| *m == minor)
+        .map(|(_, tag)| *tag)
+}
+
 /// Where a Kubernetes version stands in EKS's lifecycle on a given day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EksSupport {

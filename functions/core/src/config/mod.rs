@@ -81,7 +81,7 @@ fn finish(
         tracing::warn!(environment, %warning, "environment config");
     }
     if problems.is_empty() {
-        Ok(config)
+        Ok(normalised(config))
     } else {
         let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Err(StepError::InvalidInput(format!(
@@ -89,6 +89,21 @@ fn finish(
             listed.join("; ")
         )))
     }
+}
+
+/// The config as every consumer wants it: validation accepts a domain with a trailing dot or in
+/// capitals and a hosted zone id with Route53's `/hostedzone/` prefix (both are how the Route53
+/// console and API show them), but they reach Ingress hosts, DNS filters and API calls through the
+/// cluster variables, where `lab.example.com.` is not a valid Ingress host (RFC 1123, Kubernetes
+/// `IsDNS1123Subdomain`) and capitals are refused the same way.
+fn normalised(mut config: EnvironmentConfig) -> EnvironmentConfig {
+    let dns = &mut config.dns;
+    dns.domain = dns.domain.trim_end_matches('.').to_ascii_lowercase();
+    dns.hosted_zone_id = dns
+        .hosted_zone_id
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    config
 }
 
 /// Read `/labflow/environments/<env>` from SSM and parse it under `checks`.

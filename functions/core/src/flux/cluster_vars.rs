@@ -11,7 +11,7 @@ use crate::error::StepError;
 pub const CONFIGMAP: &str = "labflow-cluster-vars";
 
 /// Every key the ConfigMap holds, no more, no less.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
     "CLUSTER_NAME",
     "AWS_REGION",
     "DOMAIN",
@@ -21,6 +21,7 @@ pub const KEYS: [&str; 9] = [
     "AVAILABILITY_ZONES",
     "ENVIRONMENT",
     "VPC_ID",
+    "CLUSTER_AUTOSCALER_TAG",
 ];
 
 /// The values for `environment`, running in `region` in VPC `vpc_id` (the cluster's: the load
@@ -45,6 +46,21 @@ pub fn values(
                 "environment {environment:?}: dns.certificateArn is required (the GitOps tree's Ingresses use CERT_ARN)"
             ))
         })?;
+    let version = &config.cluster.version;
+    let autoscaler = version
+        .strip_prefix("1.")
+        .and_then(|minor| minor.parse().ok())
+        .and_then(crate::versions::cluster_autoscaler_tag)
+        .ok_or_else(|| {
+            StepError::InvalidInput(format!(
+                "environment {environment:?}: labflow knows no cluster-autoscaler release for Kubernetes {version} (known: {})",
+                crate::versions::CLUSTER_AUTOSCALER_RELEASES
+                    .iter()
+                    .map(|(minor, _)| format!("1.{minor}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
     // A YAML list is substituted from this value, so it must be a JSON array string.
     let zones = serde_json::to_string(&config.cluster.availability_zones)
         .map_err(|e| StepError::InvalidInput(format!("availability zones: {e}")))?;
@@ -58,6 +74,7 @@ pub fn values(
         ("AVAILABILITY_ZONES", zones),
         ("ENVIRONMENT", environment.to_string()),
         ("VPC_ID", vpc_id.to_string()),
+        ("CLUSTER_AUTOSCALER_TAG", autoscaler.to_string()),
     ];
     Ok(values
         .into_iter()
@@ -91,6 +108,60 @@ mod tests {
         );
         assert_eq!(values["HOSTED_ZONE_ID"], "Z0123456789ABCDEFGHIJ");
         assert_eq!(values["VPC_ID"], "vpc-0123456789abcdef0");
+        // The example cluster runs 1.35: the autoscaler release of that minor (issue 24 item 7).
+        assert_eq!(config_minor(&example()), "35");
+        assert_eq!(values["CLUSTER_AUTOSCALER_TAG"], "v1.35.2");
+    }
+
+    fn config_minor(config: &EnvironmentConfig) -> &str {
+        config.cluster.version.trim_start_matches("1.")
+    }
+
+    #[test]
+    fn the_autoscaler_follows_the_cluster_minor_and_refuses_an_unknown_one() {
+        let mut config = example();
+        config.cluster.version = "1.33".into();
+        let known = values("lab", &config, "eu-west-1", "vpc-0").expect("known minor");
+        assert_eq!(known["CLUSTER_AUTOSCALER_TAG"], "v1.33.6");
+        config.cluster.version = "1.99".into();
+        let err = values("lab", &config, "eu-west-1", "vpc-0").expect_err("unknown minor");
+        assert_eq!(err.name(), "labflow.InvalidInput");
+        assert!(
+            err.message().contains("cluster-autoscaler"),
+            "{}",
+            err.message()
+        );
+    }
+
+    /// Every Kubernetes minor EKS offers has an autoscaler release in the table.
+    #[test]
+    fn every_eks_version_has_an_autoscaler_release() {
+        for row in crate::versions::EKS_VERSIONS {
+            let tag = crate::versions::cluster_autoscaler_tag(row.minor)
+                .unwrap_or_else(|| panic!("no cluster-autoscaler release for 1.{}", row.minor));
+            assert!(tag.starts_with(&format!("v1.{}.", row.minor)), "{tag}");
+        }
+    }
+
+    /// Issue 24 item 10: the domain and zone id reach Ingress hosts and Route53 calls as given.
+    #[test]
+    fn domain_and_zone_id_are_normalised() {
+        let json = labflow_testkit::config::example_config_json()
+            .replace("\"lab.example.com\"", "\"Lab.Example.com.\"")
+            .replace(
+                "\"Z0123456789ABCDEFGHIJ\"",
+                "\"/hostedzone/Z0123456789ABCDEFGHIJ\"",
+            );
+        assert!(
+            json.contains("Lab.Example.com."),
+            "the example names the domain"
+        );
+        assert!(json.contains("/hostedzone/"), "the example names the zone");
+        let config = crate::config::parse("lab", &json).expect("still a valid config");
+        let values =
+            values("lab", &config, "eu-west-1", "vpc-0123456789abcdef0").expect("complete config");
+        assert_eq!(values["DOMAIN"], "lab.example.com");
+        assert_eq!(values["HOSTED_ZONE_ID"], "Z0123456789ABCDEFGHIJ");
     }
 
     #[test]
