@@ -628,16 +628,18 @@ fn deployment(ns: &str, name: &str) -> String {
 
 /// The GitOps fixture: root → controllers → apps (apps dependsOn controllers).
 pub fn gitops_tree(domain: &str) -> Vec<(String, String)> {
-    let release = |name: &str| {
-        format!("---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: infra-controllers\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: {name}\n      version: 1.0.0\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n")
+    let release = |name: &str, values: &str| {
+        format!("---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: infra-controllers\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: {name}\n      version: 1.0.0\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n{values}")
     };
+    // The controller needs its VPC given: it cannot read instance metadata (issue 24 item 2).
+    let lbc_values = "  values:\n    region: eu-west-1\n    vpcId: vpc-0123456789abcdef0\n";
     vec![
         ("clusters/lab/controllers.yaml".into(), "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: controllers\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./infrastructure/controllers\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n".into()),
         ("clusters/lab/apps.yaml".into(), "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 10m\n  dependsOn:\n  - name: controllers\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n".into()),
         ("infrastructure/controllers/kustomization.yaml".into(), "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- namespace.yaml\n- charts.yaml\n- releases.yaml\n".into()),
         ("infrastructure/controllers/namespace.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: infra-controllers\n".into()),
         ("infrastructure/controllers/charts.yaml".into(), "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\n  namespace: infra-controllers\nspec:\n  interval: 1h\n  url: https://aws.github.io/eks-charts\n".into()),
-        ("infrastructure/controllers/releases.yaml".into(), format!("{}{}", release("aws-load-balancer-controller"), release("external-dns"))),
+        ("infrastructure/controllers/releases.yaml".into(), format!("{}{}", release("aws-load-balancer-controller", lbc_values), release("external-dns", ""))),
         ("apps/kustomization.yaml".into(), "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- namespace.yaml\n- web.yaml\n".into()),
         ("apps/namespace.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into()),
         ("apps/web.yaml".into(), format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: podinfo\n  namespace: web\n  annotations:\n    external-dns.alpha.kubernetes.io/hostname: podinfo.{domain}\nspec:\n  ingressClassName: alb\n  rules:\n  - host: podinfo.{domain}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: podinfo\n            port:\n              number: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: podinfo-nlb\n  namespace: web\n  annotations:\n    external-dns.alpha.kubernetes.io/hostname: nlb.{domain}\nspec:\n  type: LoadBalancer\n  selector:\n    app: podinfo\n  ports:\n  - port: 80\n    targetPort: 9898\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: web\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: gp3\n  resources:\n    requests:\n      storage: 1Gi\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: web\ndata:\n  mode: demo\n")),
