@@ -97,6 +97,8 @@ locals {
       "iam:CreateServiceLinkedRole"        = local.eks_service_linked_roles
       "kms:DescribeKey"                    = [aws_kms_key.eks_secrets.arn]
       "kms:CreateGrant"                    = [aws_kms_key.eks_secrets.arn]
+      # EKS reads the node groups' launch templates as the caller (see lambda_unscoped_actions).
+      "ec2:DescribeLaunchTemplateVersions" = ["*"]
     }
 
     "cluster-access" = {
@@ -237,6 +239,9 @@ locals {
     "sts:GetCallerIdentity"    = "GetCallerIdentity has no resource types and needs no permission; listed so the role states it"
     "xray:PutTraceSegments"    = "X-Ray has no resource types; needed for active tracing of the function"
     "xray:PutTelemetryRecords" = "X-Ray has no resource types; needed for active tracing of the function"
+    # Service Authorization Reference, Amazon EC2: DescribeLaunchTemplateVersions lists no
+    # resource types (like every EC2 Describe* action).
+    "ec2:DescribeLaunchTemplateVersions" = "EC2 Describe* actions have no resource types; EKS reads the node groups' launch templates as the caller"
   }
 
   # What the Lambda runtime itself needs, for every function (not calls made by the code):

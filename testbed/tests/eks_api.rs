@@ -530,6 +530,16 @@ async fn nodegroups_block_cluster_deletion_until_gone() -> anyhow::Result<()> {
         .send()
         .await;
     assert_eq!(code(missing)?, "ResourceNotFoundException");
+    // Only a node group created from a launch template is updated with one (EKS API reference,
+    // UpdateNodegroupVersion).
+    let untemplated = eks
+        .update_nodegroup_version()
+        .cluster_name(&name)
+        .nodegroup_name("workers")
+        .launch_template(template())
+        .send()
+        .await;
+    assert_eq!(code(untemplated)?, "InvalidParameterException");
     assert_eq!(
         eks.list_nodegroups()
             .cluster_name(&name)

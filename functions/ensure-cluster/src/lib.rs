@@ -59,12 +59,17 @@ pub const AWS_OPERATIONS: &[&str] = &[
 /// passing the cluster, node and controller roles, granting EKS use of the secrets KMS key, and,
 /// in an account that never used EKS, creating the service-linked roles AWSServiceRoleForAmazonEKS
 /// and AWSServiceRoleForAmazonEKSNodegroup on the first CreateCluster / CreateNodegroup (EKS user
-/// guide, "Using roles for Amazon EKS clusters" / "... node groups").
+/// guide, "Using roles for Amazon EKS clusters" / "... node groups"); and reading the node
+/// groups' launch template versions, which EKS does with the caller's permissions when a node
+/// group is created from or moved to one (UpdateNodegroupVersion answers InvalidRequestException
+/// "You are not authorized to describe the launch template version" without it: AWS re:Post
+/// QUCe-6r8biRj-GJQdakFnSXw).
 pub const IMPLIED_PERMISSIONS: &[&str] = &[
     "iam:PassRole",
     "kms:DescribeKey",
     "kms:CreateGrant",
     "iam:CreateServiceLinkedRole",
+    "ec2:DescribeLaunchTemplateVersions",
 ];
 
 /// The step's input: the common step input (the state machine passes it through unchanged).

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_eks::types::{
-    CapacityTypes, NodegroupScalingConfig, Taint as EksTaint, TaintEffect as EksTaintEffect,
-    UpdateLabelsPayload, UpdateTaintsPayload,
+    CapacityTypes, LaunchTemplateSpecification, NodegroupScalingConfig, Taint as EksTaint,
+    TaintEffect as EksTaintEffect, UpdateLabelsPayload, UpdateTaintsPayload,
 };
-use labflow_core::config::{EnvironmentConfig, NodegroupConfig};
+use labflow_core::config::{EnvironmentConfig, LaunchTemplateRef, NodegroupConfig};
 use labflow_core::error::classify_sdk_error;
 use labflow_core::StepError;
 
@@ -154,6 +154,7 @@ pub async fn reconcile(
                     .is_some_and(|(n, c)| n < c),
                 _ => false,
             };
+            let template = plan::launch_template_update(want, &have);
             if !update.is_empty() {
                 if update_config(eks, &config.cluster.name, &want.name, &update).await? {
                     changes.push(Change::new(&resource, "update-config", update.describe()));
@@ -161,11 +162,27 @@ pub async fn reconcile(
                 ready = false;
             } else if let (true, Some(to)) = (outdated, cluster_version) {
                 // Node groups follow the control plane after a version upgrade.
-                if update_version(eks, &config.cluster.name, &want.name, to).await? {
+                if update_version(eks, &config.cluster.name, &want.name, Some(to), None).await? {
                     changes.push(Change::new(
                         &resource,
                         "update-version",
                         format!("Kubernetes version → {to}"),
+                    ));
+                }
+                ready = false;
+            } else if let Some(template) = template {
+                // A new launch template version (e.g. Terraform changed the metadata options):
+                // EKS replaces the nodes, draining each first.
+                if update_version(eks, &config.cluster.name, &want.name, None, Some(template))
+                    .await?
+                {
+                    changes.push(Change::new(
+                        &resource,
+                        "update-version",
+                        format!(
+                            "launch template {} → version {}",
+                            template.id, template.version
+                        ),
                     ));
                 }
                 ready = false;
@@ -228,7 +245,7 @@ async fn create(
     }
     if let Some(template) = &want.launch_template {
         request = request.launch_template(
-            aws_sdk_eks::types::LaunchTemplateSpecification::builder()
+            LaunchTemplateSpecification::builder()
                 .id(&template.id)
                 .version(&template.version)
                 .build(),
@@ -323,25 +340,39 @@ async fn update_config(
     }
 }
 
-/// UpdateNodegroupVersion to the cluster's version; `Ok(false)` when an update is in progress.
+/// UpdateNodegroupVersion to the cluster's Kubernetes version or to another version of the node
+/// group's launch template (by id only: EKS refuses id and name together); `Ok(false)` when an
+/// update is in progress.
 async fn update_version(
     eks: &aws_sdk_eks::Client,
     cluster_name: &str,
     name: &str,
-    version: &str,
+    version: Option<&str>,
+    template: Option<&LaunchTemplateRef>,
 ) -> Result<bool, StepError> {
     let response = eks
         .update_nodegroup_version()
         .cluster_name(cluster_name)
         .nodegroup_name(name)
-        .version(version)
+        .set_version(version.map(str::to_string))
+        .set_launch_template(template.map(|t| {
+            LaunchTemplateSpecification::builder()
+                .id(&t.id)
+                .version(&t.version)
+                .build()
+        }))
         .send()
         .await;
+    let to = match (version, template) {
+        (Some(version), _) => version.to_string(),
+        (None, Some(t)) => format!("launch template {} version {}", t.id, t.version),
+        (None, None) => "its latest AMI".to_string(),
+    };
     match response {
         Ok(_) => Ok(true),
         Err(err) if error_code(&err) == Some("ResourceInUseException") => Ok(false),
         Err(err) => Err(classify_sdk_error(
-            &format!("upgrading node group {name} to {version}"),
+            &format!("upgrading node group {name} to {to}"),
             err,
         )),
     }

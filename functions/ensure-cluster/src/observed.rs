@@ -102,6 +102,8 @@ pub struct ObservedNodegroup {
     pub instance_types: BTreeSet<String>,
     pub capacity_type: Option<String>,
     pub disk_size: Option<i32>,
+    /// The launch template it was created from: (id, version).
+    pub launch_template: Option<(Option<String>, Option<String>)>,
     pub min_size: Option<i32>,
     pub max_size: Option<i32>,
     pub desired_size: Option<i32>,
@@ -128,6 +130,9 @@ impl From<&Nodegroup> for ObservedNodegroup {
             instance_types: n.instance_types().iter().cloned().collect(),
             capacity_type: n.capacity_type().map(|c| c.as_str().to_string()),
             disk_size: n.disk_size(),
+            launch_template: n
+                .launch_template()
+                .map(|t| (t.id().map(str::to_string), t.version().map(str::to_string))),
             min_size: scaling.and_then(|s| s.min_size()),
             max_size: scaling.and_then(|s| s.max_size()),
             desired_size: scaling.and_then(|s| s.desired_size()),

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use labflow_core::config::{ClusterConfig, NodegroupConfig};
+use labflow_core::config::{ClusterConfig, LaunchTemplateRef, NodegroupConfig};
 
 use crate::observed::{ObservedCluster, ObservedNodegroup};
 
@@ -254,6 +254,26 @@ pub fn nodegroup_immutable_drift(
             ));
         }
     }
+    // EKS updates a node group's launch template version, never the template itself, and only
+    // when the node group was created from one (UpdateNodegroupVersion API reference).
+    let have_template = have.launch_template.as_ref().map(|(id, _)| id.as_deref());
+    let want_template = want.launch_template.as_ref().map(|t| t.id.as_str());
+    match (have_template, want_template) {
+        (Some(have_id), Some(want_id)) if have_id != Some(want_id) => drift.push(format!(
+            "{}: node group was created from launch template {}, config says {want_id}; EKS only moves a node group to another version of its own template",
+            at("launchTemplate.id"),
+            have_id.unwrap_or("(by name)")
+        )),
+        (None, Some(want_id)) => drift.push(format!(
+            "{}: node group was created without a launch template, config says {want_id}; EKS cannot add one to an existing node group",
+            at("launchTemplate")
+        )),
+        (Some(_), None) => drift.push(format!(
+            "{}: node group was created from a launch template, config names none; EKS cannot remove it",
+            at("launchTemplate")
+        )),
+        _ => {}
+    }
     if let (Some(want_disk), Some(have_disk)) = (want.disk_size_gib, have.disk_size) {
         if i64::from(want_disk) != i64::from(have_disk) {
             drift.push(format!(
@@ -263,6 +283,19 @@ pub fn nodegroup_immutable_drift(
         }
     }
     drift
+}
+
+/// The launch template version to move the node group to: the configured one, when the node
+/// group runs another version of the same template.
+pub fn launch_template_update<'a>(
+    want: &'a NodegroupConfig,
+    have: &ObservedNodegroup,
+) -> Option<&'a LaunchTemplateRef> {
+    let want_template = want.launch_template.as_ref()?;
+    let (have_id, have_version) = have.launch_template.as_ref()?;
+    (have_id.as_deref() == Some(want_template.id.as_str())
+        && have_version.as_deref() != Some(want_template.version.as_str()))
+    .then_some(want_template)
 }
 
 /// The subnets a node group runs in: its own, or the cluster's.

@@ -569,5 +569,91 @@ async fn nodegroups_start_from_the_configured_launch_template() -> anyhow::Resul
     assert_eq!(template.id.as_deref(), Some("lt-0123456789abcdef0"));
     assert_eq!(template.version.as_deref(), Some("3"));
     assert_eq!(described.disk_size, None);
+
+    // EKS refuses another template, or id and name together (UpdateNodegroupVersion API
+    // reference; aws-controllers-k8s/community#2645).
+    for (id, template_name) in [
+        (Some("lt-0fffffffffffffff0"), None),
+        (Some("lt-0123456789abcdef0"), Some("nodes")),
+    ] {
+        let refused = ctx
+            .aws
+            .eks
+            .update_nodegroup_version()
+            .cluster_name(cluster_name(&env))
+            .nodegroup_name(&name)
+            .launch_template(
+                aws_sdk_eks::types::LaunchTemplateSpecification::builder()
+                    .set_id(id.map(str::to_string))
+                    .set_name(template_name.map(str::to_string))
+                    .version("4")
+                    .build(),
+            )
+            .send()
+            .await;
+        let (code, message) = refused
+            .err()
+            .map(|e| {
+                let meta = aws_sdk_eks::error::ProvideErrorMetadata::meta(&e);
+                (
+                    meta.code().unwrap_or_default().to_string(),
+                    meta.message().unwrap_or_default().to_string(),
+                )
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            code, "InvalidParameterException",
+            "{id:?} {template_name:?}"
+        );
+        assert!(
+            message.contains("launch template"),
+            "refused for another reason: {message}"
+        );
+    }
+
+    // A new template version (Terraform changed the template): the node group is moved to it.
+    config["nodegroups"][0]["launchTemplate"]["version"] = serde_json::json!("4");
+    seed(&ctx, &env, &config).await?;
+    tb.eks().clear_requests();
+    let run = converge(&ctx, &env, CONVERGE).await?;
+    let expected =
+        format!("nodegroup/{name} update-version launch template lt-0123456789abcdef0 → version 4");
+    assert!(
+        run.changes().contains(&expected),
+        "{expected:?} not among:\n{}",
+        run.changes().join("\n")
+    );
+    assert_eq!(
+        count(&write_ops(&tb)).get("UpdateNodegroupVersion"),
+        Some(&1)
+    );
+    let moved = ctx
+        .aws
+        .eks
+        .describe_nodegroup()
+        .cluster_name(cluster_name(&env))
+        .nodegroup_name(&name)
+        .send()
+        .await?
+        .nodegroup
+        .and_then(|n| n.launch_template)
+        .and_then(|t| t.version);
+    assert_eq!(moved.as_deref(), Some("4"));
+
+    // Another template altogether cannot be reached: refused before any write, naming the field.
+    config["nodegroups"][0]["launchTemplate"]["id"] = serde_json::json!("lt-0fffffffffffffff0");
+    seed(&ctx, &env, &config).await?;
+    tb.eks().clear_requests();
+    let err = handle(&ctx, input(&env)?)
+        .await
+        .err()
+        .ok_or_else(|| anyhow!("a different launch template was accepted"))?;
+    assert_eq!(err.name(), "labflow.InvalidInput", "{err}");
+    assert!(
+        err.message()
+            .contains(&format!("nodegroups[{name}].launchTemplate.id")),
+        "{err}"
+    );
+    assert_eq!(write_ops(&tb), Vec::<String>::new());
     Ok(())
 }

@@ -317,22 +317,68 @@ pub fn update_version(
         .to_string();
     check_node_version(c, &version)?;
     let r = updatable(c, ng)?;
+    let template = new_template_version(ng, &r.doc, &body["launchTemplate"])?;
     let release = opt_str(body, "releaseVersion")
         .map(str::to_string)
         .unwrap_or_else(|| format!("{version}.0-20250101"));
-    if r.doc["version"] == version.as_str() && r.doc["releaseVersion"] == release.as_str() {
+    if r.doc["version"] == version.as_str()
+        && r.doc["releaseVersion"] == release.as_str()
+        && template.is_none()
+    {
         return Err(EksError::invalid_parameter(format!(
             "Nodegroup {ng} is already at version {version} and release version {release}"
         )));
     }
     r.doc["version"] = json!(version);
     r.doc["releaseVersion"] = json!(release);
+    let mut params = vec![("Version", version), ("ReleaseVersion", release)];
+    if let Some(template_version) = template {
+        r.doc["launchTemplate"]["version"] = json!(template_version);
+        params.push(("LaunchTemplateVersion", template_version));
+    }
     r.doc["modifiedAt"] = now_epoch();
     r.set_status("UPDATING");
     r.pending = Pending::after(ctx.delays.update, Then::Active);
-    let update = update_doc(
-        "VersionUpdate",
-        vec![("Version", version), ("ReleaseVersion", release)],
-    );
+    let update = update_doc("VersionUpdate", params);
     begin_update(st, ctx, cluster, ng, update)
+}
+
+/// The launch template version an UpdateNodegroupVersion request moves to (`None`: the request
+/// names no launch template, or the version it has). EKS's rules (UpdateNodegroupVersion API
+/// reference): only a node group created from a launch template can be updated with one, and
+/// "the launch template ID or name must match what was used when the node group was created";
+/// a request naming both id and name is refused ("Either provide launch template ID or launch
+/// template name in the request", aws-controllers-k8s/community#2645).
+fn new_template_version(ng: &str, doc: &Value, requested: &Value) -> EksResult<Option<String>> {
+    if requested.is_null() {
+        return Ok(None);
+    }
+    let id = requested["id"].as_str();
+    let name = requested["name"].as_str();
+    if id.is_some() && name.is_some() {
+        return Err(EksError::invalid_parameter(
+            "Either provide launch template ID or launch template name in the request.",
+        ));
+    }
+    let current = &doc["launchTemplate"];
+    if !current.is_object() {
+        return Err(EksError::invalid_parameter(format!(
+            "Nodegroup {ng} was not created with a launch template, so it cannot be updated with one"
+        )));
+    }
+    let same = match (id, name) {
+        (Some(id), None) => current["id"].as_str() == Some(id),
+        (None, Some(name)) => current["name"].as_str() == Some(name),
+        _ => false,
+    };
+    if !same {
+        return Err(EksError::invalid_parameter(format!(
+            "The launch template ID or name must match the one Nodegroup {ng} was created with"
+        )));
+    }
+    // Without a version EKS takes the template's default version, which is not simulated.
+    let Some(version) = requested["version"].as_str() else {
+        return Ok(None);
+    };
+    Ok((current["version"].as_str() != Some(version)).then(|| version.to_string()))
 }
