@@ -2,6 +2,7 @@
 //!
 //! This crate depends on nothing of labflow: it is the peer the code is tested against.
 
+pub mod alb_front;
 pub mod aws_proxy;
 pub mod controllers;
 pub mod eks;

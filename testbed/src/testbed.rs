@@ -13,6 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use tokio::task::JoinHandle;
 
+use crate::alb_front::AlbFront;
 use crate::controllers::{ControllerOptions, Controllers};
 use crate::eks::{EksOptions, EksServer, EksSim};
 use crate::faults::{ControlServer, ControlStartError, FaultPlan};
@@ -77,6 +78,7 @@ pub struct Testbed {
     watcher: Option<JoinHandle<()>>,
     faults: FaultPlan,
     control: Arc<ControlServer>,
+    alb_front: AlbFront,
 }
 
 impl Testbed {
@@ -99,7 +101,8 @@ impl Testbed {
         let faults = options.eks.faults.clone();
         let control = Arc::new(ControlServer::start(faults.clone()).await?);
         let eks = EksServer::start(options.eks).await?;
-        let attached = Arc::new(Mutex::new(HashMap::new()));
+        let attached: Arc<Mutex<HashMap<String, Attached>>> = Arc::new(Mutex::new(HashMap::new()));
+        let alb_front = AlbFront::start(clusters_with_load_balancers(attached.clone())).await?;
         let watcher = Some(tokio::spawn(watch_clusters(
             eks.sim().clone(),
             options.controllers,
@@ -116,7 +119,13 @@ impl Testbed {
             principal,
             attached,
             watcher,
+            alb_front,
         })
+    }
+
+    /// Where the simulated ALBs of every cluster answer HTTP (see [`crate::alb_front`]).
+    pub fn alb_front_addr(&self) -> std::net::SocketAddr {
+        self.alb_front.addr()
     }
 
     /// `http://127.0.0.1:<port>` of the AWS emulator (every service but EKS).
@@ -255,6 +264,25 @@ impl Drop for Testbed {
             a.clear();
         }
     }
+}
+
+/// Each cluster with controllers: its objects and its load balancer controller's balancers.
+fn clusters_with_load_balancers(
+    attached: Arc<Mutex<HashMap<String, Attached>>>,
+) -> crate::alb_front::Clusters {
+    Arc::new(move || match attached.lock() {
+        Ok(a) => a
+            .values()
+            .filter_map(|att| {
+                let controllers = att.controllers.as_ref()?;
+                Some((
+                    att.sim.store().clone(),
+                    controllers.load_balancers().clone(),
+                ))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    })
 }
 
 /// Registers each kubesim with the control API and attaches controllers to it as its cluster

@@ -74,6 +74,10 @@ pub struct Endpoints {
     /// The kubeconfig whose cluster stands behind the EKS endpoints (`None`: kubesims).
     #[serde(default)]
     pub kubeconfig: Option<String>,
+    /// `127.0.0.1:<port>` where the simulated load balancers answer HTTP (`None` on a real
+    /// cluster, whose load balancers are not simulated).
+    #[serde(default)]
+    pub load_balancers: Option<String>,
 }
 
 /// The running local cloud. Dropping it stops everything.
@@ -225,6 +229,7 @@ impl LocalCloud {
             environments: zones,
             repository: options.repository.clone(),
             kubeconfig: options.kubeconfig.as_ref().map(|p| p.display().to_string()),
+            load_balancers: simulate_controllers.then(|| testbed.alb_front_addr().to_string()),
         };
         Ok(LocalCloud {
             testbed,

@@ -92,7 +92,19 @@ impl Session {
             .await;
         let clients = AwsClients::from_config(config).with_eks_endpoint(&endpoints.eks);
         let github = GithubStandIn::start().await?;
-        let functions = Arc::new(Functions::new(&clients, github.url())?);
+        // Health-check's URL probes reach the simulated load balancers. A cluster given by
+        // kubeconfig has none the local cloud could route to (and no ALB on AWS): its URLs are
+        // reported as not probed.
+        let prober = match endpoints.load_balancers.as_deref() {
+            Some(addr) => labflow_health_check::Prober::via(
+                addr.parse()
+                    .with_context(|| format!("load balancer address {addr:?}"))?,
+            ),
+            None => labflow_health_check::Prober::skip(
+                "the cluster comes from --kubeconfig: its load balancers are not simulated and nothing routes the lab's hosts to it",
+            ),
+        };
+        let functions = Arc::new(Functions::new(&clients, github.url(), prober)?);
         let machine = labflow_states::load(definition)
             .map_err(|e| anyhow::anyhow!("the lifecycle definition does not lint: {e}"))?;
         let execution_ended = labflow_execution_ended::Ctx::new(
@@ -438,6 +450,22 @@ fn one_line(s: &str, max: usize) -> String {
 }
 
 /// The final summary block.
+/// The URL probes of the execution's last health check (what made it healthy, or not).
+fn last_url_probes(report: &RunReport) -> Vec<Value> {
+    report
+        .execution
+        .history
+        .iter()
+        .rev()
+        .filter(|e| e.state.as_deref() == Some("HealthCheck"))
+        .find_map(|e| {
+            let output = e.details.get("output")?;
+            let payload = output.get("Payload").unwrap_or(output);
+            payload.get("urls")?.as_array().cloned()
+        })
+        .unwrap_or_default()
+}
+
 pub fn write_summary(w: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
     let status = match &report.execution.status {
         ExecutionStatus::Succeeded { .. } => "SUCCEEDED".to_string(),
@@ -501,6 +529,32 @@ pub fn write_summary(w: &mut dyn Write, report: &RunReport) -> std::io::Result<(
         c.lambda_usd,
         cost::PRICE_SOURCE
     )?;
+    for probe in last_url_probes(report) {
+        let verdict = match (
+            probe.get("ok").and_then(Value::as_bool),
+            probe.get("skipped").and_then(Value::as_str),
+        ) {
+            (Some(true), _) => "ok",
+            (_, Some(_)) => "not probed",
+            _ => "FAILED",
+        };
+        let status = match probe.get("status").and_then(Value::as_u64) {
+            Some(status) => format!("HTTP {status}"),
+            None if verdict == "not probed" => "not requested".to_string(),
+            None => "no answer".to_string(),
+        };
+        let problem = probe
+            .get("problem")
+            .and_then(Value::as_str)
+            .or_else(|| probe.get("skipped").and_then(Value::as_str))
+            .map(|p| format!(": {}", one_line(p, 200)))
+            .unwrap_or_default();
+        writeln!(
+            w,
+            "url probe      {verdict} {} ({status}){problem}",
+            probe.get("url").and_then(Value::as_str).unwrap_or("?")
+        )?;
+    }
     for s in &report.statuses {
         writeln!(
             w,

@@ -60,7 +60,11 @@ pub struct Functions {
 
 impl Functions {
     /// `github_api` is the GitHub API the status function posts to (a local stand-in).
-    pub fn new(clients: &AwsClients, github_api: &str) -> anyhow::Result<Functions> {
+    pub fn new(
+        clients: &AwsClients,
+        github_api: &str,
+        prober: labflow_health_check::Prober,
+    ) -> anyhow::Result<Functions> {
         Ok(Functions {
             run_guard: labflow_run_guard::Ctx::new(
                 clients,
@@ -71,7 +75,7 @@ impl Functions {
             },
             cluster_access: labflow_cluster_access::Ctx::new(clients.clone()),
             flux_bootstrap: labflow_flux_bootstrap::Ctx::new(clients.clone())?,
-            health_check: labflow_health_check::Ctx::new(clients.clone()),
+            health_check: labflow_health_check::Ctx::new(clients.clone()).with_prober(prober),
             teardown: labflow_teardown::Ctx::new(clients.clone()),
             github_status: labflow_github_status::Ctx::new(clients, Some(github_api))
                 .map_err(|e| anyhow::anyhow!("github-status: {}", e.message()))?,

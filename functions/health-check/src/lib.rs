@@ -11,7 +11,9 @@
 //! - the mesh posture holds ([`mesh`]): STRICT mTLS mesh-wide, injection on the app namespaces,
 //!   a sidecar in every running app pod (`mesh.sidecarsChecked` says whether any pod existed);
 //! - every host the inventory's Ingresses request from external-dns has an address record in the
-//!   environment's Route53 zone ([`dns`]).
+//!   environment's Route53 zone ([`dns`]);
+//! - the lab answers: each public URL its Ingresses mark for probing returns 200 with its app's
+//!   marker ([`probe`]; requested last, once all of the above holds).
 //!
 //! Any Failed object once the target revision is applied → `labflow.ComponentFailed` naming each
 //! one; anything still progressing → `done: false` (the state machine Waits and calls again); not
@@ -26,6 +28,7 @@ pub mod dns;
 pub mod evaluate;
 pub mod mesh;
 pub mod observe;
+pub mod probe;
 
 use std::collections::BTreeMap;
 
@@ -42,6 +45,7 @@ use serde_json::Value;
 pub use dns::DnsReport;
 pub use evaluate::{Counts, FailedObject, PendingObject};
 pub use mesh::MeshReport;
+pub use probe::{Prober, UrlProbe};
 
 /// Exactly the IAM actions this function calls (checked against Terraform).
 pub const AWS_OPERATIONS: &[&str] = &[
@@ -99,11 +103,23 @@ pub struct Ctx {
     pub aws: AwsClients,
     /// A client to use instead of DescribeCluster + EKS token (tests).
     pub kube: Option<kube::Client>,
+    /// How the lab's public URLs are requested (the Internet, or the local cloud's load
+    /// balancers).
+    pub prober: Prober,
 }
 
 impl Ctx {
     pub fn new(aws: AwsClients) -> Self {
-        Self { aws, kube: None }
+        Self {
+            aws,
+            kube: None,
+            prober: Prober::internet(),
+        }
+    }
+
+    pub fn with_prober(mut self, prober: Prober) -> Self {
+        self.prober = prober;
+        self
     }
 
     pub fn with_kube(mut self, client: kube::Client) -> Self {
@@ -133,7 +149,8 @@ pub struct Output {
     pub done: bool,
     pub healthy: bool,
     /// What is being waited for: `flux-not-installed`, `waiting-root`, `waiting-revision`,
-    /// `progressing`, `waiting-controllers`, `waiting-mesh`, `waiting-dns`, or `healthy`.
+    /// `progressing`, `waiting-controllers`, `waiting-mesh`, `waiting-dns`, `waiting-urls`, or
+    /// `healthy`.
     pub phase: String,
     /// The root Kustomization's `status.lastAppliedRevision`.
     pub revision: Option<String>,
@@ -156,6 +173,9 @@ pub struct Output {
     pub controller_problems: Vec<String>,
     pub mesh: MeshReport,
     pub dns: DnsReport,
+    /// The lab's public URLs and what each answered (requested only once all else is healthy).
+    #[serde(default)]
+    pub urls: Vec<UrlProbe>,
 }
 
 pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
@@ -191,6 +211,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
             hosted_zone_id: config.dns.hosted_zone_id.clone(),
             ..Default::default()
         },
+        urls: Vec::new(),
     };
 
     let Some(kustomizations) = observe::list_all(
@@ -309,6 +330,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         .filter(|r| r.group == "networking.k8s.io" && r.kind == "Ingress")
         .filter_map(|r| listed.get(r))
         .collect();
+    let probe_targets = probe::targets(ingresses.iter().copied());
     let requested = dns::requested_hosts(ingresses);
     output.dns.hosts = requested.keys().cloned().collect();
     if !requested.is_empty() {
@@ -335,7 +357,15 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     } else if !output.dns.missing.is_empty() || !output.dns.misrouted.is_empty() {
         "waiting-dns"
     } else {
-        "healthy"
+        // Healthy means the lab answers: the public URLs last, once everything serving them is.
+        for target in &probe_targets {
+            output.urls.push(ctx.prober.probe(target).await);
+        }
+        if output.urls.iter().all(UrlProbe::passes) {
+            "healthy"
+        } else {
+            "waiting-urls"
+        }
     }
     .into();
     finish(output, &input, &config)
@@ -490,6 +520,13 @@ fn deadline_message(
             output.dns.misrouted.join("; ")
         ));
     }
+    for url in output.urls.iter().filter(|u| !u.passes()) {
+        message.push_str(&format!(
+            "; {} does not answer as its app: {}",
+            url.url,
+            url.problem.as_deref().unwrap_or("")
+        ));
+    }
     message
 }
 
@@ -512,6 +549,7 @@ mod tests {
             controller_problems: Vec::new(),
             mesh: MeshReport::default(),
             dns: DnsReport::default(),
+            urls: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context as _};
 use labflow_core::aws::AwsClients;
 use labflow_core::contract::{Action, Source, StepInput};
 use labflow_core::StepError;
-use labflow_health_check::{handle, Ctx, FailedObject, Input, Output};
+use labflow_health_check::{handle, Ctx, FailedObject, Input, Output, Prober};
 use labflow_testbed::controllers::{
     ControllerOptions, ExternalDnsOptions, FluxOptions, LoadBalancerOptions,
 };
@@ -52,8 +52,9 @@ struct World {
 }
 
 impl World {
+    /// health-check as it runs on the local cloud: its URL probes reach the simulated ALBs.
     fn ctx(&self) -> Ctx {
-        Ctx::new(self.reader.clone())
+        Ctx::new(self.reader.clone()).with_prober(Prober::via(self._tb.alb_front_addr()))
     }
 
     fn faults(&self) -> ObjectFaults {
@@ -360,6 +361,22 @@ async fn repeated_checks_reach_healthy_at_the_checkouts_commit() -> anyhow::Resu
         last.dns
     );
     assert!(last.dns.missing.is_empty(), "{:?}", last.dns);
+    // The lab answers: each public URL the tree marks was requested and its app answered.
+    let urls: Vec<&str> = last.urls.iter().map(|u| u.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://bookinfo.lab.example.com/productpage",
+            "https://podinfo.lab.example.com/"
+        ],
+        "{:?}",
+        last.urls
+    );
+    assert!(
+        last.urls.iter().all(|u| u.ok && u.status == Some(200)),
+        "{:?}",
+        last.urls
+    );
 
     // What Flux applied is the checkout's commit, in every Kustomization of the tree.
     let kustomizations = labflow_health_check::observe::list_all(
@@ -546,6 +563,59 @@ async fn a_target_ahead_of_the_applied_revision_is_not_healthy() -> anyhow::Resu
             o.pending
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// Issue 24 item 12: a lab whose every object is Ready but whose route is broken is not healthy.
+/// The gateway's TLS server matching SNI names again (the ALB sends none) makes each URL a 502,
+/// and the report names the URL and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_whose_urls_do_not_answer_is_not_healthy() -> anyhow::Result<()> {
+    let w = world(None).await?;
+    poll(&w, &push(&w.head), HEALTHY_WITHIN, |a| {
+        a.is_err() || a.as_ref().is_ok_and(|o| o.done)
+    })
+    .await?;
+    let gateways = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        w.kube_client().await?,
+        "istio-ingress",
+        &kube::core::ApiResource {
+            group: "networking.istio.io".into(),
+            version: "v1".into(),
+            api_version: "networking.istio.io/v1".into(),
+            kind: "Gateway".into(),
+            plural: "gateways".into(),
+        },
+    );
+    let mut gateway = gateways.get("labflow-gateway").await?;
+    let servers = gateway
+        .data
+        .pointer_mut("/spec/servers")
+        .and_then(Value::as_array_mut)
+        .context("gateway servers")?;
+    for server in servers.iter_mut().filter(|s| s.get("tls").is_some()) {
+        server["hosts"] = json!(["*/*.lab.example.com"]);
+    }
+    gateway.metadata.managed_fields = None;
+    gateways
+        .replace(
+            "labflow-gateway",
+            &kube::api::PostParams::default(),
+            &gateway,
+        )
+        .await?;
+
+    let broken = handle(&w.ctx(), input(push(&w.head)))
+        .await
+        .map_err(|e| anyhow!("{}: {}", e.name(), e.message()))?;
+    assert!(!broken.done && !broken.healthy, "{broken:?}");
+    assert_eq!(broken.phase, "waiting-urls");
+    assert_eq!(broken.urls.len(), 2, "{:?}", broken.urls);
+    for url in &broken.urls {
+        assert!(!url.ok && url.status == Some(502), "{url:?}");
+        let problem = url.problem.as_deref().unwrap_or("");
+        assert!(problem.contains("no SNI"), "{url:?}");
     }
     Ok(())
 }

@@ -81,6 +81,15 @@ async fn create_sync_to_a_new_commit_then_teardown_leaves_nothing() -> anyhow::R
         "no {reported:?} in\n{}",
         lab.log()
     );
+    // Healthy means the lab answered through the simulated load balancers (issue 24 item 12),
+    // and the summary shows each URL.
+    for url in [
+        "https://bookinfo.lab.example.com/productpage",
+        "https://podinfo.lab.example.com/",
+    ] {
+        let line = format!("url probe      ok {url} (HTTP 200)");
+        assert!(lab.log().contains(&line), "no {line:?} in\n{}", lab.log());
+    }
 
     // sync: a new commit on the branch, delivered as a signed push through the webhook.
     let second = lab

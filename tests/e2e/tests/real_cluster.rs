@@ -109,6 +109,10 @@ async fn create_and_teardown_on_a_cluster_given_by_kubeconfig() -> anyhow::Resul
     let out =
         output(&created).with_context(|| format!("create did not succeed:\n{}", lab.log()))?;
     assert_eq!(out["health"]["healthy"], json!(true), "{}", lab.log());
+    // Nothing routes the lab's hosts to a cluster the local cloud does not simulate: its URLs
+    // are reported as not probed, with the reason, rather than holding the gate forever.
+    let line = "url probe      not probed https://bookinfo.lab.example.com/productpage (not requested): the cluster comes from --kubeconfig";
+    assert!(lab.log().contains(line), "no {line:?} in\n{}", lab.log());
     assert!(
         lab.cloud.testbed.eks().kubesim(CLUSTER).await.is_none(),
         "a kubesim was started although a kubeconfig was given"
