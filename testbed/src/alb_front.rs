@@ -6,7 +6,8 @@
 //! - No Ingress rule for the host and path: the ALB's default action answers 404 (the load
 //!   balancer controller gives every listener a fixed-response 404 default action;
 //!   aws-load-balancer-controller docs, "Ingress annotations", default actions).
-//! - No load balancer provisioned for the Ingress yet: the name does not resolve; 503 here.
+//! - No load balancer provisioned for the Ingress yet: on AWS its host does not resolve at all;
+//!   this single listener has to answer something, and says 503 with the reason.
 //! - ALB → target over HTTPS (`backend-protocol: HTTPS`): the ALB opens TLS without SNI, and an
 //!   Istio gateway TLS server matches its hosts as SNI names unless one is exactly `*`; without
 //!   one no filter chain takes the connection, and the ALB answers 502 (istio pilot
@@ -19,13 +20,13 @@
 //!   Podinfo's greeting), so a probe can check it reached the right app.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::{Request, Response};
 use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -62,37 +63,22 @@ pub struct AlbFront {
 impl AlbFront {
     /// Listen on a loopback port for the load balancers of `clusters`.
     pub async fn start(clusters: Clusters) -> std::io::Result<AlbFront> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                while connections.try_join_next().is_some() {}
-                let clusters = clusters.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                        let host = req
-                            .headers()
-                            .get(hyper::header::HOST)
-                            .and_then(|h| h.to_str().ok())
-                            .unwrap_or("")
-                            .to_string();
-                        let answer = route(&clusters, &host, req.uri().path());
-                        let response = hyper::Response::builder()
-                            .status(answer.status)
-                            .body(Full::new(Bytes::from(answer.body)))
-                            .unwrap_or_default();
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
-                });
+        let (addr, task) = crate::http1::serve(move |req: Request<Incoming>| {
+            let host = req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let answer = route(&clusters, &host, req.uri().path());
+            async move {
+                Response::builder()
+                    .status(answer.status)
+                    .body(Full::new(Bytes::from(answer.body)))
+                    .unwrap_or_default()
             }
-        });
+        })
+        .await?;
         Ok(AlbFront { addr, task })
     }
 

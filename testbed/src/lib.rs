@@ -8,6 +8,7 @@ pub mod controllers;
 pub mod eks;
 pub mod faults;
 pub mod gateway;
+mod http1;
 mod https;
 pub mod kubesim;
 pub mod moto;

@@ -41,6 +41,25 @@ fn flux_deployments() -> String {
     ])
 }
 
+/// Flux alone (no other controllers) on a fresh kubesim, its root Kustomization at `path` of
+/// `repo`, with no cluster variables.
+async fn flux_on(repo: &std::path::Path, path: &str) -> anyhow::Result<(Sim, Controllers)> {
+    let s = start(true).await?;
+    let controllers = Controllers::start(
+        &s.sim,
+        ControllerOptions::default().with_flux(FluxOptions::default().with_repository(URL, repo)),
+    );
+    apply_yaml(&s.client, &flux_deployments()).await?;
+    apply_yaml(
+        &s.client,
+        &BOOTSTRAP
+            .replace("./clusters/lab", path)
+            .replace("  CLUSTER_REGION: eu-west-1\n", ""),
+    )
+    .await?;
+    Ok((s, controllers))
+}
+
 async fn ks(c: &kube::Client, name: &str) -> anyhow::Result<Option<Value>> {
     get(c, KS, "Kustomization", Some("flux-system"), name).await
 }
@@ -322,21 +341,8 @@ async fn applies_tree_in_dependency_order_substitutes_and_garbage_collects() -> 
 #[tokio::test]
 async fn requested_reconcile_reapplies_and_controllers_gate() -> anyhow::Result<()> {
     let (repo, sha) = fixture_repo(&[("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n  namespace: default\ndata:\n  v: \"1\"\n")])?;
-    let s = start(true).await?;
+    let (s, _controllers) = flux_on(repo.path(), "./app").await?;
     let c = &s.client;
-    let _controllers = Controllers::start(
-        &s.sim,
-        ControllerOptions::default()
-            .with_flux(FluxOptions::default().with_repository(URL, repo.path())),
-    );
-    apply_yaml(c, &flux_deployments()).await?;
-    apply_yaml(
-        c,
-        &BOOTSTRAP
-            .replace("./clusters/lab", "./app")
-            .replace("  CLUSTER_REGION: eu-west-1\n", ""),
-    )
-    .await?;
     eventually(10, "root ready", || async {
         Ok(ks(c, "flux-system").await?.filter(ready))
     })
@@ -412,21 +418,8 @@ async fn a_load_balancer_controller_without_vpc_id_never_becomes_ready() -> anyh
         ("lb/blind.yaml", &blind),
         ("lb/told.yaml", &told),
     ])?;
-    let s = start(true).await?;
+    let (s, _controllers) = flux_on(repo.path(), "./lb").await?;
     let c = &s.client;
-    let _controllers = Controllers::start(
-        &s.sim,
-        ControllerOptions::default()
-            .with_flux(FluxOptions::default().with_repository(URL, repo.path())),
-    );
-    apply_yaml(c, &flux_deployments()).await?;
-    apply_yaml(
-        c,
-        &BOOTSTRAP
-            .replace("./clusters/lab", "./lb")
-            .replace("  CLUSTER_REGION: eu-west-1\n", ""),
-    )
-    .await?;
     eventually(10, "lbc-told installed", || async {
         Ok(get(c, HR, "HelmRelease", Some("default"), "lbc-told")
             .await?

@@ -553,16 +553,7 @@ async fn nodegroups_start_from_the_configured_launch_template() -> anyhow::Resul
         .to_string();
     seed(&ctx, &env, &config).await?;
     converge(&ctx, &env, CONVERGE).await?;
-    let described = ctx
-        .aws
-        .eks
-        .describe_nodegroup()
-        .cluster_name(cluster_name(&env))
-        .nodegroup_name(&name)
-        .send()
-        .await?
-        .nodegroup
-        .ok_or_else(|| anyhow!("no node group"))?;
+    let described = describe_nodegroup(&ctx, &env, &name).await?;
     let template = described
         .launch_template
         .ok_or_else(|| anyhow!("created without the launch template"))?;
@@ -627,16 +618,9 @@ async fn nodegroups_start_from_the_configured_launch_template() -> anyhow::Resul
         count(&write_ops(&tb)).get("UpdateNodegroupVersion"),
         Some(&1)
     );
-    let moved = ctx
-        .aws
-        .eks
-        .describe_nodegroup()
-        .cluster_name(cluster_name(&env))
-        .nodegroup_name(&name)
-        .send()
+    let moved = describe_nodegroup(&ctx, &env, &name)
         .await?
-        .nodegroup
-        .and_then(|n| n.launch_template)
+        .launch_template
         .and_then(|t| t.version);
     assert_eq!(moved.as_deref(), Some("4"));
 
@@ -656,4 +640,20 @@ async fn nodegroups_start_from_the_configured_launch_template() -> anyhow::Resul
     );
     assert_eq!(write_ops(&tb), Vec::<String>::new());
     Ok(())
+}
+
+async fn describe_nodegroup(
+    ctx: &labflow_ensure_cluster::Ctx,
+    env: &str,
+    name: &str,
+) -> anyhow::Result<aws_sdk_eks::types::Nodegroup> {
+    ctx.aws
+        .eks
+        .describe_nodegroup()
+        .cluster_name(cluster_name(env))
+        .nodegroup_name(name)
+        .send()
+        .await?
+        .nodegroup
+        .ok_or_else(|| anyhow!("no node group {name}"))
 }

@@ -40,7 +40,7 @@ const HEALTH_CHECK_ROLE: &str = "arn:aws:iam::123456789012:role/labflow-health-c
 
 /// One test's world. Every test owns its moto (the environment name is fixed by the tree).
 struct World {
-    _tb: Testbed,
+    tb: Testbed,
     _releases: ReleaseServer,
     /// The test's own clients (the cluster's creator: cluster admin).
     aws: AwsClients,
@@ -54,7 +54,7 @@ struct World {
 impl World {
     /// health-check as it runs on the local cloud: its URL probes reach the simulated ALBs.
     fn ctx(&self) -> Ctx {
-        Ctx::new(self.reader.clone()).with_prober(Prober::via(self._tb.alb_front_addr()))
+        Ctx::new(self.reader.clone()).with_prober(Prober::via(self.tb.alb_front_addr()))
     }
 
     fn faults(&self) -> ObjectFaults {
@@ -239,7 +239,7 @@ async fn world(failure: Option<ObjectFailure>) -> anyhow::Result<World> {
         .send()
         .await?;
     let w = World {
-        _tb: tb,
+        tb,
         _releases: releases,
         aws,
         reader,

@@ -16,11 +16,9 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
@@ -41,29 +39,13 @@ pub struct ControlServer {
 
 impl ControlServer {
     pub async fn start(plan: FaultPlan) -> Result<ControlServer, ControlStartError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let clusters: Clusters = Arc::default();
         let ctx = Arc::new((plan, clusters.clone()));
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                while connections.try_join_next().is_some() {}
-                let ctx = ctx.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let ctx = ctx.clone();
-                        async move { Ok::<_, Infallible>(handle(&ctx.0, &ctx.1, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = crate::http1::serve(move |req| {
+            let ctx = ctx.clone();
+            async move { handle(&ctx.0, &ctx.1, req).await }
+        })
+        .await?;
         tracing::info!(endpoint = %format!("http://{addr}"), "fault control API started");
         Ok(ControlServer {
             endpoint: format!("http://{addr}"),
