@@ -577,16 +577,48 @@ async fn a_lab_whose_urls_do_not_answer_is_not_healthy() -> anyhow::Result<()> {
         a.is_err() || a.as_ref().is_ok_and(|o| o.done)
     })
     .await?;
+    let istio = |plural: &str, kind: &str| kube::core::ApiResource {
+        group: "networking.istio.io".into(),
+        version: "v1".into(),
+        api_version: "networking.istio.io/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+
+    // No route for a host behind the gateway (its VirtualService now claims another host): that
+    // URL gets Envoy's 404, the other still answers.
+    let routes = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        w.kube_client().await?,
+        "podinfo",
+        &istio("virtualservices", "VirtualService"),
+    );
+    let mut route = routes.get("podinfo").await?;
+    route.data["spec"]["hosts"] = json!(["elsewhere.lab.example.com"]);
+    route.metadata.managed_fields = None;
+    routes
+        .replace("podinfo", &kube::api::PostParams::default(), &route)
+        .await?;
+    let unrouted = handle(&w.ctx(), input(push(&w.head)))
+        .await
+        .map_err(|e| anyhow!("{}: {}", e.name(), e.message()))?;
+    assert_eq!(unrouted.phase, "waiting-urls", "{unrouted:?}");
+    let by_url: Vec<(&str, Option<u16>)> = unrouted
+        .urls
+        .iter()
+        .map(|u| (u.url.as_str(), u.status))
+        .collect();
+    assert_eq!(
+        by_url,
+        [
+            ("https://bookinfo.lab.example.com/productpage", Some(200)),
+            ("https://podinfo.lab.example.com/", Some(404)),
+        ]
+    );
+
     let gateways = kube::Api::<kube::api::DynamicObject>::namespaced_with(
         w.kube_client().await?,
         "istio-ingress",
-        &kube::core::ApiResource {
-            group: "networking.istio.io".into(),
-            version: "v1".into(),
-            api_version: "networking.istio.io/v1".into(),
-            kind: "Gateway".into(),
-            plural: "gateways".into(),
-        },
+        &istio("gateways", "Gateway"),
     );
     let mut gateway = gateways.get("labflow-gateway").await?;
     let servers = gateway
