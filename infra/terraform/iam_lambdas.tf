@@ -34,6 +34,8 @@ locals {
   ssm_locks        = ["${local.arn_ssm}/labflow/locks/*"]
   ssm_locks_path   = ["${local.arn_ssm}/labflow/locks"]
   ssm_github_token = [aws_ssm_parameter.github_token.arn]
+  # Any environment's, like the configs: a missing one must read as ParameterNotFound.
+  ssm_flux_credentials = ["${local.arn_ssm}/labflow/flux-credentials/*"]
   # The current secret, and the previous one, which exists only while a rotation runs (README,
   # "Rotating the webhook secret"), so it is named, not declared.
   ssm_webhook_secret = [aws_ssm_parameter.webhook_secret.arn, "${local.arn_ssm}/labflow/github/webhook-secret-previous"]
@@ -119,7 +121,8 @@ locals {
     }
 
     "flux-bootstrap" = {
-      "ssm:GetParameter"    = concat(local.ssm_env_configs, local.ssm_github_token)
+      # Each environment's read-only Flux credential, never the status token (issue 26 item 2).
+      "ssm:GetParameter"    = concat(local.ssm_env_configs, local.ssm_flux_credentials)
       "eks:DescribeCluster" = local.eks_clusters
     }
 
@@ -337,7 +340,7 @@ data "aws_iam_policy_document" "lambda" {
     condition {
       test     = "StringLike"
       variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = ["${local.arn_ssm}/labflow/github/*"]
+      values   = ["${local.arn_ssm}/labflow/github/*", "${local.arn_ssm}/labflow/flux-credentials/*"]
     }
   }
 }

@@ -21,8 +21,9 @@ output "environment_parameters" {
 output "secret_parameters" {
   description = "SecureStrings to set out of band with `aws ssm put-parameter --overwrite`."
   value = {
-    github_token   = aws_ssm_parameter.github_token.name
-    webhook_secret = aws_ssm_parameter.webhook_secret.name
+    github_token     = aws_ssm_parameter.github_token.name
+    webhook_secret   = aws_ssm_parameter.webhook_secret.name
+    flux_credentials = { for env, p in aws_ssm_parameter.flux_credential : env => p.name }
   }
 }
 

@@ -2,6 +2,8 @@
 #   /labflow/environments/<env>             environment config (labflow-core EnvironmentConfig, JSON)
 #   /labflow/webhook/routes                 branch -> environment routes (github-webhook)
 #   /labflow/github/token                   SecureString, set out of band (README.md, "Deploy to AWS")
+#   /labflow/flux-credentials/<env>         SecureString, set out of band: that environment's read-only
+#                                           Git credential for Flux (issue 26 item 2)
 #   /labflow/github/webhook-secret          SecureString, set out of band (README.md, "Deploy to AWS")
 # Written by the functions at run time, not here: /labflow/locks/<env> (run-guard) and
 # /labflow/environments/<env>/kubeconfig (cluster-access).
@@ -83,10 +85,11 @@ locals {
         manifestUrl    = coalesce(e.flux.manifest_url, "https://github.com/fluxcd/flux2/releases/download/v${e.flux.version}/install.yaml")
         manifestSha256 = e.flux.manifest_sha256
         repository = {
-          url      = e.flux.repository_url
-          branch   = e.flux.branch
-          path     = e.flux.path
-          interval = e.flux.interval
+          url        = e.flux.repository_url
+          branch     = e.flux.branch
+          path       = e.flux.path
+          interval   = e.flux.interval
+          knownHosts = e.flux.known_hosts
         }
       }
       dns = {
@@ -136,10 +139,28 @@ resource "aws_ssm_parameter" "webhook_routes" {
 
 resource "aws_ssm_parameter" "github_token" {
   name        = "/labflow/github/token"
-  description = "GitHub token (flux-bootstrap: repository read; github-status: commit statuses). Set out of band."
+  description = "GitHub token for commit statuses (github-status, execution-ended); never given to a cluster. Set out of band."
   type        = "SecureString"
   key_id      = aws_kms_key.labflow.arn
   value       = local.secret_placeholder
+
+  lifecycle {
+    ignore_changes = [value]
+  }
+}
+
+# Flux's own credential per environment, planted in that cluster (Secret flux-system/flux-system),
+# where anything with cluster admin can read it: read-only and limited to the repository, so a lab
+# cannot post commit statuses or reach another repository with it.
+resource "aws_ssm_parameter" "flux_credential" {
+  for_each = var.environments
+
+  name        = "/labflow/flux-credentials/${each.key}"
+  description = "Read-only Git credential Flux clones ${each.key}'s repository with (flux-bootstrap). Set out of band."
+  type        = "SecureString"
+  key_id      = aws_kms_key.labflow.arn
+  value       = local.secret_placeholder
+  tags        = { "labflow:environment" = each.key }
 
   lifecycle {
     ignore_changes = [value]

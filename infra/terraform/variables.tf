@@ -199,6 +199,10 @@ variable "environments" {
       branch          = optional(string, "main")
       path            = optional(string) # default ./infra/gitops/clusters/<env>
       interval        = optional(string, "1m")
+      # For an ssh:// repository_url not on github.com: the host's keys as known_hosts lines
+      # (github.com's published keys are built in). Flux's credential itself is a SecureString,
+      # /labflow/flux-credentials/<env>, set out of band (README.md, Deploy to AWS, step 4).
+      known_hosts = optional(string)
     })
 
     domain                  = optional(string) # default "<env>.<domain>"

@@ -445,3 +445,91 @@ async fn a_load_balancer_controller_without_vpc_id_never_becomes_ready() -> anyh
     );
     Ok(())
 }
+
+/// The GitRepository `flux-system` once it has a Ready condition with `reason`.
+async fn source_with_reason(c: &kube::Client, reason: &str) -> anyhow::Result<Value> {
+    eventually(
+        10,
+        &format!("GitRepository Ready reason {reason}"),
+        || async {
+            Ok(get(
+                c,
+                "source.toolkit.fluxcd.io/v1",
+                "GitRepository",
+                Some("flux-system"),
+                "flux-system",
+            )
+            .await?
+            .filter(|r| cond(r, "Ready").is_some_and(|x| x["reason"] == reason)))
+        },
+    )
+    .await
+}
+
+/// source-controller checks a GitRepository's Secret before it fetches (fluxcd/source-controller
+/// `getAuthOpts`, fluxcd/pkg `git/options.go`): a missing Secret, or an `ssh://` source whose Secret
+/// lacks `identity` or `known_hosts`, fails with reason AuthenticationFailed and its message.
+#[tokio::test]
+async fn a_git_source_needs_a_secret_that_suits_its_transport() -> anyhow::Result<()> {
+    let (repo, _) = fixture_repo(&tree())?;
+    let ssh = "ssh://git@github.com/acme/lab-gitops.git";
+    let s = start(true).await?;
+    let c = &s.client;
+    let _controllers = Controllers::start(
+        &s.sim,
+        ControllerOptions::default().with_flux(
+            FluxOptions::default()
+                .with_repository(URL, repo.path())
+                .with_repository(ssh, repo.path()),
+        ),
+    );
+    apply_yaml(c, &flux_deployments()).await?;
+    let with_secret = BOOTSTRAP.replace(
+        "    branch: main\n",
+        "    branch: main\n  secretRef:\n    name: flux-system\n",
+    );
+    apply_yaml(c, &with_secret).await?;
+    let missing = source_with_reason(c, "AuthenticationFailed").await?;
+    assert_eq!(
+        cond(&missing, "Ready").context("Ready")?["message"],
+        "failed to get secret 'flux-system/flux-system': secrets \"flux-system\" not found"
+    );
+
+    // HTTPS token auth (what labflow writes for an https:// source) fetches.
+    let token_secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: flux-system\n  namespace: flux-system\nstringData:\n  username: git\n  password: read-only-token\n";
+    apply_yaml(c, token_secret).await?;
+    source_with_reason(c, "Succeeded").await?;
+
+    // The same Secret for an ssh:// source: no identity, so no fetch.
+    apply_yaml(
+        c,
+        &with_secret.replace("https://github.com/acme/lab-gitops.git", ssh),
+    )
+    .await?;
+    let no_identity = source_with_reason(c, "AuthenticationFailed").await?;
+    assert_eq!(
+        cond(&no_identity, "Ready").context("Ready")?["message"],
+        "failed to configure authentication options: invalid 'ssh' auth option: 'identity' is required"
+    );
+    api(c, "v1", "Secret", Some("flux-system"))
+        .delete("flux-system", &Default::default())
+        .await?;
+    let identity_only = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: flux-system\n  namespace: flux-system\ntype: Opaque\ndata:\n  identity: a2V5\n";
+    apply_yaml(c, identity_only).await?;
+    let want = "failed to configure authentication options: invalid 'ssh' auth option: 'known_hosts' is required";
+    eventually(10, "known_hosts required", || async {
+        let r = get(
+            c,
+            "source.toolkit.fluxcd.io/v1",
+            "GitRepository",
+            Some("flux-system"),
+            "flux-system",
+        )
+        .await?;
+        Ok(r.filter(|r| {
+            cond(r, "Ready").is_some_and(|x| x["message"] == want && x["status"] == "False")
+        }))
+    })
+    .await?;
+    Ok(())
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context as _};
 use aws_sdk_ssm::types::ParameterType;
+use labflow_core::config::CREDENTIAL_PARAMETER_PREFIX;
 use labflow_testbed::controllers::{
     ControllerOptions, ExternalDnsOptions, FluxOptions, LoadBalancerOptions,
 };
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 pub const STATE_MACHINE_NAME: &str = "labflow-lifecycle";
 /// Fake GitHub token stored where flux-bootstrap and github-status read the real one.
 const LOCAL_GITHUB_TOKEN: &str = "local-only-placeholder-not-a-github-token";
+const LOCAL_FLUX_CREDENTIAL: &str = "local-only-placeholder-not-a-git-credential";
 /// The ASL placeholders Terraform fills, and the Lambda names behind them.
 pub const FUNCTIONS: &[(&str, &str)] = &[
     ("RunGuardArn", "run-guard"),
@@ -186,6 +188,18 @@ impl LocalCloud {
                 ParameterType::String,
             )
             .await?;
+            // Each environment's own read-only Flux credential (issue 26 item 2). Real Flux on a
+            // real cluster clones the real repository: it needs a real one.
+            let credential = std::env::var("LABFLOW_FLUX_CREDENTIAL")
+                .ok()
+                .filter(|t| !simulate_controllers && !t.is_empty())
+                .unwrap_or_else(|| LOCAL_FLUX_CREDENTIAL.to_string());
+            let parameter = config
+                .pointer("/flux/repository/credentialParameter")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{CREDENTIAL_PARAMETER_PREFIX}{name}"));
+            put(&ssm, &parameter, &credential, ParameterType::SecureString).await?;
             zones.insert(name, zone);
         }
         routes.push(json!({"prefix": "env/", "environment": "*"}));
@@ -196,14 +210,14 @@ impl LocalCloud {
             ParameterType::String,
         )
         .await?;
-        // Real Flux on a real cluster clones the real repository: it needs a real token.
+        // The status token; github-status posts nowhere real from the local cloud.
         let github_token = std::env::var("LABFLOW_GITHUB_TOKEN")
             .ok()
             .filter(|t| !simulate_controllers && !t.is_empty())
             .unwrap_or_else(|| LOCAL_GITHUB_TOKEN.to_string());
         put(
             &ssm,
-            labflow_flux_bootstrap::GITHUB_TOKEN_PARAMETER,
+            labflow_github_status::TOKEN_PARAMETER,
             &github_token,
             ParameterType::SecureString,
         )

@@ -8,16 +8,18 @@
 //! 3. server-side applies stage 1 (CRDs, Namespaces, ClusterRoles, ClusterRoleBindings); while a
 //!    CRD is not Established it returns `done: false`, phase `waiting-crds` — call again;
 //! 4. applies stage 2 (the rest of the manifest) and the bootstrap objects: Secret
-//!    `flux-system/flux-system` (Git token from SSM), ConfigMap `flux-system/labflow-cluster-vars`,
+//!    `flux-system/flux-system` (the environment's read-only Git credential from SSM, never the
+//!    status token: issue 26 item 2), ConfigMap `flux-system/labflow-cluster-vars`,
 //!    GitRepository and root Kustomization `flux-system/flux-system`;
 //! 5. on `sync`, annotates the GitRepository and root Kustomization with
 //!    `reconcile.fluxcd.io/requestedAt` so Flux fetches the new commit now.
 //!
 //! Everything is applied with field manager `labflow` and label
 //! `app.kubernetes.io/managed-by=labflow`; a second call changes nothing and reports it
-//! (`applied: 0`). The Git token never appears in logs, output or errors.
+//! (`applied: 0`). The Git credential never appears in logs, output or errors.
 
 pub mod apply;
+pub mod credential;
 pub mod manifest;
 pub mod objects;
 
@@ -27,7 +29,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use labflow_core::aws::AwsClients;
 use labflow_core::config;
 use labflow_core::contract::Action;
-use labflow_core::error::{classify_kube_error, classify_sdk_error};
+use labflow_core::error::classify_kube_error;
 use labflow_core::flux::{self, cluster_vars, kstatus, resources};
 use labflow_core::ownership::FIELD_MANAGER;
 use labflow_core::StepError;
@@ -37,11 +39,8 @@ use serde_json::{json, Value};
 pub use labflow_core::contract::StepInput as Input;
 
 /// Exactly the IAM actions this function calls (checked against Terraform). Reading the
-/// SecureString token also needs `kms:Decrypt` on its key, which SSM calls on our behalf.
+/// SecureString credential also needs `kms:Decrypt` on its key, which SSM calls on our behalf.
 pub const AWS_OPERATIONS: &[&str] = &["ssm:GetParameter", "eks:DescribeCluster"];
-
-/// SSM parameter (SecureString) holding the GitHub token Flux clones with.
-pub const GITHUB_TOKEN_PARAMETER: &str = "/labflow/github/token";
 
 /// Clients, built once per cold start.
 #[derive(Clone)]
@@ -134,6 +133,8 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
     manifest::verify(&bytes, &config.flux.manifest_sha256, url)?;
     let vpc_id = cluster_vpc(&ctx.aws, &config.cluster.name).await?;
     let vars = cluster_vars::values(environment, &config, region, &vpc_id)?;
+    // Read before anything is applied: a missing credential stops the step with nothing changed.
+    let credential = credential::load(&ctx.aws.ssm, environment, &config.flux.repository).await?;
     let (mut stage_one, stage_two) = manifest::split(manifest::parse(&bytes)?);
     // health-check reads through its access entry's Kubernetes group (issue 26 item 7); RBAC is
     // cluster-scoped, so it goes with the cluster definitions.
@@ -161,10 +162,9 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         return Ok(output);
     }
 
-    let token = github_token(&ctx.aws.ssm).await?;
     let mut rest = stage_two;
-    rest.push(objects::git_secret(&token));
-    drop(token);
+    rest.push(objects::git_secret(&credential));
+    drop(credential);
     rest.push(objects::cluster_vars(&vars));
     rest.push(objects::git_repository(&config));
     rest.push(objects::root_kustomization(environment, &config));
@@ -222,42 +222,6 @@ fn unestablished_crds(objects: &[Value]) -> Vec<String> {
                 .to_string()
         })
         .collect()
-}
-
-/// The GitHub token, decrypted. Never logged: callers pass it straight into the Secret.
-async fn github_token(ssm: &aws_sdk_ssm::Client) -> Result<String, StepError> {
-    let response = ssm
-        .get_parameter()
-        .name(GITHUB_TOKEN_PARAMETER)
-        .with_decryption(true)
-        .send()
-        .await;
-    let output = match response {
-        Ok(output) => output,
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_parameter_not_found()) =>
-        {
-            return Err(StepError::InvalidInput(format!(
-                "SSM parameter {GITHUB_TOKEN_PARAMETER} does not exist"
-            )))
-        }
-        Err(err) => {
-            return Err(classify_sdk_error(
-                &format!("reading SSM parameter {GITHUB_TOKEN_PARAMETER}"),
-                err,
-            ))
-        }
-    };
-    output
-        .parameter()
-        .and_then(|p| p.value())
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            StepError::InvalidInput(format!("SSM parameter {GITHUB_TOKEN_PARAMETER} is empty"))
-        })
 }
 
 /// Merge-patch `reconcile.fluxcd.io/requestedAt` onto the GitRepository and root Kustomization.

@@ -8,16 +8,27 @@ use labflow_core::config::EnvironmentConfig;
 use labflow_core::flux::{self, cluster_vars};
 use serde_json::{json, Value};
 
-/// The `flux-system` Secret for HTTPS token auth (`username: git`, `password: <token>`).
-/// The value holds the token: it is only ever sent to the API server, never logged or returned.
-pub fn git_secret(token: &str) -> Value {
+use crate::credential::GitCredential;
+
+/// The `flux-system` Secret with the keys source-controller reads for the credential's transport
+/// (fluxcd/pkg `git/options.go`): `username`/`password` for a token over HTTPS, `identity` and
+/// `known_hosts` for a deploy key over SSH. It holds the secret: it is only ever sent to the API
+/// server, never logged or returned.
+pub fn git_secret(credential: &GitCredential) -> Value {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let data = match credential {
+        GitCredential::Token(token) => json!({"username": b64("git"), "password": b64(token)}),
+        GitCredential::DeployKey {
+            identity,
+            known_hosts,
+        } => json!({"identity": b64(identity), "known_hosts": b64(known_hosts)}),
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": flux::BOOTSTRAP_NAME, "namespace": flux::NAMESPACE},
         "type": "Opaque",
-        "data": {"username": b64("git"), "password": b64(token)}
+        "data": data
     })
 }
 
@@ -84,7 +95,7 @@ mod tests {
 
     #[test]
     fn git_secret_holds_token_auth() {
-        let secret = git_secret("ghp_example");
+        let secret = git_secret(&GitCredential::Token("ghp_example".into()));
         assert_eq!(secret["data"]["username"], "Z2l0");
         let password = secret["data"]["password"].as_str().unwrap_or_default();
         let decoded = base64::engine::general_purpose::STANDARD

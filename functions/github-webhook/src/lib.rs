@@ -52,10 +52,9 @@ pub const SECRET_PARAMETER: &str = "/labflow/github/webhook-secret";
 /// README, "Rotating the webhook secret").
 pub const PREVIOUS_SECRET_PARAMETER: &str = "/labflow/github/webhook-secret-previous";
 
-/// How the value Terraform stores before the real secret is put begins (infra/terraform/ssm.tf,
-/// `secret_placeholder`). It is public, in this repository: a secret that still holds it
-/// verifies nothing.
-pub const PLACEHOLDER_PREFIX: &str = "unset:";
+/// Terraform's placeholder (public, in this repository): a secret that still holds it verifies
+/// nothing.
+pub use labflow_core::config::SECRET_PLACEHOLDER_PREFIX as PLACEHOLDER_PREFIX;
 
 /// Largest body accepted: what a Function URL can hand the function at all. GitHub sends
 /// payloads of up to 25 MB ("Payloads are capped at 25 MB",

@@ -191,8 +191,8 @@ async fn world(failure: Option<ObjectFailure>) -> anyhow::Result<World> {
             aws_sdk_ssm::types::ParameterType::String,
         ),
         (
-            labflow_flux_bootstrap::GITHUB_TOKEN_PARAMETER.to_string(),
-            "ghp_HealthCheckTestPlaceholderToken".to_string(),
+            format!("{}{ENV}", labflow_core::config::CREDENTIAL_PARAMETER_PREFIX),
+            "github_pat_HealthCheckTestReadOnlyToken".to_string(),
             aws_sdk_ssm::types::ParameterType::SecureString,
         ),
     ] {

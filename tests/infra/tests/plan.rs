@@ -337,6 +337,20 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         );
     }
 
+    // Every environment: its own SecureString for Flux's read-only Git credential, where
+    // flux-bootstrap looks for it (issue 26 item 2).
+    for env in environments {
+        let credential = planned(
+            &changes,
+            &format!("aws_ssm_parameter.flux_credential[\"{env}\"]"),
+        )?;
+        ensure!(
+            credential["name"] == json!(format!("/labflow/flux-credentials/{env}"))
+                && credential["type"] == json!("SecureString"),
+            "{env}: the Flux credential parameter is not the SecureString flux-bootstrap reads: {credential}"
+        );
+    }
+
     // Every environment: its config in SSM, its certificate and exactly one validation record.
     for env in environments {
         planned(
@@ -851,6 +865,60 @@ fn check_runtime_decrypt(state: &Value) -> Result<()> {
     Ok(())
 }
 
+/// A lab's Flux gets its own read-only credential, never the token that writes commit statuses
+/// (issue 26 item 2): only the two functions that post statuses may read that token, and
+/// flux-bootstrap reads the environments' Flux credentials (and may decrypt them through SSM).
+fn check_git_credentials(state: &Value) -> Result<()> {
+    let (key_arn, region, account) = labflow_key(state)?;
+    let parameter = |name: &str| format!("arn:aws:ssm:{region}:{account}:parameter{name}");
+    let status_token = parameter("/labflow/github/token");
+    let flux_credential = parameter("/labflow/flux-credentials/lab");
+    let mut problems = Vec::new();
+    for function in functions::discover(&repo::functions_dir())? {
+        let policy = lambda_policy(state, &function.name)?.to_string();
+        let may_read_status_token = iam_eval::allows(
+            &policy,
+            &iam_eval::Request::new("ssm:GetParameter", &status_token),
+        )?;
+        let posts_statuses = matches!(function.name.as_str(), "github-status" | "execution-ended");
+        if may_read_status_token != posts_statuses {
+            problems.push(format!(
+                "{}: reading the status token is {}",
+                function.name,
+                if may_read_status_token {
+                    "allowed"
+                } else {
+                    "denied"
+                }
+            ));
+        }
+        let may_read_flux_credential = iam_eval::allows(
+            &policy,
+            &iam_eval::Request::new("ssm:GetParameter", &flux_credential),
+        )?;
+        if may_read_flux_credential != (function.name == "flux-bootstrap") {
+            problems.push(format!(
+                "{}: reading a Flux credential is {}",
+                function.name,
+                if may_read_flux_credential {
+                    "allowed"
+                } else {
+                    "denied"
+                }
+            ));
+        }
+    }
+    let policy = lambda_policy(state, "flux-bootstrap")?.to_string();
+    let decrypt = iam_eval::Request::new("kms:Decrypt", key_arn)
+        .with("kms:ViaService", &format!("ssm.{region}.amazonaws.com"))
+        .with("kms:EncryptionContext:PARAMETER_ARN", &flux_credential);
+    if !iam_eval::allows(&policy, &decrypt)? {
+        problems.push("flux-bootstrap may not decrypt a Flux credential through SSM".into());
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
 /// external-dns and cert-manager of one environment change records of that environment's domain
 /// only (issue 26 item 3): the zone is shared by every lab, and a lab's controllers are as
 /// trustworthy as the manifests Flux applies there. Asked of the rendered policies with the keys
@@ -1303,6 +1371,7 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     check_service_linked_roles(&state)?;
     check_passable_roles(&state)?;
     check_runtime_decrypt(&state)?;
+    check_git_credentials(&state)?;
     check_dns_scope(&state)?;
     check_lbc_scope(&state)?;
     check_scheduler_decrypt(&state)?;

@@ -1,9 +1,13 @@
 //! The environment config: model, parsing, validation and loading from SSM.
 
+mod git_credential;
 mod model;
 mod repository;
 mod validate;
 
+pub use git_credential::{
+    GitTransport, CREDENTIAL_PARAMETER_PREFIX, GITHUB_KNOWN_HOSTS, SECRET_PLACEHOLDER_PREFIX,
+};
 pub use model::*;
 pub use repository::RepositoryId;
 pub use validate::{

@@ -291,6 +291,13 @@ pub struct GitRepositoryConfig {
     /// Flux reconcile interval, e.g. "1m".
     #[serde(default = "default_interval")]
     pub interval: String,
+    /// SSM SecureString with Flux's read-only Git credential; default
+    /// `/labflow/flux-credentials/<env>` (config/git_credential.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_parameter: Option<String>,
+    /// known_hosts lines for an `ssh://` source; default: GitHub's published keys on github.com.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
 }
 
 fn default_interval() -> String {

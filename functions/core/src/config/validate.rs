@@ -655,6 +655,9 @@ fn validate_flux(p: &mut Problems, flux: &FluxConfig, pin: bool, local_cloud: bo
             );
         }
     }
+    for (field, message) in super::git_credential::problems(repo) {
+        p.add(field, message);
+    }
     if !is_flux_duration(&repo.interval) {
         p.add(
             "flux.repository.interval",

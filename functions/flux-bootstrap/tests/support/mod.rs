@@ -1,5 +1,5 @@
-//! Shared by flux-bootstrap's integration tests: moto (SSM) seeded with an environment config and
-//! the GitHub token, a kubesim reached with a real EKS token, the Flux install manifest fixture
+//! Shared by flux-bootstrap's integration tests: moto (SSM) seeded with an environment config,
+//! its read-only Flux credential and the status token, a kubesim reached with a real EKS token, the Flux install manifest fixture
 //! served over loopback, and a log capture to prove the token never reaches the logs.
 #![allow(dead_code)]
 
@@ -12,7 +12,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use labflow_core::aws::AwsClients;
 use labflow_core::contract::{Action, Source, StepInput};
-use labflow_flux_bootstrap::{Ctx, GITHUB_TOKEN_PARAMETER};
+use labflow_flux_bootstrap::Ctx;
 use labflow_testbed::eks::{EksOptions, EksServer};
 use labflow_testbed::kubesim::{KubeSim, RequestRecord};
 use labflow_testbed::releases::{flux_install_manifest, ReleaseServer};
@@ -21,8 +21,13 @@ use serde_json::Value;
 pub const REGION: &str = "eu-west-1";
 pub const ACCESS_KEY: &str = "AKIAFLUXBOOTSTRAPTEST";
 pub const SECRET_KEY: &str = "flux-bootstrap/secret/key/for/tests/only";
-/// The GitHub token the tests seed; it must never show up in an output, an error or a log line.
-pub const TOKEN: &str = "ghp_LabflowTestToken7f3a9c21e8b64d05";
+/// The environment's read-only Flux credential the tests seed; it must never show up in an
+/// output, an error or a log line.
+pub const TOKEN: &str = "github_pat_LabflowReadOnlyTestToken7f3a9c21";
+/// The token that writes commit statuses, where a deployment keeps it (github-status's
+/// parameter). It must never reach a cluster (issue 26 item 2).
+pub const STATUS_TOKEN: &str = "ghp_LabflowStatusTestToken7f3a9c21e8b64d05";
+pub const STATUS_TOKEN_PARAMETER: &str = "/labflow/github/token";
 /// The Flux release labflow pins (one version everywhere: issue 18 item 6).
 pub const FLUX_VERSION: &str = labflow_core::versions::FLUX_VERSION;
 /// Where the release server serves its `install.yaml`.
@@ -114,6 +119,23 @@ pub async fn put_config(aws: &AwsClients, environment: &str, config: &Value) -> 
     Ok(())
 }
 
+/// The environment's own Flux credential parameter (the default name).
+pub fn credential_parameter(environment: &str) -> String {
+    format!("/labflow/flux-credentials/{environment}")
+}
+
+pub async fn put_secret(aws: &AwsClients, name: &str, value: &str) -> anyhow::Result<()> {
+    aws.ssm
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Starts everything for `environment`; `sha256` overrides the manifest pin (None: the right one).
 pub async fn world(environment: &str, sha256: Option<&str>) -> anyhow::Result<World> {
     let moto = tokio::task::spawn_blocking(labflow_testbed::moto::shared).await??;
@@ -131,14 +153,8 @@ pub async fn world(environment: &str, sha256: Option<&str>) -> anyhow::Result<Wo
         sha256.unwrap_or(&manifest_sha256),
     )?;
     put_config(&aws, environment, &config).await?;
-    aws.ssm
-        .put_parameter()
-        .name(GITHUB_TOKEN_PARAMETER)
-        .value(TOKEN)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await?;
+    put_secret(&aws, STATUS_TOKEN_PARAMETER, STATUS_TOKEN).await?;
+    put_secret(&aws, &credential_parameter(environment), TOKEN).await?;
 
     // The cluster as ensure-cluster leaves it, in the EKS simulator: its creator (these
     // credentials) is cluster admin.

@@ -1,4 +1,5 @@
-//! The Flux simulation: source-controller (GitRepository from a local checkout; HelmRepository,
+//! The Flux simulation: source-controller (GitRepository from a local checkout, once its Secret
+//! passes the real controller's checks (`git_auth.rs`); HelmRepository,
 //! OCIRepository, HelmChart, Bucket become Ready), kustomize-controller (build, substitute, apply,
 //! inventory, prune, garbage collection on deletion) and helm-controller (a Deployment labelled
 //! `app.kubernetes.io/instance=<release>` stands for the chart's workloads).
@@ -11,6 +12,7 @@
 
 mod build;
 mod chart_runtime;
+mod git_auth;
 mod helmrelease;
 mod kustomization;
 mod source;

@@ -2,6 +2,7 @@
 
 use super::super::git;
 use super::super::objects::{self, ObjRef};
+use super::git_auth;
 use super::{injected_failure, log_err, with_ready, FluxController, FINALIZER, SOURCE_API};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -25,6 +26,7 @@ fn sha256_hex(text: &str) -> String {
 
 /// The `<ref>@sha1:<sha>` revision of a GitRepository, as source-controller reports it.
 fn git_revision(f: &FluxController, obj: &Value) -> Result<(String, String), (String, String)> {
+    git_auth::check(&f.source, obj)?;
     let url = objects::s(obj, "/spec/url");
     let Some(dir) = f.options.checkout(url) else {
         return Err((
