@@ -11,9 +11,6 @@ use labflow_core::StepError;
 use crate::principal::Grant;
 use crate::report::Change;
 
-/// Pages of ListAssociatedAccessPolicies read at most per principal.
-const MAX_PAGES: usize = 10;
-
 fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     err.as_service_error().and_then(|e| e.code())
 }
@@ -247,31 +244,26 @@ async fn cluster_scoped_policies(
 ) -> Result<(BTreeSet<String>, Option<DateTime<Utc>>), StepError> {
     let mut policies = BTreeSet::new();
     let mut latest: Option<DateTime<Utc>> = None;
-    let mut token: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let out = eks
-            .list_associated_access_policies()
-            .cluster_name(cluster)
-            .principal_arn(principal)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| {
-                classify_sdk_error(&format!("listing the access policies of {principal}"), e)
-            })?;
-        for p in out.associated_access_policies() {
-            let cluster_scope = p
-                .access_scope()
-                .and_then(|s| s.r#type())
-                .is_some_and(|t| *t == AccessScopeType::Cluster);
-            if let (true, Some(arn)) = (cluster_scope, p.policy_arn()) {
-                policies.insert(arn.to_string());
-                latest = latest.max(p.associated_at().and_then(to_chrono));
-            }
-        }
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
+    let associated = eks
+        .list_associated_access_policies()
+        .cluster_name(cluster)
+        .principal_arn(principal)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| {
+            classify_sdk_error(&format!("listing the access policies of {principal}"), e)
+        })?;
+    for p in &associated {
+        let cluster_scope = p
+            .access_scope()
+            .and_then(|s| s.r#type())
+            .is_some_and(|t| *t == AccessScopeType::Cluster);
+        if let (true, Some(arn)) = (cluster_scope, p.policy_arn()) {
+            policies.insert(arn.to_string());
+            latest = latest.max(p.associated_at().and_then(to_chrono));
         }
     }
     Ok((policies, latest))

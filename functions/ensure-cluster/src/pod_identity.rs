@@ -11,9 +11,6 @@ use crate::cluster;
 use crate::plan;
 use crate::report::{Change, PodIdentityReport};
 
-/// Pages of ListPodIdentityAssociations read at most per call (100 associations a page).
-const MAX_PAGES: usize = 20;
-
 /// An existing association, as DescribePodIdentityAssociation reports it.
 #[derive(Debug, Clone)]
 pub struct ObservedAssociation {
@@ -32,34 +29,28 @@ pub async fn observe<'a>(
     if config.pod_identities.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut token: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let out = eks
-            .list_pod_identity_associations()
-            .cluster_name(cluster_name)
-            .max_results(100)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| {
-                classify_sdk_error(
-                    &format!("listing Pod Identity associations of {cluster_name}"),
-                    e,
-                )
-            })?;
-        for a in out.associations() {
-            if let (Some(ns), Some(sa), Some(id)) =
-                (a.namespace(), a.service_account(), a.association_id())
-            {
-                ids.insert((ns.to_string(), sa.to_string()), id.to_string());
-            }
-        }
-        token = out.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let associations = eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster_name)
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| {
+            classify_sdk_error(
+                &format!("listing Pod Identity associations of {cluster_name}"),
+                e,
+            )
+        })?;
+    let ids: BTreeMap<(String, String), String> = associations
+        .iter()
+        .filter_map(|a| {
+            let key = (a.namespace()?.to_string(), a.service_account()?.to_string());
+            Some((key, a.association_id()?.to_string()))
+        })
+        .collect();
     let mut found = Vec::new();
     for want in &config.pod_identities {
         let key = (want.namespace.clone(), want.service_account.clone());

@@ -39,6 +39,23 @@ fn not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     code(err) == Some("ResourceNotFoundException")
 }
 
+/// Every item of a paginated list (the SDK's paginator follows nextToken); `None` when the
+/// cluster is gone.
+fn all_or_gone<T, E, R>(
+    listed: Result<Vec<T>, SdkError<E, R>>,
+    what: &str,
+) -> Result<Option<Vec<T>>, StepError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + labflow_core::error::HasStatus,
+{
+    match listed {
+        Ok(items) => Ok(Some(items)),
+        Err(err) if not_found(&err) => Ok(None),
+        Err(err) => Err(classify_sdk_error(what, err)),
+    }
+}
+
 fn in_use<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     matches!(code(err), Some("ResourceInUseException"))
 }
@@ -129,26 +146,21 @@ async fn pod_identities(
     cluster: &str,
     report: &mut Report,
 ) -> Result<Option<Progress>, StepError> {
-    let mut ids = Vec::new();
-    let mut token = None;
-    loop {
-        let page = match eks
-            .list_pod_identity_associations()
-            .cluster_name(cluster)
-            .set_next_token(token.take())
-            .send()
-            .await
-        {
-            Ok(page) => page,
-            Err(err) if not_found(&err) => return Ok(None),
-            Err(err) => {
-                return Err(classify_sdk_error(
-                    &format!("listing Pod Identity associations of {cluster}"),
-                    err,
-                ))
-            }
-        };
-        ids.extend(page.associations().iter().map(|a| {
+    let listed = eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await;
+    let what = format!("listing Pod Identity associations of {cluster}");
+    let Some(associations) = all_or_gone(listed, &what)? else {
+        return Ok(None);
+    };
+    let ids: Vec<(String, String)> = associations
+        .iter()
+        .map(|a| {
             (
                 a.association_id().unwrap_or_default().to_string(),
                 format!(
@@ -157,12 +169,8 @@ async fn pod_identities(
                     a.service_account().unwrap_or_default()
                 ),
             )
-        }));
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+        })
+        .collect();
     for (id, account) in &ids {
         match eks
             .delete_pod_identity_association()
@@ -190,31 +198,17 @@ async fn nodegroups(
     cluster: &str,
     report: &mut Report,
 ) -> Result<Option<Progress>, StepError> {
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
-        let page = match eks
-            .list_nodegroups()
-            .cluster_name(cluster)
-            .set_next_token(token.take())
-            .send()
-            .await
-        {
-            Ok(page) => page,
-            Err(err) if not_found(&err) => return Ok(None),
-            Err(err) => {
-                return Err(classify_sdk_error(
-                    &format!("listing node groups of {cluster}"),
-                    err,
-                ))
-            }
-        };
-        names.extend(page.nodegroups().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+    let listed = eks
+        .list_nodegroups()
+        .cluster_name(cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await;
+    let Some(names) = all_or_gone(listed, &format!("listing node groups of {cluster}"))? else {
+        return Ok(None);
+    };
     if names.is_empty() {
         return Ok(None);
     }
@@ -299,31 +293,17 @@ async fn addons(
     cluster: &str,
     report: &mut Report,
 ) -> Result<Option<Progress>, StepError> {
-    let mut names = Vec::new();
-    let mut token = None;
-    loop {
-        let page = match eks
-            .list_addons()
-            .cluster_name(cluster)
-            .set_next_token(token.take())
-            .send()
-            .await
-        {
-            Ok(page) => page,
-            Err(err) if not_found(&err) => return Ok(None),
-            Err(err) => {
-                return Err(classify_sdk_error(
-                    &format!("listing add-ons of {cluster}"),
-                    err,
-                ))
-            }
-        };
-        names.extend(page.addons().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+    let listed = eks
+        .list_addons()
+        .cluster_name(cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await;
+    let Some(names) = all_or_gone(listed, &format!("listing add-ons of {cluster}"))? else {
+        return Ok(None);
+    };
     if names.is_empty() {
         return Ok(None);
     }
@@ -377,31 +357,18 @@ async fn access_entries(
     report: &mut Report,
 ) -> Result<(), StepError> {
     let eks = &aws.eks;
-    let mut principals = Vec::new();
-    let mut token = None;
-    loop {
-        let page = match eks
-            .list_access_entries()
-            .cluster_name(cluster)
-            .set_next_token(token.take())
-            .send()
-            .await
-        {
-            Ok(page) => page,
-            Err(err) if not_found(&err) => return Ok(()),
-            Err(err) => {
-                return Err(classify_sdk_error(
-                    &format!("listing access entries of {cluster}"),
-                    err,
-                ))
-            }
-        };
-        principals.extend(page.access_entries().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+    let listed = eks
+        .list_access_entries()
+        .cluster_name(cluster)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await;
+    let what = format!("listing access entries of {cluster}");
+    let Some(principals) = all_or_gone(listed, &what)? else {
+        return Ok(());
+    };
     if principals.is_empty() {
         return Ok(());
     }
