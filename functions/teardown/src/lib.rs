@@ -19,8 +19,8 @@
 
 mod dns;
 mod eks;
-mod k8s;
-mod kubernetes;
+mod in_cluster;
+mod kube_api;
 mod own_access;
 mod report;
 mod stuck;
@@ -184,7 +184,7 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         };
         if let Some(client) = client {
             if let report::Progress::Pending(phase) =
-                kubernetes::run(ctx, &client, &mut report).await?
+                in_cluster::run(ctx, &client, &mut report).await?
             {
                 return Ok(report.finish(phase));
             }

@@ -13,7 +13,7 @@ use labflow_core::flux::inventory;
 use labflow_core::teardown_plan::{finalizer_decision, FinalizerDecision};
 use labflow_core::StepError;
 
-use crate::k8s;
+use crate::kube_api;
 use crate::report::Report;
 use crate::Ctx;
 
@@ -25,7 +25,7 @@ pub(crate) struct Terminating {
 
 impl Terminating {
     fn label(&self) -> String {
-        format!("{} {}", self.ar.kind, k8s::describe(&self.obj))
+        format!("{} {}", self.ar.kind, kube_api::describe(&self.obj))
     }
 }
 
@@ -46,7 +46,7 @@ pub(crate) async fn running_controllers(
     client: &kube::Client,
 ) -> Result<BTreeSet<String>, StepError> {
     let mut running = BTreeSet::new();
-    for deployment in k8s::list(client, &k8s::deployments(), None).await? {
+    for deployment in kube_api::list(client, &kube_api::deployments(), None).await? {
         if deployment.metadata.deletion_timestamp.is_some() {
             continue;
         }
@@ -80,13 +80,13 @@ pub(crate) async fn settle(
     let grace = ctx.options.grace_period;
     let mut overdue = Vec::new();
     for item in items {
-        let since = k8s::deletion_time(&item.obj);
+        let since = kube_api::deletion_time(&item.obj);
         match since {
             Some(since) if now - since >= grace => overdue.push(item),
             _ => report.waiting(format!(
                 "{} terminating (finalizers: {})",
                 item.label(),
-                list_or_none(&k8s::finalizers(&item.obj))
+                list_or_none(&kube_api::finalizers(&item.obj))
             )),
         }
     }
@@ -96,7 +96,7 @@ pub(crate) async fn settle(
     // A namespace past the grace period waits on something inside it: find what.
     let mut stuck = Vec::new();
     for item in overdue {
-        if item.ar.kind == "Namespace" && k8s::finalizers(&item.obj).is_empty() {
+        if item.ar.kind == "Namespace" && kube_api::finalizers(&item.obj).is_empty() {
             let name = item.obj.metadata.name.clone().unwrap_or_default();
             let inside = terminating_inside(client, &name).await?;
             if inside.is_empty() {
@@ -105,7 +105,7 @@ pub(crate) async fn settle(
                 ));
             }
             for inner in inside {
-                match k8s::deletion_time(&inner.obj) {
+                match kube_api::deletion_time(&inner.obj) {
                     Some(since) if now - since >= grace => stuck.push(inner),
                     _ => report.waiting(format!("{} terminating", inner.label())),
                 }
@@ -117,7 +117,7 @@ pub(crate) async fn settle(
                 stuck.push(item);
             }
             for inner in inside {
-                match k8s::deletion_time(&inner.obj) {
+                match kube_api::deletion_time(&inner.obj) {
                     Some(since) if now - since >= grace => stuck.push(inner),
                     _ => report.waiting(format!("{} terminating", inner.label())),
                 }
@@ -135,10 +135,10 @@ pub(crate) async fn settle(
     let running = running_controllers(client).await?;
     let mut failures = Vec::new();
     for item in &stuck {
-        for finalizer in k8s::finalizers(&item.obj) {
+        for finalizer in kube_api::finalizers(&item.obj) {
             match finalizer_decision(&finalizer, &ctx.options.safe_finalizers, &running) {
                 FinalizerDecision::Remove => {
-                    if k8s::remove_finalizer(client, &item.ar, &item.obj, &finalizer).await? {
+                    if kube_api::remove_finalizer(client, &item.ar, &item.obj, &finalizer).await? {
                         report.removed(format!(
                             "finalizer {finalizer} of {} (its controller is gone)",
                             item.label()
@@ -157,7 +157,7 @@ pub(crate) async fn settle(
                 )),
             }
         }
-        if k8s::finalizers(&item.obj).is_empty() {
+        if kube_api::finalizers(&item.obj).is_empty() {
             report.waiting(format!(
                 "{} terminating past the grace period (no finalizers left)",
                 item.label()
@@ -211,8 +211,8 @@ async fn terminating_in_inventory(
             continue;
         };
         let namespace = (!entry.namespace.is_empty()).then_some(entry.namespace.as_str());
-        if let Some(obj) = k8s::get(client, ar, namespace, &entry.name).await? {
-            if obj.metadata.deletion_timestamp.is_some() && !k8s::finalizers(&obj).is_empty() {
+        if let Some(obj) = kube_api::get(client, ar, namespace, &entry.name).await? {
+            if obj.metadata.deletion_timestamp.is_some() && !kube_api::finalizers(&obj).is_empty() {
                 found.push(Terminating {
                     ar: ar.clone(),
                     obj,
@@ -250,11 +250,11 @@ async fn terminating_inside(
             if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
                 continue;
             }
-            let items = k8s::list(client, &ar, Some(namespace)).await?;
+            let items = kube_api::list(client, &ar, Some(namespace)).await?;
             found.extend(
                 terminating(&ar, items)
                     .into_iter()
-                    .filter(|t| !k8s::finalizers(&t.obj).is_empty()),
+                    .filter(|t| !kube_api::finalizers(&t.obj).is_empty()),
             );
         }
     }

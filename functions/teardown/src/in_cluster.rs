@@ -10,7 +10,7 @@ use labflow_core::teardown_plan::{deletion_order, KustomizationNode, ObjectKey};
 use labflow_core::StepError;
 use serde_json::{json, Value};
 
-use crate::k8s;
+use crate::kube_api;
 use crate::report::{Phase, Progress, Report};
 use crate::stuck::{self, Terminating};
 use crate::Ctx;
@@ -19,7 +19,7 @@ use crate::Ctx;
 pub const FLUX_FINALIZER: &str = "finalizers.fluxcd.io";
 
 fn kustomizations() -> ApiResource {
-    k8s::resource(
+    kube_api::resource(
         flux::KUSTOMIZE_GROUP,
         flux::KUSTOMIZE_VERSION,
         "Kustomization",
@@ -27,7 +27,7 @@ fn kustomizations() -> ApiResource {
     )
 }
 fn helmreleases() -> ApiResource {
-    k8s::resource(
+    kube_api::resource(
         flux::HELM_GROUP,
         flux::HELM_VERSION,
         "HelmRelease",
@@ -35,7 +35,7 @@ fn helmreleases() -> ApiResource {
     )
 }
 fn gitrepositories() -> ApiResource {
-    k8s::resource(
+    kube_api::resource(
         flux::SOURCE_GROUP,
         flux::SOURCE_VERSION,
         "GitRepository",
@@ -77,7 +77,7 @@ fn flux_kinds(crds: Vec<DynamicObject>) -> Vec<FluxKind> {
                 .or_else(|| versions.first())?
                 .get("name")?
                 .as_str()?;
-            let ar = k8s::resource(group, version, kind, plural);
+            let ar = kube_api::resource(group, version, kind, plural);
             Some(FluxKind { crd, ar })
         })
         .collect()
@@ -89,7 +89,7 @@ pub(crate) async fn run(
     client: &kube::Client,
     report: &mut Report,
 ) -> Result<Progress, StepError> {
-    let flux_kinds = flux_kinds(k8s::list(client, &k8s::crds(), None).await?);
+    let flux_kinds = flux_kinds(kube_api::list(client, &kube_api::crds(), None).await?);
     check_flux_is_ours(client, &flux_kinds).await?;
     let serves = |plural: &str, group: &str| {
         flux_kinds
@@ -109,12 +109,12 @@ pub(crate) async fn run(
 
     // 2. Anything terminating is the previous deletion still in flight (or stuck).
     let kustomization_list = if has_kustomizations {
-        k8s::list(client, &kustomizations(), None).await?
+        kube_api::list(client, &kustomizations(), None).await?
     } else {
         Vec::new()
     };
     let helmrelease_list = if has_helmreleases {
-        k8s::list(client, &helmreleases(), None).await?
+        kube_api::list(client, &helmreleases(), None).await?
     } else {
         Vec::new()
     };
@@ -128,13 +128,13 @@ pub(crate) async fn run(
         helmrelease_list.clone(),
     ));
     for ar in [
-        k8s::namespaces(),
-        k8s::ingresses(),
-        k8s::services(),
-        k8s::pvcs(),
-        k8s::pvs(),
+        kube_api::namespaces(),
+        kube_api::ingresses(),
+        kube_api::services(),
+        kube_api::pvcs(),
+        kube_api::pvs(),
     ] {
-        let items = k8s::list(client, &ar, None).await?;
+        let items = kube_api::list(client, &ar, None).await?;
         in_flight.extend(stuck::terminating(&ar, items));
     }
     if stuck::settle(ctx, client, in_flight, report).await? {
@@ -168,7 +168,7 @@ pub(crate) async fn run(
             return Ok(Progress::Pending(Phase::Sweep));
         }
         unsuspend(client, &kustomizations(), next).await?;
-        if k8s::delete(client, &kustomizations(), next).await? {
+        if kube_api::delete(client, &kustomizations(), next).await? {
             report.removed(format!("Kustomization {next_key}"));
         }
         report.waiting(format!(
@@ -191,19 +191,19 @@ pub(crate) async fn run(
 /// CRDs do not carry the label flux-bootstrap puts on everything it applies.
 async fn check_flux_is_ours(client: &kube::Client, kinds: &[FluxKind]) -> Result<(), StepError> {
     let (key, value) = labflow_core::ownership::MANAGED_BY_LABEL;
-    let namespace = k8s::list(client, &k8s::namespaces(), None)
+    let namespace = kube_api::list(client, &kube_api::namespaces(), None)
         .await?
         .into_iter()
         .find(|ns| ns.metadata.name.as_deref() == Some(flux::NAMESPACE));
     let foreign: Vec<String> = namespace
         .iter()
-        .filter(|ns| !k8s::is_labflows(ns))
+        .filter(|ns| !kube_api::is_labflows(ns))
         .map(|_| format!("Namespace {}", flux::NAMESPACE))
         .chain(
             kinds
                 .iter()
-                .filter(|k| !k8s::is_labflows(&k.crd))
-                .map(|k| format!("CustomResourceDefinition {}", k8s::describe(&k.crd))),
+                .filter(|k| !kube_api::is_labflows(&k.crd))
+                .map(|k| format!("CustomResourceDefinition {}", kube_api::describe(&k.crd))),
         )
         .collect();
     if foreign.is_empty() {
@@ -223,11 +223,11 @@ async fn remove_cluster_rbac(
     report: &mut Report,
 ) -> Result<Progress, StepError> {
     let mut found = false;
-    for ar in [k8s::cluster_role_bindings(), k8s::cluster_roles()] {
-        for obj in k8s::list_labflows(client, &ar).await? {
+    for ar in [kube_api::cluster_role_bindings(), kube_api::cluster_roles()] {
+        for obj in kube_api::list_labflows(client, &ar).await? {
             found = true;
-            if k8s::delete(client, &ar, &obj).await? {
-                report.removed(format!("{} {}", ar.kind, k8s::describe(&obj)));
+            if kube_api::delete(client, &ar, &obj).await? {
+                report.removed(format!("{} {}", ar.kind, kube_api::describe(&obj)));
             }
         }
     }
@@ -240,7 +240,7 @@ async fn remove_cluster_rbac(
 
 fn node(obj: &DynamicObject) -> KustomizationNode {
     let key = key_of(obj);
-    let depends_on = k8s::field(obj, "/spec/dependsOn")
+    let depends_on = kube_api::field(obj, "/spec/dependsOn")
         .and_then(Value::as_array)
         .map(|deps| {
             deps.iter()
@@ -272,11 +272,12 @@ fn node(obj: &DynamicObject) -> KustomizationNode {
 }
 
 async fn suspend_root(client: &kube::Client, ar: &ApiResource) -> Result<(), StepError> {
-    let objects = k8s::list(client, ar, Some(flux::NAMESPACE)).await?;
+    let objects = kube_api::list(client, ar, Some(flux::NAMESPACE)).await?;
     if let Some(root) = objects.iter().find(|o| key_of(o) == root_key()) {
-        let suspended = k8s::field(root, "/spec/suspend").and_then(Value::as_bool) == Some(true);
+        let suspended =
+            kube_api::field(root, "/spec/suspend").and_then(Value::as_bool) == Some(true);
         if !suspended && root.metadata.deletion_timestamp.is_none() {
-            k8s::merge_patch(client, ar, root, json!({"spec": {"suspend": true}})).await?;
+            kube_api::merge_patch(client, ar, root, json!({"spec": {"suspend": true}})).await?;
             tracing::info!(kind = %ar.kind, "suspended the root {}", root_key());
         }
     }
@@ -290,11 +291,11 @@ async fn unsuspend(
     ar: &ApiResource,
     obj: &DynamicObject,
 ) -> Result<(), StepError> {
-    if k8s::field(obj, "/spec/suspend").and_then(Value::as_bool) == Some(true)
+    if kube_api::field(obj, "/spec/suspend").and_then(Value::as_bool) == Some(true)
         && key_of(obj) != root_key()
     {
-        k8s::merge_patch(client, ar, obj, json!({"spec": {"suspend": false}})).await?;
-        tracing::info!(kind = %ar.kind, name = %k8s::describe(obj), "resumed before deletion");
+        kube_api::merge_patch(client, ar, obj, json!({"spec": {"suspend": false}})).await?;
+        tracing::info!(kind = %ar.kind, name = %kube_api::describe(obj), "resumed before deletion");
     }
     Ok(())
 }
@@ -302,18 +303,27 @@ async fn unsuspend(
 /// Delete every Ingress, LoadBalancer Service and PVC. Returns whether any existed.
 async fn sweep(client: &kube::Client, report: &mut Report) -> Result<bool, StepError> {
     let mut found = false;
-    for ar in [k8s::ingresses(), k8s::services(), k8s::pvcs()] {
-        for obj in k8s::list(client, &ar, None).await? {
+    for ar in [
+        kube_api::ingresses(),
+        kube_api::services(),
+        kube_api::pvcs(),
+    ] {
+        for obj in kube_api::list(client, &ar, None).await? {
             if ar.kind == "Service"
-                && k8s::field(&obj, "/spec/type").and_then(Value::as_str) != Some("LoadBalancer")
+                && kube_api::field(&obj, "/spec/type").and_then(Value::as_str)
+                    != Some("LoadBalancer")
             {
                 continue;
             }
             found = true;
-            if k8s::delete(client, &ar, &obj).await? {
-                report.removed(format!("{} {}", ar.kind, k8s::describe(&obj)));
+            if kube_api::delete(client, &ar, &obj).await? {
+                report.removed(format!("{} {}", ar.kind, kube_api::describe(&obj)));
             }
-            report.waiting(format!("{} {} going away", ar.kind, k8s::describe(&obj)));
+            report.waiting(format!(
+                "{} {} going away",
+                ar.kind,
+                kube_api::describe(&obj)
+            ));
         }
     }
     Ok(found)
@@ -326,7 +336,7 @@ async fn uninstall_flux(
     kinds: Vec<FluxKind>,
     report: &mut Report,
 ) -> Result<Progress, StepError> {
-    let namespace_exists = k8s::list(client, &k8s::namespaces(), None)
+    let namespace_exists = kube_api::list(client, &kube_api::namespaces(), None)
         .await?
         .iter()
         .any(|ns| ns.metadata.name.as_deref() == Some(flux::NAMESPACE));
@@ -334,50 +344,54 @@ async fn uninstall_flux(
         return remove_cluster_rbac(client, report).await;
     }
     if namespace_exists {
-        let controllers = k8s::list(client, &k8s::deployments(), Some(flux::NAMESPACE)).await?;
+        let controllers =
+            kube_api::list(client, &kube_api::deployments(), Some(flux::NAMESPACE)).await?;
         if !controllers.is_empty() {
             for deployment in &controllers {
-                if k8s::delete(client, &k8s::deployments(), deployment).await? {
-                    report.removed(format!("Deployment {}", k8s::describe(deployment)));
+                if kube_api::delete(client, &kube_api::deployments(), deployment).await? {
+                    report.removed(format!("Deployment {}", kube_api::describe(deployment)));
                 }
-                report.waiting(format!("Deployment {} stopping", k8s::describe(deployment)));
+                report.waiting(format!(
+                    "Deployment {} stopping",
+                    kube_api::describe(deployment)
+                ));
             }
             return Ok(Progress::Pending(Phase::FluxUninstall));
         }
     }
     for kind in &kinds {
-        for obj in k8s::list(client, &kind.ar, None).await? {
-            if k8s::remove_finalizer(client, &kind.ar, &obj, FLUX_FINALIZER).await? {
+        for obj in kube_api::list(client, &kind.ar, None).await? {
+            if kube_api::remove_finalizer(client, &kind.ar, &obj, FLUX_FINALIZER).await? {
                 report.removed(format!(
                     "finalizer {FLUX_FINALIZER} of {} {}",
                     kind.ar.kind,
-                    k8s::describe(&obj)
+                    kube_api::describe(&obj)
                 ));
             }
         }
     }
     for kind in &kinds {
         if kind.crd.metadata.deletion_timestamp.is_none()
-            && k8s::delete(client, &k8s::crds(), &kind.crd).await?
+            && kube_api::delete(client, &kube_api::crds(), &kind.crd).await?
         {
             report.removed(format!(
                 "CustomResourceDefinition {}",
-                k8s::describe(&kind.crd)
+                kube_api::describe(&kind.crd)
             ));
         }
         report.waiting(format!(
             "CustomResourceDefinition {} going away",
-            k8s::describe(&kind.crd)
+            kube_api::describe(&kind.crd)
         ));
     }
     if namespace_exists {
-        let namespace = k8s::list(client, &k8s::namespaces(), None)
+        let namespace = kube_api::list(client, &kube_api::namespaces(), None)
             .await?
             .into_iter()
             .find(|ns| ns.metadata.name.as_deref() == Some(flux::NAMESPACE));
         if let Some(namespace) = namespace {
             if namespace.metadata.deletion_timestamp.is_none()
-                && k8s::delete(client, &k8s::namespaces(), &namespace).await?
+                && kube_api::delete(client, &kube_api::namespaces(), &namespace).await?
             {
                 report.removed(format!("Namespace {}", flux::NAMESPACE));
             }
