@@ -6,6 +6,7 @@ pub mod alb_front;
 pub mod aws_proxy;
 pub mod controllers;
 pub mod eks;
+mod fault_plan;
 pub mod faults;
 pub mod gateway;
 mod http1;

@@ -373,3 +373,30 @@ pub fn is_ready(obj: &Value) -> bool {
             .and_then(Value::as_i64)
             == Some(generation(obj))
 }
+
+/// The conditions an object made to fail shows, keeping transition times of unchanged ones.
+pub fn failed_conditions(
+    failure: &crate::fault_plan::ObjectFailure,
+    existing: &[Value],
+    generation: i64,
+) -> Vec<Value> {
+    let mut conditions = existing.to_vec();
+    remove_condition(&mut conditions, "Reconciling");
+    set_condition(
+        &mut conditions,
+        "Ready",
+        "False",
+        &failure.reason,
+        &failure.message,
+        generation,
+    );
+    set_condition(
+        &mut conditions,
+        "Stalled",
+        "True",
+        &failure.reason,
+        &failure.message,
+        generation,
+    );
+    conditions
+}

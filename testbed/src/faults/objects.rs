@@ -1,86 +1,15 @@
 //! Object faults: a failing object (kstatus Failed: Ready=False, Stalled=True) and a finalizer
 //! nobody removes.
 
-use super::FaultPlan;
+use super::{FaultPlan, ObjectFailure};
 use crate::controllers::objects::{self, Client, ObjRef};
 use crate::kubesim::{ApiError, Store};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The finalizer [`ObjectFaults::add_stuck_finalizer`] adds: no controller ever removes it.
 pub const STUCK_FINALIZER: &str = "testbed.labflow.dev/stuck";
 
 const MANAGER: &str = "labflow-testbed-faults";
-
-/// An object made to fail. Kind + namespace + name identify it (any API version).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ObjectFailure {
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    /// A condition reason (`[A-Za-z][A-Za-z0-9_,:]*`), e.g. `InstallFailed`.
-    #[serde(default = "default_reason")]
-    pub reason: String,
-    pub message: String,
-}
-
-fn default_reason() -> String {
-    "InjectedFailure".to_string()
-}
-
-impl ObjectFailure {
-    pub fn new(kind: &str, namespace: Option<&str>, name: &str, message: &str) -> Self {
-        ObjectFailure {
-            kind: kind.to_string(),
-            namespace: namespace.map(str::to_string),
-            name: name.to_string(),
-            reason: default_reason(),
-            message: message.to_string(),
-        }
-    }
-
-    pub fn with_reason(mut self, reason: &str) -> Self {
-        self.reason = reason.to_string();
-        self
-    }
-
-    pub fn matches(&self, kind: &str, namespace: Option<&str>, name: &str) -> bool {
-        self.kind == kind && self.namespace.as_deref() == namespace && self.name == name
-    }
-
-    pub(super) fn same_object(&self, other: &ObjectFailure) -> bool {
-        self.matches(&other.kind, other.namespace.as_deref(), &other.name)
-    }
-
-    /// The conditions a failed object shows, keeping transition times of unchanged ones.
-    pub fn conditions(
-        &self,
-        existing: &[serde_json::Value],
-        generation: i64,
-    ) -> Vec<serde_json::Value> {
-        let mut conditions = existing.to_vec();
-        objects::remove_condition(&mut conditions, "Reconciling");
-        objects::set_condition(
-            &mut conditions,
-            "Ready",
-            "False",
-            &self.reason,
-            &self.message,
-            generation,
-        );
-        objects::set_condition(
-            &mut conditions,
-            "Stalled",
-            "True",
-            &self.reason,
-            &self.message,
-            generation,
-        );
-        conditions
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectFaultError {
@@ -122,8 +51,11 @@ impl ObjectFaults {
             return Ok(());
         };
         let mut status = obj.get("status").cloned().unwrap_or_else(|| json!({}));
-        status["conditions"] =
-            json!(failure.conditions(&objects::conditions(&obj), objects::generation(&obj)));
+        status["conditions"] = json!(objects::failed_conditions(
+            &failure,
+            &objects::conditions(&obj),
+            objects::generation(&obj)
+        ));
         status["observedGeneration"] = json!(objects::generation(&obj));
         self.client
             .set_status(&obj, status)

@@ -50,7 +50,7 @@ pub struct KubeSimOptions {
     /// An additional fixed bearer token (for a developer's kubeconfig). Off by default.
     pub static_token: Option<String>,
     /// Request faults (429/500/hang/latency) consulted before each request is handled.
-    pub faults: crate::faults::FaultPlan,
+    pub faults: crate::fault_plan::FaultPlan,
     /// Authorization by EKS access entries (see [`authz`]); `None`: every caller is admin.
     pub access: Option<authz::AccessLookup>,
 }
@@ -72,7 +72,7 @@ impl KubeSimOptions {
             cluster_name: cluster_name.into(),
             credentials: Vec::new(),
             static_token: None,
-            faults: crate::faults::FaultPlan::new(),
+            faults: crate::fault_plan::FaultPlan::new(),
             access: None,
         }
     }
@@ -88,7 +88,7 @@ impl KubeSimOptions {
     }
 
     /// Shares a fault plan (e.g. the testbed's) instead of this kubesim's own.
-    pub fn with_faults(mut self, plan: crate::faults::FaultPlan) -> Self {
+    pub fn with_faults(mut self, plan: crate::fault_plan::FaultPlan) -> Self {
         self.faults = plan;
         self
     }
@@ -119,7 +119,7 @@ pub struct KubeSim {
     ca_pem: String,
     store: Store,
     requests: requests::RequestLog,
-    faults: crate::faults::FaultPlan,
+    faults: crate::fault_plan::FaultPlan,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -203,7 +203,7 @@ impl KubeSim {
     }
 
     /// The fault plan this kubesim's requests are checked against.
-    pub fn faults(&self) -> crate::faults::FaultPlan {
+    pub fn faults(&self) -> crate::fault_plan::FaultPlan {
         self.faults.clone()
     }
 

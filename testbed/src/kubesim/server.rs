@@ -26,7 +26,7 @@ pub struct Context {
     pub auth: AuthConfig,
     pub requests: RequestLog,
     pub server_address: String,
-    pub faults: crate::faults::FaultPlan,
+    pub faults: crate::fault_plan::FaultPlan,
 }
 
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ctx: Arc<Context>) {
@@ -61,7 +61,7 @@ fn error_response(err: &ApiError) -> Response<Body> {
 /// `Retry-After: 1` and `details.retryAfterSeconds: 1`, which clients (kube-rs, client-go)
 /// honour before retrying.
 fn injected_response(code: u16, message: &str) -> Response<Body> {
-    let mut status = crate::faults::kube_error(code, message).to_status();
+    let mut status = kube_error(code, message).to_status();
     if code == 429 {
         status["details"] = serde_json::json!({"retryAfterSeconds": 1});
     }
@@ -120,9 +120,9 @@ async fn handle(ctx: &Context, req: Request<Incoming>) -> Response<Body> {
         Err(err) => error_response(&err),
         Ok(()) => {
             let info =
-                crate::faults::RequestInfo::kubernetes(&ctx.auth.cluster_name, &method, &path);
+                crate::fault_plan::RequestInfo::kubernetes(&ctx.auth.cluster_name, &method, &path);
             if let Some(action) = ctx.faults.check(&info) {
-                if let crate::faults::FaultAction::Respond { code, message } = &action {
+                if let crate::fault_plan::FaultAction::Respond { code, message } = &action {
                     let resp = injected_response(*code, message);
                     record.status = resp.status().as_u16();
                     ctx.requests.push(record);
@@ -222,4 +222,22 @@ fn authorize(
         name: name.as_deref(),
     };
     super::authz::authorize(&ctx.store, &grant, &attrs)
+}
+
+/// The Kubernetes `Status` error an injected HTTP status is answered with.
+fn kube_error(code: u16, message: &str) -> super::ApiError {
+    let reason = match code {
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        409 => "Conflict",
+        _ => "Unknown",
+    };
+    super::ApiError {
+        code,
+        reason: reason.to_string(),
+        message: message.to_string(),
+        details: Box::default(),
+    }
 }

@@ -159,8 +159,11 @@ fn injected_failure(plan: &FaultPlan, obj: &Value) -> Option<Value> {
     let kind = objects::s(obj, "/kind");
     let failure = plan.failure(kind, objects::namespace(obj), objects::name(obj))?;
     let mut status = obj.get("status").cloned().unwrap_or_else(|| json!({}));
-    status["conditions"] =
-        json!(failure.conditions(&objects::conditions(obj), objects::generation(obj)));
+    status["conditions"] = json!(objects::failed_conditions(
+        &failure,
+        &objects::conditions(obj),
+        objects::generation(obj)
+    ));
     status["observedGeneration"] = json!(objects::generation(obj));
     Some(status)
 }
