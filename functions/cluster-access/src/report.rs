@@ -84,27 +84,5 @@ pub struct PrincipalReport {
     pub kubernetes_groups: Vec<String>,
 }
 
-/// One write made to AWS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Change {
-    /// `accessEntry/<principal ARN>` or `ssmParameter/<name>`.
-    pub resource: String,
-    /// `create`, `associate-policy`, `disassociate-policy`, `delete`, `update`.
-    pub action: String,
-    pub detail: String,
-}
-
-impl Change {
-    pub fn new(
-        resource: impl Into<String>,
-        action: impl Into<String>,
-        detail: impl Into<String>,
-    ) -> Self {
-        Change {
-            resource: resource.into(),
-            action: action.into(),
-            detail: detail.into(),
-        }
-    }
-}
+/// One write made to AWS (resources `accessEntry/<principal ARN>`, `ssmParameter/<name>`).
+pub use labflow_core::contract::Change;

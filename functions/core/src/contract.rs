@@ -121,3 +121,29 @@ pub struct StepInput {
     #[serde(default)]
     pub execution_arn: Option<String>,
 }
+
+/// One write a step made to AWS, as its report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// What was written, `<kind>/<name>` (e.g. `nodegroup/spot-general`).
+    pub resource: String,
+    /// The verb, e.g. `create`, `update-version`, `tag`, `delete`.
+    pub action: String,
+    /// What changed, for people.
+    pub detail: String,
+}
+
+impl Change {
+    pub fn new(
+        resource: impl Into<String>,
+        action: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Change {
+            resource: resource.into(),
+            action: action.into(),
+            detail: detail.into(),
+        }
+    }
+}

@@ -119,6 +119,23 @@ pub async fn describe_endpoint(
     })
 }
 
+/// `given` (a test's client) or a client for the environment's cluster; a cluster without a
+/// reachable endpoint yet is Transient, so the step is called again after its Wait.
+pub async fn given_or_cluster_client(
+    given: Option<&kube::Client>,
+    aws: &crate::aws::AwsClients,
+    cluster_name: &str,
+) -> Result<kube::Client, StepError> {
+    if let Some(client) = given {
+        return Ok(client.clone());
+    }
+    cluster_client(aws, cluster_name).await?.ok_or_else(|| {
+        StepError::Transient(format!(
+            "EKS cluster {cluster_name} has no reachable API endpoint yet"
+        ))
+    })
+}
+
 /// A client for the environment's cluster with a fresh EKS token: DescribeCluster for the
 /// endpoint and CA, a token from the Lambda's own credentials. `Ok(None)` if there is no
 /// reachable cluster yet.

@@ -104,28 +104,6 @@ pub struct PodIdentityReport {
     pub association_id: Option<String>,
 }
 
-/// One write made to AWS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Change {
-    /// `cluster/<name>`, `nodegroup/<name>`, `addon/<name>`, `podIdentity/<ns>/<sa>`.
-    pub resource: String,
-    /// `create`, `update-config`, `update-version`, `tag`, `update`.
-    pub action: String,
-    /// What changed, for people.
-    pub detail: String,
-}
-
-impl Change {
-    pub fn new(
-        resource: impl Into<String>,
-        action: impl Into<String>,
-        detail: impl Into<String>,
-    ) -> Self {
-        Change {
-            resource: resource.into(),
-            action: action.into(),
-            detail: detail.into(),
-        }
-    }
-}
+/// One write made to AWS (resources `cluster/<name>`, `nodegroup/<name>`, `addon/<name>`,
+/// `podIdentity/<ns>/<sa>`).
+pub use labflow_core::contract::Change;

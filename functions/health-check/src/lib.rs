@@ -128,16 +128,12 @@ impl Ctx {
     }
 
     async fn kube_client(&self, cluster_name: &str) -> Result<kube::Client, StepError> {
-        if let Some(client) = &self.kube {
-            return Ok(client.clone());
-        }
-        labflow_core::kube_client::cluster_client(&self.aws, cluster_name)
-            .await?
-            .ok_or_else(|| {
-                StepError::Transient(format!(
-                    "EKS cluster {cluster_name} has no reachable API endpoint"
-                ))
-            })
+        labflow_core::kube_client::given_or_cluster_client(
+            self.kube.as_ref(),
+            &self.aws,
+            cluster_name,
+        )
+        .await
     }
 }
 
