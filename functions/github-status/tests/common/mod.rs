@@ -7,9 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
+use anyhow::Result;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -27,33 +25,13 @@ pub static EXAMPLE_CONFIG: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(labflow_testkit::config::example_config_json);
 
 pub async fn clients() -> Result<AwsClients> {
-    let moto = labflow_testbed::moto::shared()?;
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
-    Ok(AwsClients::from_config(config))
+    Ok(AwsClients::from_config(
+        labflow_testkit::aws::shared_emulator().await?,
+    ))
 }
 
 pub async fn put(clients: &AwsClients, name: &str, value: &str, secure: bool) -> Result<()> {
-    let kind = if secure {
-        aws_sdk_ssm::types::ParameterType::SecureString
-    } else {
-        aws_sdk_ssm::types::ParameterType::String
-    };
-    clients
-        .ssm
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(kind)
-        .overwrite(true)
-        .send()
-        .await
-        .with_context(|| format!("put {name}"))?;
-    Ok(())
+    labflow_testkit::aws::put_parameter(&clients.ssm, name, value, secure).await
 }
 
 /// Retries in milliseconds so the suite stays fast.

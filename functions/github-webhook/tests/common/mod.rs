@@ -6,9 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
+use anyhow::Result;
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
@@ -37,14 +35,9 @@ pub struct World {
 }
 
 pub async fn clients() -> Result<AwsClients> {
-    let moto = labflow_testbed::moto::shared()?;
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
-    Ok(AwsClients::from_config(config))
+    Ok(AwsClients::from_config(
+        labflow_testkit::aws::shared_emulator().await?,
+    ))
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -57,22 +50,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 async fn put(clients: &AwsClients, name: &str, value: &str, secure: bool) -> Result<()> {
-    let kind = if secure {
-        aws_sdk_ssm::types::ParameterType::SecureString
-    } else {
-        aws_sdk_ssm::types::ParameterType::String
-    };
-    clients
-        .ssm
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(kind)
-        .overwrite(true)
-        .send()
-        .await
-        .with_context(|| format!("put {name}"))?;
-    Ok(())
+    labflow_testkit::aws::put_parameter(&clients.ssm, name, value, secure).await
 }
 
 /// The example config of an environment on the `env/` prefix route: its Flux follows

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
 use labflow_core::aws::AwsClients;
 use labflow_run_guard::Ctx;
 use serde_json::Value;
@@ -17,14 +15,9 @@ pub static EXAMPLE_CONFIG: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(labflow_testkit::config::example_config_json);
 
 pub async fn clients() -> Result<AwsClients> {
-    let moto = labflow_testbed::moto::shared()?;
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await;
-    Ok(AwsClients::from_config(config))
+    Ok(AwsClients::from_config(
+        labflow_testkit::aws::shared_emulator().await?,
+    ))
 }
 
 pub async fn ctx(max_age: Duration) -> Result<(Ctx, AwsClients)> {
