@@ -126,6 +126,19 @@ fn wrong_types_and_enums_are_rejected_with_their_path() {
 #[test]
 fn every_validation_rule() {
     assert_rejected(
+        |v| v["addons"][4]["configurationValues"] = json!("controller: {}"),
+        "addons[4].configurationValues",
+        "JSON object",
+    );
+    assert_rejected(
+        |v| {
+            v["addons"][4]["configurationValues"] =
+                json!({"controller": {"k8sTagClusterId": "labflow-other-lab"}})
+        },
+        "addons[4].configurationValues.controller.k8sTagClusterId",
+        "must be the cluster's name \"labflow-lab\"",
+    );
+    assert_rejected(
         |v| v["cluster"]["name"] = json!("bad name!"),
         "cluster.name",
         "letters",

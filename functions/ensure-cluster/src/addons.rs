@@ -4,7 +4,9 @@ use aws_sdk_eks::types::ResolveConflicts;
 use labflow_core::config::{AddonConfig, EnvironmentConfig};
 use labflow_core::error::classify_sdk_error;
 use labflow_core::StepError;
+use serde_json::Value;
 
+use crate::addon_config;
 use crate::aws_error::error_code;
 use crate::cluster;
 use crate::nodegroups::issues_text;
@@ -91,12 +93,14 @@ pub async fn reconcile(
     let mut ready = true;
     for (want, have) in observed {
         let resource = format!("addon/{}", want.name);
+        let configuration = addon_config::desired(want, cluster_name);
         let Some(have) = have else {
             let request = eks
                 .create_addon()
                 .cluster_name(cluster_name)
                 .addon_name(&want.name)
                 .set_addon_version(want.version.clone())
+                .set_configuration_values(configuration.as_ref().map(Value::to_string))
                 // The managed add-on replaces the self-managed copy EKS bootstraps.
                 .resolve_conflicts(ResolveConflicts::Overwrite)
                 .set_tags(Some(tags.clone()));
@@ -147,29 +151,41 @@ pub async fn reconcile(
             .version
             .as_ref()
             .is_some_and(|v| have.version.as_ref() != Some(v));
-        if have.status == "ACTIVE" && version_differs {
-            let to = want.version.clone().unwrap_or_default();
+        let configuration_differs =
+            addon_config::differs(configuration.as_ref(), have.configuration_values.as_deref());
+        if have.status == "ACTIVE" && (version_differs || configuration_differs) {
+            let mut what = Vec::new();
+            if version_differs {
+                what.push(format!(
+                    "version {} → {}",
+                    have.version.as_deref().unwrap_or("(unknown)"),
+                    want.version.as_deref().unwrap_or_default()
+                ));
+            }
+            if configuration_differs {
+                what.push("configuration values".to_string());
+            }
+            let what = what.join(", ");
             let response = eks
                 .update_addon()
                 .cluster_name(cluster_name)
                 .addon_name(&want.name)
-                .addon_version(&to)
+                .set_addon_version(want.version.clone().filter(|_| version_differs))
+                .set_configuration_values(
+                    configuration
+                        .as_ref()
+                        .filter(|_| configuration_differs)
+                        .map(Value::to_string),
+                )
                 .resolve_conflicts(ResolveConflicts::Overwrite)
                 .send()
                 .await;
             match response {
-                Ok(_) => changes.push(Change::new(
-                    &resource,
-                    "update",
-                    format!(
-                        "version {} → {to}",
-                        have.version.as_deref().unwrap_or("(unknown)")
-                    ),
-                )),
+                Ok(_) => changes.push(Change::new(&resource, "update", what)),
                 Err(err) if error_code(&err) == Some("ResourceInUseException") => {}
                 Err(err) => {
                     return Err(classify_sdk_error(
-                        &format!("updating add-on {} to {to}", want.name),
+                        &format!("updating add-on {} ({what})", want.name),
                         err,
                     ))
                 }

@@ -16,6 +16,7 @@
 //!
 //! `done` is true only when a call found everything as configured and changed nothing.
 
+mod addon_config;
 mod addons;
 mod aws_error;
 mod cluster;

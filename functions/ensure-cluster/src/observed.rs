@@ -173,6 +173,8 @@ pub struct ObservedAddon {
     pub arn: Option<String>,
     pub status: String,
     pub version: Option<String>,
+    /// `configurationValues` as EKS returns it (JSON or YAML text).
+    pub configuration_values: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub health_issues: Vec<String>,
 }
@@ -187,6 +189,7 @@ impl From<&Addon> for ObservedAddon {
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
             version: a.addon_version().map(str::to_string),
+            configuration_values: a.configuration_values().map(str::to_string),
             tags: to_btree(a.tags()),
             health_issues: a
                 .health()

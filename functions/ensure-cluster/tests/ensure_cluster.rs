@@ -657,3 +657,64 @@ async fn describe_nodegroup(
         .nodegroup
         .ok_or_else(|| anyhow!("no node group {name}"))
 }
+
+async fn ebs_driver_configuration(
+    ctx: &labflow_ensure_cluster::Ctx,
+    env: &str,
+) -> anyhow::Result<Value> {
+    let addon = ctx
+        .aws
+        .eks
+        .describe_addon()
+        .cluster_name(cluster_name(env))
+        .addon_name("aws-ebs-csi-driver")
+        .send()
+        .await?
+        .addon
+        .context("no add-on in DescribeAddon")?;
+    let text = addon
+        .configuration_values()
+        .context("the EBS CSI driver add-on has no configuration values")?;
+    Ok(serde_json::from_str(text)?)
+}
+
+/// The EBS CSI driver is told its cluster (`controller.k8sTagClusterId`), so its volumes carry the
+/// cluster's tags (kubernetes-sigs/aws-ebs-csi-driver docs/tagging.md); a configuration changed
+/// outside labflow is put back, and an unchanged one is not written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ebs_csi_driver_is_told_its_cluster_and_kept_so() -> anyhow::Result<()> {
+    let tb = testbed().await?;
+    let ctx = ctx(&tb, tb.eks_endpoint()).await;
+    let env = unique_env("ebstag");
+    seed(&ctx, &env, &lab_config(&env)?).await?;
+    converge(&ctx, &env, CONVERGE).await?;
+    let cluster = cluster_name(&env);
+    assert_eq!(
+        ebs_driver_configuration(&ctx, &env).await?,
+        json!({"controller": {"k8sTagClusterId": cluster}})
+    );
+
+    ctx.aws
+        .eks
+        .update_addon()
+        .cluster_name(&cluster)
+        .addon_name("aws-ebs-csi-driver")
+        .configuration_values(r#"{"controller": {"k8sTagClusterId": "someone-else"}}"#)
+        .send()
+        .await?;
+    tb.eks().clear_requests();
+    let run = converge(&ctx, &env, CONVERGE).await?;
+    let changes = run.changes();
+    assert!(
+        changes.contains(&"addon/aws-ebs-csi-driver update configuration values".to_string()),
+        "{changes:#?}"
+    );
+    assert_eq!(
+        ebs_driver_configuration(&ctx, &env).await?,
+        json!({"controller": {"k8sTagClusterId": cluster}})
+    );
+    tb.eks().clear_requests();
+    converge(&ctx, &env, CONVERGE).await?;
+    assert_eq!(write_ops(&tb), Vec::<String>::new());
+    Ok(())
+}

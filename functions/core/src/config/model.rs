@@ -227,6 +227,11 @@ pub struct AddonConfig {
     /// Exact add-on version (e.g. `v1.19.0-eksbuild.1`); absent = EKS's default for the cluster.
     #[serde(default)]
     pub version: Option<String>,
+    /// The add-on's configuration (CreateAddon/UpdateAddon `configurationValues`, a JSON object
+    /// following the add-on's schema: `aws eks describe-addon-configuration`); absent = EKS's
+    /// defaults, and whatever is set is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration_values: Option<serde_json::Value>,
 }
 
 /// An EKS Pod Identity association for a controller's service account.

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::NaiveDate;
+use serde_json::Value;
 
 use super::model::*;
 use crate::versions::{self, EksSupport};
@@ -189,7 +190,7 @@ pub fn check(config: &EnvironmentConfig, checks: &Checks) -> Findings {
     let creating = checks.purpose == Purpose::Create;
     validate_cluster(&mut p, &config.cluster, creating.then_some(checks.today));
     validate_nodegroups(&mut p, config);
-    validate_addons(&mut p, &config.addons);
+    validate_addons(&mut p, &config.addons, &config.cluster.name);
     validate_pod_identities(&mut p, &config.pod_identities);
     validate_access(&mut p, &config.access_principals, &config.cluster.role_arn);
     validate_flux(&mut p, &config.flux, creating, checks.local_cloud);
@@ -411,9 +412,22 @@ pub const KNOWN_ADDONS: &[&str] = &[
     "metrics-server",
 ];
 
-fn validate_addons(p: &mut Problems, addons: &[AddonConfig]) {
+fn validate_addons(p: &mut Problems, addons: &[AddonConfig], cluster_name: &str) {
     check_unique(p, "addons", "name", addons.iter().map(|a| a.name.as_str()));
     for (i, addon) in addons.iter().enumerate() {
+        if addon
+            .configuration_values
+            .as_ref()
+            .is_some_and(|v| !v.is_object())
+        {
+            p.add(
+                format!("addons[{i}].configurationValues"),
+                "must be a JSON object (the add-on's configuration schema)",
+            );
+        }
+        if addon.name == "aws-ebs-csi-driver" {
+            check_ebs_cluster_tag(p, i, addon, cluster_name);
+        }
         if !KNOWN_ADDONS.contains(&addon.name.as_str()) {
             p.add(
                 format!("addons[{i}].name"),
@@ -432,6 +446,24 @@ fn validate_addons(p: &mut Problems, addons: &[AddonConfig]) {
                 );
             }
         }
+    }
+}
+
+/// ensure-cluster tells the EBS CSI driver its cluster (`controller.k8sTagClusterId`, see
+/// `ensure-cluster/src/addon_config.rs`); a config naming another cluster there would tag this
+/// lab's volumes as that lab's.
+fn check_ebs_cluster_tag(p: &mut Problems, i: usize, addon: &AddonConfig, cluster_name: &str) {
+    let tagged = addon
+        .configuration_values
+        .as_ref()
+        .and_then(|v| v.pointer("/controller/k8sTagClusterId"));
+    match tagged {
+        None => {}
+        Some(Value::String(id)) if id == cluster_name => {}
+        Some(other) => p.add(
+            format!("addons[{i}].configurationValues.controller.k8sTagClusterId"),
+            format!("must be the cluster's name {cluster_name:?} (or left out: labflow sets it), got {other}"),
+        ),
     }
 }
 
