@@ -165,9 +165,9 @@ async fn naive_order_strands_the_ingress() -> anyhow::Result<()> {
     api(k, &kustomizations(), Some("flux-system"))
         .delete("controllers", &DeleteParams::background())
         .await?;
-    wait_for(
-        20,
+    labflow_testkit::wait::until(
         "the load balancer controller's Deployment gone",
+        Duration::from_secs(20),
         || async {
             let list = api(k, &deployments(), None)
                 .list(
@@ -182,11 +182,15 @@ async fn naive_order_strands_the_ingress() -> anyhow::Result<()> {
     api(k, &kustomizations(), Some("flux-system"))
         .delete("apps", &DeleteParams::background())
         .await?;
-    wait_for(20, "the Ingress terminating", || async {
-        Ok(get(k, &ingresses(), Some("web"), "podinfo")
-            .await?
-            .filter(|i| i.pointer("/metadata/deletionTimestamp").is_some()))
-    })
+    labflow_testkit::wait::until(
+        "the Ingress terminating",
+        Duration::from_secs(20),
+        || async {
+            Ok(get(k, &ingresses(), Some("web"), "podinfo")
+                .await?
+                .filter(|i| i.pointer("/metadata/deletionTimestamp").is_some()))
+        },
+    )
     .await?;
     // Well past the controllers' resync: nobody will remove the finalizer.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -502,7 +506,7 @@ async fn tears_down_a_cluster_nobody_was_given_access_to() -> anyhow::Result<()>
         .tags("labflow:managed-by", "labflow")
         .send()
         .await?;
-    let sim = wait_for(10, "cluster ACTIVE", || async {
+    let sim = labflow_testkit::wait::until("cluster ACTIVE", Duration::from_secs(10), || async {
         Ok(tb.eks().kubesim(&cluster).await)
     })
     .await?;

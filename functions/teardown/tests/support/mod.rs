@@ -299,7 +299,7 @@ pub async fn create_cluster(
         request = labflow_testkit::eks::owned_by(request, environment);
     }
     request.send().await?;
-    wait_for(10, "cluster ACTIVE", || async {
+    labflow_testkit::wait::until("cluster ACTIVE", Duration::from_secs(10), || async {
         let out = aws.eks.describe_cluster().name(cluster).send().await?;
         Ok(out
             .cluster()
@@ -408,24 +408,6 @@ fn is_not_found<E: aws_sdk_eks::error::ProvideErrorMetadata, R>(
     e.as_service_error()
         .and_then(|s| s.code())
         .is_some_and(|c| c == "ResourceNotFoundException")
-}
-
-/// Polls `check` until it returns Some, for at most `secs` seconds.
-pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("not within {secs}s: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -767,19 +749,23 @@ impl Lab {
 
     async fn wait_healthy(&self) -> anyhow::Result<()> {
         let k = &self.kube;
-        wait_for(20, "apps Kustomization Ready", || async {
-            Ok(get(k, &kustomizations(), Some("flux-system"), "apps")
-                .await?
-                .filter(ready))
-        })
+        labflow_testkit::wait::until(
+            "apps Kustomization Ready",
+            Duration::from_secs(20),
+            || async {
+                Ok(get(k, &kustomizations(), Some("flux-system"), "apps")
+                    .await?
+                    .filter(ready))
+            },
+        )
         .await?;
-        wait_for(20, "two load balancers", || async {
+        labflow_testkit::wait::until("two load balancers", Duration::from_secs(20), || async {
             Ok((self.controllers.load_balancers().list().len() == 2).then_some(()))
         })
         .await?;
         let podinfo = format!("podinfo.{}.", self.domain);
         let nlb = format!("nlb.{}.", self.domain);
-        wait_for(20, "external-dns records", || async {
+        labflow_testkit::wait::until("external-dns records", Duration::from_secs(20), || async {
             let records = zone_records(&self.aws, &self.zone_id).await?;
             let has = |name: &str| records.iter().any(|(n, t, _)| n == name && t == "A");
             Ok((has(&podinfo) && has(&nlb)).then_some(()))
