@@ -3,8 +3,8 @@
 
 use super::super::objects::{self, ObjRef};
 use super::{
-    chart_runtime, injected_failure, log_err, with_ready, FluxController, FINALIZER, HELM_API,
-    SOURCE_API,
+    chart_runtime, injected_failure, log_err, unready_dependency, with_ready, FluxController,
+    FINALIZER, HELM_API, SOURCE_API,
 };
 use serde_json::{json, Value};
 
@@ -164,27 +164,13 @@ fn reconcile(f: &mut FluxController, hr: &Value) {
             return;
         }
     }
-    if let Some(Value::Array(deps)) = hr.pointer("/spec/dependsOn") {
-        for dep in deps {
-            let dep_ns = dep
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(&own_ns);
-            let dep_name = objects::s(dep, "/name");
-            let r = ObjRef::new(HELM_API, "HelmRelease", Some(dep_ns), dep_name);
-            if !client
-                .get(&r)
-                .is_some_and(|d| objects::is_ready(&d) && !objects::is_deleting(&d))
-            {
-                let message = format!("dependency '{dep_ns}/{dep_name}' is not ready");
-                log_err(
-                    "status",
-                    hr,
-                    client.set_status(hr, not_ready(status, "DependencyNotReady", &message)),
-                );
-                return;
-            }
-        }
+    if let Some(message) = unready_dependency(&client, hr, HELM_API, "HelmRelease") {
+        log_err(
+            "status",
+            hr,
+            client.set_status(hr, not_ready(status, "DependencyNotReady", &message)),
+        );
+        return;
     }
 
     let release = release_name(hr);

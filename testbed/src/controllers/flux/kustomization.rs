@@ -5,8 +5,8 @@ use super::super::objects::{self, ObjRef};
 use super::build::{BuildInput, Tree};
 use super::source::git_artifact;
 use super::{
-    injected_failure, log_err, with_ready, AppliedKey, FluxController, FINALIZER, KUSTOMIZE_API,
-    REQUESTED_AT, SOURCE_API,
+    injected_failure, log_err, unready_dependency, with_ready, AppliedKey, FluxController,
+    FINALIZER, KUSTOMIZE_API, REQUESTED_AT, SOURCE_API,
 };
 use base64::Engine;
 use serde_json::{json, Value};
@@ -209,28 +209,13 @@ fn reconcile(f: &mut FluxController, ks: &Value) {
         }
     };
 
-    // Dependencies must be Ready at their current generation.
-    if let Some(Value::Array(deps)) = ks.pointer("/spec/dependsOn") {
-        for dep in deps {
-            let dep_ns = dep
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(&own_ns);
-            let dep_name = objects::s(dep, "/name");
-            let r = ObjRef::new(KUSTOMIZE_API, "Kustomization", Some(dep_ns), dep_name);
-            if !client
-                .get(&r)
-                .is_some_and(|d| objects::is_ready(&d) && !objects::is_deleting(&d))
-            {
-                let message = format!("dependency '{dep_ns}/{dep_name}' is not ready");
-                log_err(
-                    "status",
-                    ks,
-                    client.set_status(ks, not_ready(status, "DependencyNotReady", &message)),
-                );
-                return;
-            }
-        }
+    if let Some(message) = unready_dependency(&client, ks, KUSTOMIZE_API, "Kustomization") {
+        log_err(
+            "status",
+            ks,
+            client.set_status(ks, not_ready(status, "DependencyNotReady", &message)),
+        );
+        return;
     }
 
     // Post-build variables.

@@ -20,7 +20,7 @@ mod substitute;
 
 pub use build::BuildError;
 
-use super::objects::{self, Client};
+use super::objects::{self, Client, ObjRef};
 use super::{git::Snapshots, is_kind, Reconciler};
 use crate::faults::FaultPlan;
 use crate::kubesim::{ChangeEvent, Store};
@@ -197,4 +197,23 @@ fn log_err<E: std::fmt::Display>(what: &str, obj: &Value, result: Result<(), E>)
     if let Err(e) = result {
         tracing::debug!(object = %objects::ObjRef::of(obj).display(), error = %e, "flux simulation: {what}");
     }
+}
+
+/// The message for the first `spec.dependsOn` entry of `obj` (objects of the same kind) that is
+/// not Ready or is being deleted, as kustomize-controller and helm-controller report it.
+fn unready_dependency(client: &Client, obj: &Value, api: &str, kind: &str) -> Option<String> {
+    let own_ns = objects::namespace(obj).unwrap_or("default");
+    let deps = obj.pointer("/spec/dependsOn")?.as_array()?;
+    deps.iter().find_map(|dep| {
+        let dep_ns = dep
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(own_ns);
+        let dep_name = objects::s(dep, "/name");
+        let r = ObjRef::new(api, kind, Some(dep_ns), dep_name);
+        let ready = client
+            .get(&r)
+            .is_some_and(|d| objects::is_ready(&d) && !objects::is_deleting(&d));
+        (!ready).then(|| format!("dependency '{dep_ns}/{dep_name}' is not ready"))
+    })
 }
