@@ -101,6 +101,8 @@ locals {
       "kms:CreateGrant"                    = [aws_kms_key.eks_secrets.arn]
       # EKS reads the node groups' launch templates as the caller (see lambda_unscoped_actions).
       "ec2:DescribeLaunchTemplateVersions" = ["*"]
+      # The EBS CSI driver's version when EKS's default is too old (see lambda_unscoped_actions).
+      "eks:DescribeAddonVersions" = ["*"]
     }
 
     "cluster-access" = {
@@ -245,6 +247,9 @@ locals {
     # Service Authorization Reference, Amazon EC2: DescribeLaunchTemplateVersions lists no
     # resource types (like every EC2 Describe* action).
     "ec2:DescribeLaunchTemplateVersions" = "EC2 Describe* actions have no resource types; EKS reads the node groups' launch templates as the caller"
+    # Service Authorization Reference, Amazon EKS: DescribeAddonVersions lists no resource types
+    # (the add-on catalogue is not a resource of the account).
+    "eks:DescribeAddonVersions" = "the EKS add-on catalogue has no resource types; ensure-cluster picks an EBS CSI driver that tags volumes with its cluster"
   }
 
   # What the Lambda runtime itself needs, for every function (not calls made by the code):

@@ -556,8 +556,12 @@ resource "aws_iam_role_policy" "pod_identity" {
 resource "aws_iam_role_policy_attachment" "ebs_csi" {
   for_each = var.environments
 
-  role       = aws_iam_role.pod_identity["${each.key}:ebs-csi"].name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+  role = aws_iam_role.pod_identity["${each.key}:ebs-csi"].name
+  # Only volumes and snapshots tagged ebs.csi.aws.com/cluster-name = the Pod Identity session tag
+  # eks-cluster-name, i.e. this cluster's (AWS managed policy reference,
+  # AmazonEBSCSIDriverEKSClusterScopedPolicy). ensure-cluster gives the driver its cluster
+  # (controller.k8sTagClusterId) and a version that writes that tag (>= v1.58.0).
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonEBSCSIDriverEKSClusterScopedPolicy"
 }
 
 resource "aws_iam_role_policy_attachment" "vpc_cni" {

@@ -1375,3 +1375,61 @@ async fn injected_aws_side_faults_reach_the_sdk() -> anyhow::Result<()> {
     eks.describe_cluster().name(&name).send().await?;
     Ok(())
 }
+
+/// DescribeAddonVersions lists an add-on's versions for a Kubernetes version with one default;
+/// CreateAddon and UpdateAddon refuse a version the catalogue does not offer
+/// (InvalidParameterException), as EKS does.
+#[tokio::test]
+async fn addon_versions_come_from_the_catalogue() -> anyhow::Result<()> {
+    let (_server, eks) = start().await?;
+    let offered = eks
+        .describe_addon_versions()
+        .addon_name("aws-ebs-csi-driver")
+        .kubernetes_version("1.35")
+        .send()
+        .await?;
+    let addon = offered.addons().first().context("no add-on listed")?;
+    assert_eq!(addon.addon_name(), Some("aws-ebs-csi-driver"));
+    let versions: Vec<(&str, bool)> = addon
+        .addon_versions()
+        .iter()
+        .map(|v| {
+            let default = v
+                .compatibilities()
+                .iter()
+                .any(|c| c.cluster_version() == Some("1.35") && c.default_version());
+            (v.addon_version().unwrap_or_default(), default)
+        })
+        .collect();
+    assert_eq!(
+        versions.iter().filter(|(_, d)| *d).count(),
+        1,
+        "{versions:?}"
+    );
+    assert!(
+        versions.contains(&("v1.45.0-eksbuild.2", true)),
+        "{versions:?}"
+    );
+    assert!(
+        versions.contains(&("v1.60.0-eksbuild.1", false)),
+        "{versions:?}"
+    );
+    let unknown = eks
+        .describe_addon_versions()
+        .addon_name("aws-ebs-csi-driver")
+        .kubernetes_version("1.20")
+        .send()
+        .await?;
+    assert!(unknown.addons().is_empty());
+
+    let name = active_cluster(&eks, "addonver").await?;
+    let refused = eks
+        .create_addon()
+        .cluster_name(&name)
+        .addon_name("aws-ebs-csi-driver")
+        .addon_version("v9.9.9-eksbuild.1")
+        .send()
+        .await;
+    assert_eq!(code(refused)?, "InvalidParameterException");
+    Ok(())
+}

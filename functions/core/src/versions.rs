@@ -231,6 +231,25 @@ fn date((year, month, day): CalendarDate) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day)
 }
 
+/// The first aws-ebs-csi-driver release that tags the volumes and snapshots it creates with
+/// `ebs.csi.aws.com/cluster-name` (when told its cluster), the tag the cluster-scoped IAM policy
+/// `AmazonEBSCSIDriverEKSClusterScopedPolicy` requires (kubernetes-sigs/aws-ebs-csi-driver
+/// CHANGELOG v1.58.0, PR #2899).
+pub const EBS_CSI_CLUSTER_TAG_SINCE: (u64, u64, u64) = (1, 58, 0);
+
+/// `(major, minor, patch)` of an EKS add-on version such as `v1.58.0-eksbuild.1`.
+pub fn addon_semver(version: &str) -> Option<(u64, u64, u64)> {
+    let core = version.strip_prefix('v')?.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let v = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(v)
+}
+
+/// Whether an aws-ebs-csi-driver add-on version tags volumes with its cluster's name.
+pub fn ebs_csi_tags_cluster(version: &str) -> bool {
+    addon_semver(version).is_some_and(|v| v >= EBS_CSI_CLUSTER_TAG_SINCE)
+}
+
 /// The support status of Kubernetes `1.<minor>` on EKS on `today`.
 pub fn eks_support(minor: u32, today: NaiveDate) -> EksSupport {
     let Some(row) = EKS_VERSIONS.iter().find(|v| v.minor == minor) else {
@@ -264,4 +283,20 @@ pub fn eks_support(minor: u32, today: NaiveDate) -> EksSupport {
 /// The date [`EKS_VERSIONS`] was checked, for messages.
 pub fn eks_versions_checked() -> Option<NaiveDate> {
     date(EKS_VERSIONS_CHECKED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ebs_csi_versions_before_v1_58_do_not_tag_the_cluster() {
+        assert_eq!(addon_semver("v1.58.0-eksbuild.1"), Some((1, 58, 0)));
+        assert!(ebs_csi_tags_cluster("v1.58.0-eksbuild.1"));
+        assert!(ebs_csi_tags_cluster("v2.0.1-eksbuild.3"));
+        assert!(!ebs_csi_tags_cluster("v1.57.9-eksbuild.1"));
+        assert!(!ebs_csi_tags_cluster("v1.45.0-eksbuild.2"));
+        assert!(!ebs_csi_tags_cluster("latest"));
+        assert_eq!(addon_semver("v1.2"), None);
+    }
 }

@@ -126,6 +126,11 @@ fn wrong_types_and_enums_are_rejected_with_their_path() {
 #[test]
 fn every_validation_rule() {
     assert_rejected(
+        |v| v["addons"][4]["version"] = json!("v1.45.0-eksbuild.2"),
+        "addons[4].version",
+        "v1.58.0 or later",
+    );
+    assert_rejected(
         |v| v["addons"][4]["configurationValues"] = json!("controller: {}"),
         "addons[4].configurationValues",
         "JSON object",

@@ -9,6 +9,9 @@
 //! cluster's volumes cannot be told from another lab's.
 
 use labflow_core::config::AddonConfig;
+use labflow_core::error::classify_sdk_error;
+use labflow_core::versions::{addon_semver, ebs_csi_tags_cluster, EBS_CSI_CLUSTER_TAG_SINCE};
+use labflow_core::StepError;
 use serde_json::{json, Value};
 
 pub const EBS_CSI_DRIVER: &str = "aws-ebs-csi-driver";
@@ -24,6 +27,63 @@ pub fn desired(addon: &AddonConfig, cluster_name: &str) -> Option<Value> {
         values["controller"]["k8sTagClusterId"] = json!(cluster_name);
     }
     values
+}
+
+/// The version to install or move to when the config pins none: `None` = EKS's default, except
+/// for the EBS CSI driver, which must tag its volumes with the cluster (the cluster-scoped IAM
+/// policy admits no others): when it is missing or older than v1.58.0, EKS's default for the
+/// cluster's Kubernetes version if that is new enough, else the newest compatible version that is.
+pub async fn unpinned_version(
+    eks: &aws_sdk_eks::Client,
+    addon: &AddonConfig,
+    installed: Option<&str>,
+    kubernetes_version: &str,
+) -> Result<Option<String>, StepError> {
+    if addon.version.is_some()
+        || addon.name != EBS_CSI_DRIVER
+        || installed.is_some_and(ebs_csi_tags_cluster)
+    {
+        return Ok(None);
+    }
+    let offered = eks
+        .describe_addon_versions()
+        .addon_name(&addon.name)
+        .kubernetes_version(kubernetes_version)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| {
+            classify_sdk_error(&format!("listing versions of add-on {}", addon.name), e)
+        })?;
+    let versions: Vec<(String, bool)> = offered
+        .iter()
+        .flat_map(|a| a.addon_versions())
+        .filter_map(|v| {
+            let default = v
+                .compatibilities()
+                .iter()
+                .any(|c| c.cluster_version() == Some(kubernetes_version) && c.default_version());
+            Some((v.addon_version()?.to_string(), default))
+        })
+        .collect();
+    Ok(Some(pick_tagging_version(&versions).ok_or_else(|| {
+        let (major, minor, patch) = EBS_CSI_CLUSTER_TAG_SINCE;
+        StepError::InvalidInput(format!(
+            "EKS offers no {EBS_CSI_DRIVER} v{major}.{minor}.{patch} or later for Kubernetes {kubernetes_version}; labflow needs one so the driver's volumes carry the cluster's tag"
+        ))
+    })?))
+}
+
+/// Among `(version, is EKS's default)`: the default if it tags volumes with the cluster, else the
+/// newest that does.
+fn pick_tagging_version(versions: &[(String, bool)]) -> Option<String> {
+    let tagging = || versions.iter().filter(|(v, _)| ebs_csi_tags_cluster(v));
+    tagging()
+        .find(|(_, default)| *default)
+        .or_else(|| tagging().max_by_key(|(v, _)| addon_semver(v)))
+        .map(|(v, _)| v.clone())
 }
 
 /// Whether the add-on's current configuration (as DescribeAddon returns it, JSON or YAML text)
@@ -76,6 +136,33 @@ mod tests {
         assert_eq!(
             desired(&addon("coredns", Some(coredns.clone())), "labflow-lab"),
             Some(coredns)
+        );
+    }
+
+    #[test]
+    fn the_default_ebs_version_when_it_tags_the_cluster_else_the_newest_that_does() {
+        let v = |list: &[(&str, bool)]| {
+            list.iter()
+                .map(|(v, d)| (v.to_string(), *d))
+                .collect::<Vec<_>>()
+        };
+        let old_default = v(&[
+            ("v1.58.0-eksbuild.1", false),
+            ("v1.60.0-eksbuild.1", false),
+            ("v1.45.0-eksbuild.2", true),
+        ]);
+        assert_eq!(
+            pick_tagging_version(&old_default).as_deref(),
+            Some("v1.60.0-eksbuild.1")
+        );
+        let new_default = v(&[("v1.60.0-eksbuild.1", false), ("v1.59.0-eksbuild.1", true)]);
+        assert_eq!(
+            pick_tagging_version(&new_default).as_deref(),
+            Some("v1.59.0-eksbuild.1")
+        );
+        assert_eq!(
+            pick_tagging_version(&v(&[("v1.45.0-eksbuild.2", true)])),
+            None
         );
     }
 

@@ -94,12 +94,20 @@ pub async fn reconcile(
     for (want, have) in observed {
         let resource = format!("addon/{}", want.name);
         let configuration = addon_config::desired(want, cluster_name);
+        let installed = have.as_ref().and_then(|h| h.version.as_deref());
+        let version =
+            match addon_config::unpinned_version(eks, want, installed, &config.cluster.version)
+                .await?
+            {
+                Some(resolved) => Some(resolved),
+                None => want.version.clone(),
+            };
         let Some(have) = have else {
             let request = eks
                 .create_addon()
                 .cluster_name(cluster_name)
                 .addon_name(&want.name)
-                .set_addon_version(want.version.clone())
+                .set_addon_version(version.clone())
                 .set_configuration_values(configuration.as_ref().map(Value::to_string))
                 // The managed add-on replaces the self-managed copy EKS bootstraps.
                 .resolve_conflicts(ResolveConflicts::Overwrite)
@@ -123,16 +131,13 @@ pub async fn reconcile(
             changes.push(Change::new(
                 &resource,
                 "create",
-                format!(
-                    "version {}",
-                    want.version.as_deref().unwrap_or("(EKS default)")
-                ),
+                format!("version {}", version.as_deref().unwrap_or("(EKS default)")),
             ));
             ready = false;
             reports.push(AddonReport {
                 name: want.name.clone(),
                 status,
-                version: want.version.clone(),
+                version: version.clone(),
                 health_issues: Vec::new(),
             });
             continue;
@@ -147,8 +152,7 @@ pub async fn reconcile(
             )
             .await?;
         }
-        let version_differs = want
-            .version
+        let version_differs = version
             .as_ref()
             .is_some_and(|v| have.version.as_ref() != Some(v));
         let configuration_differs =
@@ -159,7 +163,7 @@ pub async fn reconcile(
                 what.push(format!(
                     "version {} → {}",
                     have.version.as_deref().unwrap_or("(unknown)"),
-                    want.version.as_deref().unwrap_or_default()
+                    version.as_deref().unwrap_or_default()
                 ));
             }
             if configuration_differs {
@@ -170,7 +174,7 @@ pub async fn reconcile(
                 .update_addon()
                 .cluster_name(cluster_name)
                 .addon_name(&want.name)
-                .set_addon_version(want.version.clone().filter(|_| version_differs))
+                .set_addon_version(version.clone().filter(|_| version_differs))
                 .set_configuration_values(
                     configuration
                         .as_ref()

@@ -50,6 +50,7 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "eks:DescribeAddon",
     "eks:CreateAddon",
     "eks:UpdateAddon",
+    "eks:DescribeAddonVersions",
     "eks:ListPodIdentityAssociations",
     "eks:DescribePodIdentityAssociation",
     "eks:CreatePodIdentityAssociation",

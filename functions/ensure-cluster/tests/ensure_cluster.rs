@@ -658,6 +658,21 @@ async fn describe_nodegroup(
         .ok_or_else(|| anyhow!("no node group {name}"))
 }
 
+async fn ebs_driver(
+    ctx: &labflow_ensure_cluster::Ctx,
+    env: &str,
+) -> anyhow::Result<aws_sdk_eks::types::Addon> {
+    ctx.aws
+        .eks
+        .describe_addon()
+        .cluster_name(cluster_name(env))
+        .addon_name("aws-ebs-csi-driver")
+        .send()
+        .await?
+        .addon
+        .context("no add-on in DescribeAddon")
+}
+
 async fn ebs_driver_configuration(
     ctx: &labflow_ensure_cluster::Ctx,
     env: &str,
@@ -678,9 +693,11 @@ async fn ebs_driver_configuration(
     Ok(serde_json::from_str(text)?)
 }
 
-/// The EBS CSI driver is told its cluster (`controller.k8sTagClusterId`), so its volumes carry the
-/// cluster's tags (kubernetes-sigs/aws-ebs-csi-driver docs/tagging.md); a configuration changed
-/// outside labflow is put back, and an unchanged one is not written again.
+/// The EBS CSI driver is told its cluster (`controller.k8sTagClusterId`) and runs a version that
+/// writes the cluster tag (≥ v1.58.0), so its volumes carry the tag the cluster-scoped IAM policy
+/// requires (kubernetes-sigs/aws-ebs-csi-driver docs/tagging.md, CHANGELOG v1.58.0); a
+/// configuration or an older version set outside labflow is put back, and an unchanged one is
+/// not written again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ebs_csi_driver_is_told_its_cluster_and_kept_so() -> anyhow::Result<()> {
     let tb = testbed().await?;
@@ -693,6 +710,12 @@ async fn the_ebs_csi_driver_is_told_its_cluster_and_kept_so() -> anyhow::Result<
         ebs_driver_configuration(&ctx, &env).await?,
         json!({"controller": {"k8sTagClusterId": cluster}})
     );
+    // The simulated EKS default (v1.45.0) predates the cluster tag: the newest offered version
+    // that writes it is installed instead.
+    assert_eq!(
+        ebs_driver(&ctx, &env).await?.addon_version(),
+        Some("v1.60.0-eksbuild.1")
+    );
 
     ctx.aws
         .eks
@@ -700,14 +723,22 @@ async fn the_ebs_csi_driver_is_told_its_cluster_and_kept_so() -> anyhow::Result<
         .cluster_name(&cluster)
         .addon_name("aws-ebs-csi-driver")
         .configuration_values(r#"{"controller": {"k8sTagClusterId": "someone-else"}}"#)
+        .addon_version("v1.46.0-eksbuild.1")
         .send()
         .await?;
     tb.eks().clear_requests();
     let run = converge(&ctx, &env, CONVERGE).await?;
     let changes = run.changes();
     assert!(
-        changes.contains(&"addon/aws-ebs-csi-driver update configuration values".to_string()),
+        changes.contains(
+            &"addon/aws-ebs-csi-driver update version v1.46.0-eksbuild.1 → v1.60.0-eksbuild.1, configuration values"
+                .to_string()
+        ),
         "{changes:#?}"
+    );
+    assert_eq!(
+        ebs_driver(&ctx, &env).await?.addon_version(),
+        Some("v1.60.0-eksbuild.1")
     );
     assert_eq!(
         ebs_driver_configuration(&ctx, &env).await?,

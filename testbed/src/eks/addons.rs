@@ -26,6 +26,82 @@ pub const SUPPORTED_ADDONS: &[(&str, &str)] = &[
     ("external-dns", "v0.18.0-eksbuild.1"),
 ];
 
+/// Versions offered besides the default, newest first. EKS's default for a Kubernetes version
+/// often lags the newest build (DescribeAddonVersions marks one `defaultVersion` per cluster
+/// version; EKS user guide, "Updating an Amazon EKS add-on"), so the simulated default of the EBS
+/// CSI driver stays older than the first release that tags volumes with its cluster (v1.58.0).
+const NEWER_VERSIONS: &[(&str, &[&str])] = &[(
+    "aws-ebs-csi-driver",
+    &[
+        "v1.60.0-eksbuild.1",
+        "v1.58.0-eksbuild.1",
+        "v1.46.0-eksbuild.1",
+    ],
+)];
+
+/// Refuses a version the catalogue does not offer, as EKS does (InvalidParameterException).
+fn check_offered(addon: &str, version: Option<&str>) -> EksResult<()> {
+    let Some(version) = version else {
+        return Ok(());
+    };
+    let default = SUPPORTED_ADDONS
+        .iter()
+        .find(|(n, _)| *n == addon)
+        .map(|(_, d)| *d);
+    let newer = NEWER_VERSIONS
+        .iter()
+        .find(|(n, _)| *n == addon)
+        .map(|(_, v)| *v)
+        .unwrap_or_default();
+    if default == Some(version) || newer.contains(&version) {
+        Ok(())
+    } else {
+        Err(EksError::invalid_parameter(format!(
+            "Addon version specified is not supported: {version} of {addon}"
+        )))
+    }
+}
+
+/// Kubernetes versions every simulated add-on version is compatible with.
+const CLUSTER_VERSIONS: &[&str] = &["1.33", "1.34", "1.35"];
+
+/// DescribeAddonVersions (`GET /addons/supported-versions?addonName=&kubernetesVersion=`): each
+/// add-on's versions, newest first, with their compatible cluster versions and which one is the
+/// default (the response shape of the EKS API reference).
+pub fn versions(query: &HashMap<String, Vec<String>>) -> EksResult<Value> {
+    let name = super::util::q(query, "addonName");
+    let kubernetes = super::util::q(query, "kubernetesVersion");
+    if kubernetes.is_some_and(|k| !CLUSTER_VERSIONS.contains(&k)) {
+        return Ok(json!({ "addons": [] }));
+    }
+    let compatible = |default: bool| -> Vec<Value> {
+        CLUSTER_VERSIONS
+            .iter()
+            .filter(|v| kubernetes.is_none_or(|k| k == **v))
+            .map(|v| json!({"clusterVersion": v, "platformVersions": ["*"], "defaultVersion": default}))
+            .collect()
+    };
+    let addons: Vec<Value> = SUPPORTED_ADDONS
+        .iter()
+        .filter(|(n, _)| name.is_none_or(|want| want == *n))
+        .map(|(n, default)| {
+            let newer = NEWER_VERSIONS
+                .iter()
+                .find(|(a, _)| a == n)
+                .map(|(_, v)| *v)
+                .unwrap_or_default();
+            let mut versions: Vec<Value> = newer
+                .iter()
+                .map(|v| json!({"addonVersion": v, "architecture": ["amd64", "arm64"], "compatibilities": compatible(false)}))
+                .collect();
+            versions.push(json!({"addonVersion": default, "architecture": ["amd64", "arm64"], "compatibilities": compatible(true)}));
+            json!({"addonName": n, "type": "storage", "addonVersions": versions, "owner": "aws", "publisher": "eks"})
+        })
+        .collect();
+    let (page, next) = paginate(addons, query, 100)?;
+    Ok(json!({ "addons": page, "nextToken": next }))
+}
+
 fn not_found(cluster: &str, addon: &str) -> EksError {
     EksError::not_found(format!("No addon: {addon} found in cluster: {cluster}"))
 }
@@ -46,6 +122,7 @@ pub fn create(st: &mut State, ctx: &Ctx, cluster_name: &str, body: &Value) -> Ek
     if cluster.addons.contains_key(name) {
         return Err(EksError::in_use("Addon already exists."));
     }
+    check_offered(name, opt_str(body, "addonVersion"))?;
     let tags = string_map(body, "tags")?;
     validate_tags(&tags, EksError::invalid_parameter)?;
     if let Some(cfg) = opt_str(body, "configurationValues") {
@@ -162,6 +239,7 @@ pub fn update(
             )))
         }
     }
+    check_offered(addon, opt_str(body, "addonVersion"))?;
     let mut params = Vec::new();
     for (field, param) in [
         ("addonVersion", "AddonVersion"),

@@ -343,6 +343,7 @@ impl EksSim {
         let result = match op {
             CreateCluster => clusters::create(st, ctx, &body, caller.as_deref()),
             ListClusters => clusters::list(st, &query),
+            DescribeAddonVersions => addons::versions(&query),
             DescribeCluster(c) => clusters::describe(st, c),
             DeleteCluster(c) => clusters::delete(st, ctx, c),
             UpdateClusterConfig(c) => clusters::update_config(st, ctx, c, &body),

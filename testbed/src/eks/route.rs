@@ -8,6 +8,7 @@ use percent_encoding::percent_decode_str;
 pub enum Op {
     CreateCluster,
     ListClusters,
+    DescribeAddonVersions,
     DescribeCluster(String),
     DeleteCluster(String),
     UpdateClusterConfig(String),
@@ -49,6 +50,7 @@ impl Op {
         match self {
             Op::CreateCluster => "CreateCluster",
             Op::ListClusters => "ListClusters",
+            Op::DescribeAddonVersions => "DescribeAddonVersions",
             Op::DescribeCluster(_) => "DescribeCluster",
             Op::DeleteCluster(_) => "DeleteCluster",
             Op::UpdateClusterConfig(_) => "UpdateClusterConfig",
@@ -105,6 +107,7 @@ pub fn parse(method: &str, path: &str) -> Option<Op> {
     let op = match (method, s.as_slice()) {
         ("POST", ["clusters"]) => Op::CreateCluster,
         ("GET", ["clusters"]) => Op::ListClusters,
+        ("GET", ["addons", "supported-versions"]) => Op::DescribeAddonVersions,
         ("GET", ["clusters", c]) => Op::DescribeCluster(o(c)),
         ("DELETE", ["clusters", c]) => Op::DeleteCluster(o(c)),
         ("POST", ["clusters", c, "update-config"]) => Op::UpdateClusterConfig(o(c)),

@@ -337,6 +337,22 @@ fn check_common(plan: &Value, prefix: &str, environments: &[&str]) -> Result<()>
         );
     }
 
+    // The EBS CSI driver reaches only its own cluster's volumes and snapshots (issue 26 item 4):
+    // the cluster-scoped managed policy, not the account-wide one.
+    for env in environments {
+        let ebs = planned(
+            &changes,
+            &format!("aws_iam_role_policy_attachment.ebs_csi[\"{env}\"]"),
+        )?;
+        ensure!(
+            ebs["policy_arn"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(":policy/AmazonEBSCSIDriverEKSClusterScopedPolicy")),
+            "{env}: the EBS CSI driver's role has {}",
+            ebs["policy_arn"]
+        );
+    }
+
     // Every environment: its own SecureString for Flux's read-only Git credential, where
     // flux-bootstrap looks for it (issue 26 item 2).
     for env in environments {

@@ -427,6 +427,19 @@ fn validate_addons(p: &mut Problems, addons: &[AddonConfig], cluster_name: &str)
         }
         if addon.name == "aws-ebs-csi-driver" {
             check_ebs_cluster_tag(p, i, addon, cluster_name);
+            if let Some(version) = addon
+                .version
+                .as_deref()
+                .filter(|v| !versions::ebs_csi_tags_cluster(v))
+            {
+                let (major, minor, patch) = versions::EBS_CSI_CLUSTER_TAG_SINCE;
+                p.add(
+                    format!("addons[{i}].version"),
+                    format!(
+                        "{version} does not tag volumes with their cluster; labflow needs v{major}.{minor}.{patch} or later (its IAM policy admits only the cluster's own volumes), or leave the version out"
+                    ),
+                );
+            }
         }
         if !KNOWN_ADDONS.contains(&addon.name.as_str()) {
             p.add(
