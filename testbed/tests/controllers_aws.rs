@@ -4,6 +4,7 @@
 
 mod controllers_support;
 mod testbed_support;
+mod wait_support;
 
 use anyhow::{ensure, Context as _};
 use aws_sdk_route53::types::{

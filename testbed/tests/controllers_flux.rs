@@ -4,6 +4,7 @@
 //! controller gate.
 
 mod controllers_support;
+mod wait_support;
 
 use anyhow::{ensure, Context as _};
 use controllers_support::*;

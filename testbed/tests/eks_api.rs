@@ -2,6 +2,7 @@
 //! transitions with non-zero delays, and the error codes of the real API.
 
 mod eks_support;
+mod wait_support;
 
 use anyhow::Context as _;
 use aws_sdk_eks::types::{

@@ -7,6 +7,7 @@
 //! simulator.
 
 mod eks_support;
+mod wait_support;
 
 use anyhow::Context as _;
 use eks_support::{create_cluster, eks_client, unique, wait_status};

@@ -5,6 +5,7 @@
 
 mod controllers_support;
 mod testbed_support;
+mod wait_support;
 
 use anyhow::{bail, ensure, Context as _};
 use aws_sdk_eks::error::ProvideErrorMetadata;

@@ -3,6 +3,7 @@
 //! only what a real server does.
 
 mod kubesim_support;
+mod wait_support;
 
 use anyhow::{ensure, Context as _};
 use futures::{StreamExt, TryStreamExt};

@@ -2,6 +2,7 @@
 //! fills) install, and their custom resources validate as on a real server.
 
 mod kubesim_support;
+mod wait_support;
 
 use anyhow::{bail, ensure, Context as _};
 use kube::api::{

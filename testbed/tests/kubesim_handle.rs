@@ -1,6 +1,7 @@
 //! The Rust side of kubesim: the store handle, change events and the request log.
 
 mod kubesim_support;
+mod wait_support;
 
 use anyhow::{ensure, Context as _};
 use k8s_openapi::api::core::v1::ConfigMap;

@@ -2,6 +2,7 @@
 //! the printed endpoints and stops everything on SIGTERM.
 
 mod testbed_support;
+mod wait_support;
 
 use anyhow::{bail, ensure, Context as _};
 use std::collections::BTreeMap;

@@ -198,22 +198,15 @@ pub fn ready(obj: &Value) -> bool {
     cond(obj, "Ready").is_some_and(|c| c["status"] == "True")
 }
 
+use crate::wait_support;
+
 /// Polls `check` until it returns Some, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> anyhow::Result<T>
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("not within {secs}s: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    wait_support::until(what, Duration::from_secs(secs), check).await
 }
 
 /// `git` in a directory (test fixture repos).

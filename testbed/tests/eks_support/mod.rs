@@ -12,7 +12,6 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use base64::Engine;
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 pub const REGION: &str = "eu-west-1";
@@ -103,23 +102,10 @@ pub async fn grant(
     Ok(())
 }
 
-/// Polls `check` every 20 ms until it yields `Some`, failing after `within`.
-pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{what}: not reached within {within:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::wait_support;
+
+/// Polls `check` until it yields `Some`, failing after `within`.
+pub use wait_support::until as wait_for;
 
 /// The cluster's status, or `None` once DescribeCluster says ResourceNotFoundException.
 pub async fn cluster_status(

@@ -158,22 +158,15 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &id[..8])
 }
 
+use crate::wait_support;
+
 /// Polls `check` until it returns Some, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(secs: u64, mut check: F) -> anyhow::Result<T>
+pub async fn eventually<T, F, Fut>(secs: u64, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("condition not met within {secs}s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_support::until("condition", Duration::from_secs(secs), check).await
 }
 
 /// The API error a kube call failed with (code, reason, message, causes' fields).
