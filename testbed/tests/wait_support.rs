@@ -14,13 +14,14 @@ where
     Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
     let deadline = tokio::time::Instant::now() + within;
+    let mut interval = tokio::time::interval(POLL);
     loop {
+        interval.tick().await;
         if let Some(v) = check().await? {
             return Ok(v);
         }
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("{what}: not reached within {within:?}");
         }
-        tokio::time::sleep(POLL).await;
     }
 }

@@ -39,7 +39,10 @@ const NEWER_VERSIONS: &[(&str, &[&str])] = &[(
     ],
 )];
 
-/// Refuses a version the catalogue does not offer, as EKS does (InvalidParameterException).
+/// Refuses a version the catalogue does not offer, as EKS does: CreateAddon / UpdateAddon answer
+/// InvalidParameterException for an `addonVersion` DescribeAddonVersions does not list (EKS API
+/// reference, CreateAddon "Errors"; user guide, "Update an Amazon EKS add-on": the version must be
+/// one DescribeAddonVersions returns for the cluster).
 fn check_offered(addon: &str, version: Option<&str>) -> EksResult<()> {
     let Some(version) = version else {
         return Ok(());

@@ -125,15 +125,7 @@ pub fn credential_parameter(environment: &str) -> String {
 }
 
 pub async fn put_secret(aws: &AwsClients, name: &str, value: &str) -> anyhow::Result<()> {
-    aws.ssm
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await?;
-    Ok(())
+    labflow_testkit::aws::put_parameter(&aws.ssm, name, value, true).await
 }
 
 /// Starts everything for `environment`; `sha256` overrides the manifest pin (None: the right one).
