@@ -56,6 +56,13 @@ locals {
 
   zone_arns = [local.zone_arn]
 
+  # What the clusters' controllers make in AWS, for teardown's sweep after the cluster (issue 19
+  # item 9): any of these ARNs, but only with the cluster's tag (local.lambda_action_conditions).
+  controller_load_balancers  = ["${local.arn_elb}:loadbalancer/app/*/*", "${local.arn_elb}:loadbalancer/net/*/*"]
+  controller_target_groups   = ["${local.arn_elb}:targetgroup/*/*"]
+  controller_security_groups = ["${local.arn_ec2}:security-group/*"]
+  controller_volumes         = ["${local.arn_ec2}:volume/*"]
+
   # EKS creates its service-linked roles on an account's first CreateCluster / CreateNodegroup,
   # with the caller's iam:CreateServiceLinkedRole (EKS user guide, "Using roles for Amazon EKS
   # clusters" / "... node groups"); named here, not declared as resources, because an account
@@ -156,6 +163,16 @@ locals {
       "sts:GetCallerIdentity"            = ["*"]
       "route53:ListResourceRecordSets"   = local.zone_arns
       "route53:ChangeResourceRecordSets" = local.zone_arns
+      # The sweep after the cluster (see lambda_unscoped_actions for the Describe* actions).
+      "elasticloadbalancing:DescribeLoadBalancers" = ["*"]
+      "elasticloadbalancing:DescribeTargetGroups"  = ["*"]
+      "elasticloadbalancing:DescribeTags"          = ["*"]
+      "elasticloadbalancing:DeleteLoadBalancer"    = local.controller_load_balancers
+      "elasticloadbalancing:DeleteTargetGroup"     = local.controller_target_groups
+      "ec2:DescribeSecurityGroups"                 = ["*"]
+      "ec2:DeleteSecurityGroup"                    = local.controller_security_groups
+      "ec2:DescribeVolumes"                        = ["*"]
+      "ec2:DeleteVolume"                           = local.controller_volumes
     }
 
     "github-webhook" = {
@@ -192,6 +209,12 @@ locals {
     values   = [local.state_machine_arn]
   }]
 
+  lb_controller_tag_condition = [{
+    test     = "StringLike"
+    variable = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+    values   = local.cluster_name_list
+  }]
+
   # Conditions added wherever an action appears. iam:AWSServiceName: only EKS's two
   # service-linked roles. iam:PassedToService: CreateCluster and
   # CreateNodegroup pass roles to eks.amazonaws.com, CreatePodIdentityAssociation to
@@ -213,6 +236,19 @@ locals {
       test     = "StringEquals"
       variable = "iam:PassedToService"
       values   = ["eks.amazonaws.com", "pods.eks.amazonaws.com"]
+    }]
+    # teardown's sweep deletes only what the load balancer controller tagged with one of our
+    # clusters (elbv2.k8s.aws/cluster: aws-load-balancer-controller pkg/deploy/tracking
+    # provider.go) and the volumes the EBS CSI driver tagged KubernetesCluster=<cluster>
+    # (aws-ebs-csi-driver pkg/driver/controller.go, with controller.k8sTagClusterId). The
+    # Service Authorization Reference lists aws:ResourceTag for these four actions.
+    "elasticloadbalancing:DeleteLoadBalancer" = local.lb_controller_tag_condition
+    "elasticloadbalancing:DeleteTargetGroup"  = local.lb_controller_tag_condition
+    "ec2:DeleteSecurityGroup"                 = local.lb_controller_tag_condition
+    "ec2:DeleteVolume" = [{
+      test     = "StringLike"
+      variable = "aws:ResourceTag/KubernetesCluster"
+      values   = local.cluster_name_list
     }]
     # Only the functions that call the state machine hold these, for its data only.
     "kms:GenerateDataKey" = local.states_kms_condition
@@ -250,6 +286,14 @@ locals {
     # Service Authorization Reference, Amazon EKS: DescribeAddonVersions lists no resource types
     # (the add-on catalogue is not a resource of the account).
     "eks:DescribeAddonVersions" = "the EKS add-on catalogue has no resource types; ensure-cluster picks an EBS CSI driver that tags volumes with its cluster"
+    # Service Authorization Reference, Elastic Load Balancing V2 and Amazon EC2: these Describe*
+    # actions list no resource types; teardown filters by tag itself, and deletes only under a
+    # tag condition.
+    "elasticloadbalancing:DescribeLoadBalancers" = "ELB Describe* actions have no resource types; teardown finds the load balancers tagged for its cluster"
+    "elasticloadbalancing:DescribeTargetGroups"  = "ELB Describe* actions have no resource types; teardown finds the target groups tagged for its cluster"
+    "elasticloadbalancing:DescribeTags"          = "ELB DescribeTags has no resource types"
+    "ec2:DescribeSecurityGroups"                 = "EC2 Describe* actions have no resource types; teardown finds the security groups tagged for its cluster"
+    "ec2:DescribeVolumes"                        = "EC2 Describe* actions have no resource types; teardown finds the volumes tagged for its cluster"
   }
 
   # What the Lambda runtime itself needs, for every function (not calls made by the code):

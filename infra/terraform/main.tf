@@ -14,6 +14,8 @@ locals {
   # (clusters, locks, kubeconfigs) before they exist.
   arn_eks    = "arn:${local.partition}:eks:${local.region}:${local.account_id}"
   arn_ssm    = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter"
+  arn_elb    = "arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}"
+  arn_ec2    = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
   arn_states = "arn:${local.partition}:states:${local.region}:${local.account_id}"
   arn_iam    = "arn:${local.partition}:iam::${local.account_id}"
   arn_lambda = "arn:${local.partition}:lambda:${local.region}:${local.account_id}"

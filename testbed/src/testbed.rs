@@ -14,11 +14,13 @@ use aws_credential_types::Credentials;
 use tokio::task::JoinHandle;
 
 use crate::alb_front::AlbFront;
+use crate::controllers::AwsAccess;
 use crate::controllers::{ControllerOptions, Controllers};
 use crate::eks::{EksOptions, EksServer, EksSim};
 use crate::faults::{ControlServer, ControlStartError, FaultPlan};
 use crate::kubesim::KubeSim;
 use crate::moto::{self, Moto, MotoError};
+use crate::network::{self, Network};
 
 /// Chooses the controllers for a cluster by name (`None`: a bare API server).
 pub type ControllersFor = Arc<dyn Fn(&str) -> Option<ControllerOptions> + Send + Sync>;
@@ -44,6 +46,8 @@ pub enum TestbedError {
     Control(#[from] ControlStartError),
     #[error("AssumeRole in the AWS emulator: {0}")]
     AssumeRole(String),
+    #[error("creating the lab network in the AWS emulator: {0}")]
+    Network(#[from] ec2_query::Ec2Error),
 }
 
 enum MotoHandle {
@@ -79,12 +83,13 @@ pub struct Testbed {
     faults: FaultPlan,
     control: Arc<ControlServer>,
     alb_front: AlbFront,
+    network: Network,
 }
 
 impl Testbed {
     /// Starts moto (or joins the shared one), the EKS simulator and the controller watcher.
     /// Must be called inside a Tokio runtime.
-    pub async fn start(options: TestbedOptions) -> Result<Testbed, TestbedError> {
+    pub async fn start(mut options: TestbedOptions) -> Result<Testbed, TestbedError> {
         let moto =
             if options.own_moto {
                 MotoHandle::Owned(tokio::task::spawn_blocking(Moto::start).await.map_err(
@@ -96,6 +101,8 @@ impl Testbed {
                 )??)
             };
         let region = options.eks.region.clone();
+        let network = network::create(&AwsAccess::new(&moto.get().endpoint(), &region)).await?;
+        options.eks.vpc_id = Some(network.vpc_id.clone());
         let credentials = options.eks.credentials.clone();
         let principal = options.eks.principal.clone();
         let faults = options.eks.faults.clone();
@@ -120,7 +127,18 @@ impl Testbed {
             attached,
             watcher,
             alb_front,
+            network,
         })
+    }
+
+    /// The VPC and subnets made in the emulator, which every cluster reports.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// What a simulated AWS controller needs to reach the emulator.
+    pub fn aws_access(&self) -> AwsAccess {
+        AwsAccess::new(&self.aws_endpoint(), &self.region)
     }
 
     /// Where the simulated ALBs of every cluster answer HTTP (see [`crate::alb_front`]).

@@ -107,6 +107,11 @@ pub const NEVER_REMOVE: &[&str] = &[
     "elbv2.k8s.aws/resources",
 ];
 
+/// The finalizer of every Ingress in an explicit IngressGroup is this prefix plus the group's
+/// name (aws-load-balancer-controller pkg/shared_constants ExplicitGroupFinalizerPrefix): never
+/// removable either.
+pub const GROUP_FINALIZER_PREFIX: &str = "group.ingress.k8s.aws/";
+
 /// The default known-safe list: Kiali CRs once the Kiali operator is gone.
 pub fn default_safe_finalizers() -> Vec<SafeFinalizer> {
     vec![SafeFinalizer {
@@ -132,7 +137,7 @@ pub fn finalizer_decision(
     safe: &[SafeFinalizer],
     running_controllers: &BTreeSet<String>,
 ) -> FinalizerDecision {
-    if NEVER_REMOVE.contains(&finalizer) {
+    if NEVER_REMOVE.contains(&finalizer) || finalizer.starts_with(GROUP_FINALIZER_PREFIX) {
         return FinalizerDecision::NotSafe;
     }
     match safe.iter().find(|s| s.finalizer == finalizer) {
@@ -362,6 +367,15 @@ mod tests {
         }];
         assert_eq!(
             finalizer_decision("ingress.k8s.aws/resources", &misconfigured, &none),
+            FinalizerDecision::NotSafe
+        );
+        // Nor the finalizer of an Ingress in an explicit group (infra/gitops's Ingresses).
+        let group = vec![SafeFinalizer {
+            finalizer: "group.ingress.k8s.aws/labflow-lab".into(),
+            controller: "aws-load-balancer-controller".into(),
+        }];
+        assert_eq!(
+            finalizer_decision("group.ingress.k8s.aws/labflow-lab", &group, &none),
             FinalizerDecision::NotSafe
         );
     }

@@ -300,7 +300,13 @@ async fn unsuspend(
     Ok(())
 }
 
-/// Delete every Ingress, LoadBalancer Service and PVC. Returns whether any existed.
+/// The EBS CSI driver's name and its controller Deployment in kube-system (the EKS add-on's,
+/// aws-ebs-csi-driver chart templates/controller.yaml).
+const EBS_CSI_DRIVER: &str = "ebs.csi.aws.com";
+const EBS_CSI_CONTROLLER: &str = "ebs-csi-controller";
+
+/// Delete every Ingress, LoadBalancer Service and PVC, and wait for released EBS volumes.
+/// Returns whether anything is still going away.
 async fn sweep(client: &kube::Client, report: &mut Report) -> Result<bool, StepError> {
     let mut found = false;
     for ar in [
@@ -326,7 +332,48 @@ async fn sweep(client: &kube::Client, report: &mut Report) -> Result<bool, StepE
             ));
         }
     }
-    Ok(found)
+    Ok(released_volumes(client, report).await? || found)
+}
+
+/// The EBS CSI driver (an EKS add-on, removed after the cluster's workloads) deletes the volume
+/// of a released PersistentVolume with reclaim policy Delete, then the PersistentVolume: wait
+/// for that while the driver runs. Without it the volume stays in AWS and the sweep after the
+/// cluster removes it. Returns whether any is still waited for.
+async fn released_volumes(client: &kube::Client, report: &mut Report) -> Result<bool, StepError> {
+    let volumes: Vec<DynamicObject> = kube_api::list(client, &kube_api::pvs(), None)
+        .await?
+        .into_iter()
+        .filter(|pv| {
+            kube_api::field(pv, "/spec/csi/driver").and_then(Value::as_str) == Some(EBS_CSI_DRIVER)
+                && kube_api::field(pv, "/spec/persistentVolumeReclaimPolicy")
+                    .and_then(Value::as_str)
+                    == Some("Delete")
+        })
+        .collect();
+    if volumes.is_empty() {
+        return Ok(false);
+    }
+    let driver_runs = kube_api::list(client, &kube_api::deployments(), Some("kube-system"))
+        .await?
+        .iter()
+        .any(|d| d.metadata.name.as_deref() == Some(EBS_CSI_CONTROLLER));
+    for pv in &volumes {
+        let volume = kube_api::field(pv, "/spec/csi/volumeHandle")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        if driver_runs {
+            report.waiting(format!(
+                "PersistentVolume {} (EBS volume {volume}) being deleted by the EBS CSI driver",
+                kube_api::describe(pv)
+            ));
+        } else {
+            report.leftover(format!(
+                "PersistentVolume {}: the EBS CSI driver ({EBS_CSI_CONTROLLER}) is not running; EBS volume {volume} is removed by the AWS sweep after the cluster",
+                kube_api::describe(pv)
+            ));
+        }
+    }
+    Ok(driver_runs)
 }
 
 /// `flux uninstall`: controllers, then `finalizers.fluxcd.io` from what remains, then the CRDs,

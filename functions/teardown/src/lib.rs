@@ -5,18 +5,22 @@
 //!    request is what is wrong) and a cluster without labflow's ownership tags (`labflow.NotOwned`);
 //! 2. inside a reachable cluster: suspend the root GitRepository/Kustomization, delete the child
 //!    Kustomizations unsuspended, leaves first, one at a time, each only when nothing is still
-//!    terminating; sweep Ingresses, LoadBalancer Services and PVCs before the controllers go;
+//!    terminating; sweep Ingresses, LoadBalancer Services and PVCs before the controllers go, and
+//!    wait for the EBS CSI driver to delete the volumes of released PersistentVolumes;
 //! 3. objects stuck terminating past the grace period: remove known-safe finalizers whose
 //!    controller is gone, otherwise fail with `labflow.ComponentFailed` naming object + finalizer;
 //! 4. uninstall Flux like `flux uninstall`;
 //! 5. delete the Route53 records external-dns made for this environment (owner id), no others;
 //! 6. EKS: Pod Identity associations, node groups (wait), add-ons (wait), access entries, cluster
 //!    (wait until gone); a missing cluster is success;
-//! 7. delete the published kubeconfig parameter.
+//! 7. once the cluster is gone, sweep AWS for what its controllers left (load balancers, target
+//!    groups, security groups, EBS volumes tagged for the cluster; issue 19 item 9);
+//! 8. delete the published kubeconfig parameter.
 //!
 //! Nothing is remembered between calls: waits are measured from what the world records (an
 //! object's `deletionTimestamp`, EKS statuses), and no call sleeps.
 
+mod aws_sweep;
 mod dns;
 mod eks;
 mod in_cluster;
@@ -63,6 +67,15 @@ pub const AWS_OPERATIONS: &[&str] = &[
     "sts:GetCallerIdentity",
     "route53:ListResourceRecordSets",
     "route53:ChangeResourceRecordSets",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DeleteSecurityGroup",
+    "ec2:DescribeVolumes",
+    "ec2:DeleteVolume",
 ];
 
 /// Permissions AWS checks without the function calling them itself: tags given on creation (its
@@ -208,6 +221,15 @@ pub async fn handle(ctx: &Ctx, input: Input) -> Result<Output, StepError> {
         {
             return Ok(report.finish(phase));
         }
+    }
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&ctx.aws.config);
+    let ec2 = ec2_query::Ec2::new(&ctx.aws.config)
+        .map_err(|e| StepError::InvalidInput(format!("EC2 client: {e}")))?;
+    if let report::Progress::Pending(phase) =
+        aws_sweep::run(&elb, &ec2, cluster_name, &mut report).await?
+    {
+        return Ok(report.finish(phase));
     }
 
     delete_kubeconfig(&ctx.aws.ssm, environment, &mut report).await?;

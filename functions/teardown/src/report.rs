@@ -24,6 +24,9 @@ pub enum Phase {
     AccessEntries,
     /// The EKS cluster itself.
     Cluster,
+    /// What the cluster's controllers made in AWS and left there (load balancers, target
+    /// groups, security groups, EBS volumes), found by tag once the cluster is gone.
+    AwsSweep,
     /// The published kubeconfig parameter.
     Kubeconfig,
     /// Nothing of the environment remains.

@@ -542,6 +542,69 @@ async fn tears_down_a_cluster_nobody_was_given_access_to() -> anyhow::Result<()>
     Ok(())
 }
 
+/// The cluster was deleted by hand (console, eksctl) while its load balancers and volume were
+/// up: nothing inside the cluster can remove them any more, and they cost money and block
+/// `terraform destroy` of the VPC. Teardown finds them by the tags the controllers gave them and
+/// deletes them (issue 19 item 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweeps_what_a_cluster_deleted_by_hand_left_in_aws() -> anyhow::Result<()> {
+    let lab = Lab::start("td-sweep").await?;
+    let made = lab.aws_resources().await?;
+    let eks = &lab.aws.eks;
+    eks.delete_nodegroup()
+        .cluster_name(&lab.cluster)
+        .nodegroup_name(NODEGROUP)
+        .send()
+        .await?;
+    eks.delete_addon()
+        .cluster_name(&lab.cluster)
+        .addon_name(ADDON)
+        .send()
+        .await?;
+    labflow_testkit::wait::until(
+        "node group and add-on gone",
+        Duration::from_secs(20),
+        || async {
+            let groups = eks
+                .list_nodegroups()
+                .cluster_name(&lab.cluster)
+                .send()
+                .await?;
+            let addons = eks.list_addons().cluster_name(&lab.cluster).send().await?;
+            Ok((groups.nodegroups().is_empty() && addons.addons().is_empty()).then_some(()))
+        },
+    )
+    .await?;
+    eks.delete_cluster().name(&lab.cluster).send().await?;
+    labflow_testkit::wait::until("cluster gone", Duration::from_secs(20), || async {
+        Ok((!lab.tb.eks().cluster_names().await.contains(&lab.cluster)).then_some(()))
+    })
+    .await?;
+    let orphaned = lab.aws_resources().await?;
+    ensure!(
+        orphaned == made,
+        "deleting the cluster removes none of it: {made:#?} vs {orphaned:#?}"
+    );
+
+    let clock = TestClock::default();
+    let run = converge(&lab, &lab.ctx(&clock, grace()), None, 50).await?;
+    let left = lab.leftovers().await?;
+    ensure!(left.is_empty(), "left behind: {left:#?}");
+    let removed: Vec<&String> = run.outputs.iter().flat_map(|o| &o.removed).collect();
+    for kind in [
+        "load balancer arn:",
+        "target group arn:",
+        "security group sg-",
+        "EBS volume vol-",
+    ] {
+        ensure!(
+            removed.iter().any(|r| r.starts_with(kind)),
+            "the report names each deleted {kind}: {removed:#?}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tears_down_a_cluster_still_creating() -> anyhow::Result<()> {
     init();

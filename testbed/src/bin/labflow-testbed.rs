@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use labflow_testbed::controllers::{
-    ControllerOptions, ExternalDnsOptions, FluxOptions, LoadBalancerOptions,
-};
+use labflow_testbed::controllers::{AwsAccess, ControllerOptions, ExternalDnsOptions, FluxOptions};
 use labflow_testbed::eks::{EksDelays, EksOptions};
 use labflow_testbed::{ControllersFor, Testbed, TestbedOptions};
 
@@ -132,14 +130,16 @@ async fn run(args: Args) -> Result<(), Error> {
     // external-dns needs the zone, which needs the emulator: filled in after the start.
     let dns: Arc<std::sync::Mutex<Option<ExternalDnsOptions>>> = Arc::default();
     let dns_for_clusters = dns.clone();
-    let region = args.region.clone();
+    // So is the AWS side of the load balancer controller and the EBS CSI driver.
+    let aws: Arc<std::sync::Mutex<Option<AwsAccess>>> = Arc::default();
+    let aws_for_clusters = aws.clone();
     let controllers: ControllersFor = Arc::new(move |_cluster: &str| {
         let mut c = ControllerOptions::default()
             .with_flux(flux.clone())
-            .with_workloads()
-            .with_load_balancers(LoadBalancerOptions {
-                region: region.clone(),
-            });
+            .with_workloads();
+        if let Some(a) = aws_for_clusters.lock().ok().and_then(|a| a.clone()) {
+            c = c.with_aws_controllers(a);
+        }
         if let Some(d) = dns_for_clusters.lock().ok().and_then(|d| d.clone()) {
             c = c.with_external_dns(d);
         }
@@ -164,6 +164,9 @@ async fn run(args: Args) -> Result<(), Error> {
             _ => None,
         })
         .collect();
+    if let Ok(mut a) = aws.lock() {
+        *a = Some(testbed.aws_access());
+    }
     vars.insert("AWS_DEFAULT_REGION", testbed.region().to_string());
     vars.insert("LABFLOW_TESTBED_FAULTS_URL", testbed.control_endpoint());
     if let Some(domain) = &args.dns_zone {

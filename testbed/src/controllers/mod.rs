@@ -11,13 +11,18 @@
 //! # drop(controllers); }
 //! ```
 
+pub mod aws;
+pub mod ebs_csi;
 pub mod externaldns;
 pub mod flux;
 mod git;
+pub mod lb_aws;
 pub mod loadbalancers;
 pub mod objects;
 pub mod workloads;
 
+pub use aws::AwsAccess;
+pub use ebs_csi::EbsCsiOptions;
 pub use externaldns::{ExternalDnsOptions, TXT_PREFIX};
 pub use flux::FluxOptions;
 pub use loadbalancers::{LoadBalancer, LoadBalancerOptions, LoadBalancers};
@@ -40,6 +45,9 @@ pub struct ControllerOptions {
     pub load_balancers: Option<LoadBalancerOptions>,
     /// external-dns writing to Route53 (acts only while its Deployment exists).
     pub external_dns: Option<ExternalDnsOptions>,
+    /// The EBS CSI driver making volumes in the AWS emulator (acts only while the EKS add-on's
+    /// controller Deployment exists).
+    pub ebs_csi: Option<EbsCsiOptions>,
     /// The fault plan whose object failures the controllers honour; None: the kubesim's own.
     pub faults: Option<FaultPlan>,
     /// The periodic resync on top of change events.
@@ -54,6 +62,7 @@ impl Default for ControllerOptions {
             workloads: false,
             load_balancers: None,
             external_dns: None,
+            ebs_csi: None,
             faults: None,
             resync: Duration::from_millis(500),
         }
@@ -89,6 +98,18 @@ impl ControllerOptions {
     pub fn with_external_dns(mut self, options: ExternalDnsOptions) -> Self {
         self.external_dns = Some(options);
         self
+    }
+
+    pub fn with_ebs_csi(mut self, options: EbsCsiOptions) -> Self {
+        self.ebs_csi = Some(options);
+        self
+    }
+
+    /// The AWS-side controllers (load balancers with their AWS resources, the EBS CSI driver)
+    /// against the emulator behind `aws`.
+    pub fn with_aws_controllers(self, aws: AwsAccess) -> Self {
+        self.with_load_balancers(LoadBalancerOptions::default().with_aws(aws.clone()))
+            .with_ebs_csi(EbsCsiOptions { aws })
     }
 
     pub fn with_faults(mut self, plan: FaultPlan) -> Self {
@@ -129,6 +150,10 @@ impl Controllers {
         }
         if let Some(lb) = options.load_balancers {
             let c = loadbalancers::LoadBalancerController::new(store, lb, load_balancers.clone());
+            tasks.push(tokio::spawn(run(store.clone(), c, resync)));
+        }
+        if let Some(ebs) = options.ebs_csi {
+            let c = ebs_csi::EbsCsiController::new(store, ebs);
             tasks.push(tokio::spawn(run(store.clone(), c, resync)));
         }
         if let Some(dns) = options.external_dns {

@@ -101,7 +101,7 @@ fn enabled_logs(doc: &Value) -> BTreeSet<String> {
     set
 }
 
-fn vpc_doc(req: &Value) -> EksResult<Value> {
+fn vpc_doc(req: &Value, vpc_id: Option<&str>) -> EksResult<Value> {
     let subnets = string_list(req, "subnetIds")?;
     if subnets.len() < 2 {
         return Err(EksError::invalid_parameter(
@@ -123,7 +123,7 @@ fn vpc_doc(req: &Value) -> EksResult<Value> {
         "subnetIds": subnets,
         "securityGroupIds": string_list(req, "securityGroupIds")?,
         "clusterSecurityGroupId": format!("sg-{}", rand_hex(17)),
-        "vpcId": format!("vpc-{}", rand_hex(17)),
+        "vpcId": vpc_id.map_or_else(|| format!("vpc-{}", rand_hex(17)), str::to_string),
         "endpointPublicAccess": public,
         "endpointPrivateAccess": private,
         "publicAccessCidrs": cidrs,
@@ -187,7 +187,7 @@ pub fn create(st: &mut State, ctx: &Ctx, body: &Value, creator: Option<&str>) ->
             "resourcesVpcConfig is required",
         ));
     }
-    let vpc = vpc_doc(&body["resourcesVpcConfig"])?;
+    let vpc = vpc_doc(&body["resourcesVpcConfig"], ctx.vpc_id.as_deref())?;
     let version = opt_str(body, "version").unwrap_or(DEFAULT_VERSION);
     check_version(version)?;
     // The API's documented default is CONFIG_MAP; labflow always sets it explicitly.

@@ -23,6 +23,7 @@
 //! ```
 
 mod access;
+mod addon_workloads;
 mod addons;
 mod clusters;
 pub mod error;
@@ -88,6 +89,11 @@ pub struct EksOptions {
     /// A real cluster to serve as every cluster's Kubernetes side: ACTIVE clusters then get a
     /// [`Gateway`](crate::gateway::Gateway) to it as their endpoint instead of a kubesim.
     pub upstream: Option<crate::gateway::Upstream>,
+    /// The VPC every cluster reports (`resourcesVpcConfig.vpcId`). EKS derives it from the
+    /// cluster's subnets; the environment configs of tests and the demo name placeholder subnets
+    /// that the emulator does not hold, so the testbed names the one VPC it creates in the
+    /// emulator (None: a made-up id).
+    pub vpc_id: Option<String>,
 }
 
 impl Default for EksOptions {
@@ -101,6 +107,7 @@ impl Default for EksOptions {
             principal: "arn:aws:iam::123456789012:user/moto".into(),
             faults: FaultPlan::new(),
             upstream: None,
+            vpc_id: None,
         }
     }
 }
@@ -110,6 +117,7 @@ pub(crate) struct Ctx {
     pub region: String,
     pub account_id: String,
     pub delays: EksDelays,
+    pub vpc_id: Option<String>,
 }
 
 /// One answered EKS API request.
@@ -215,6 +223,7 @@ impl EksSim {
                 region: options.region,
                 account_id: options.account_id,
                 delays: options.delays,
+                vpc_id: options.vpc_id,
             },
             credentials: Mutex::new(vec![options.credentials]),
             principals: principals.clone(),

@@ -1,6 +1,7 @@
 //! What the EKS simulator holds, and the clock-driven status transitions
 //! (CREATING → ACTIVE, DELETING → gone, UPDATING → ACTIVE).
 
+use super::addon_workloads;
 use crate::gateway::{Gateway, Upstream};
 use crate::kubesim::authz::{AccessLookup, Grant};
 use crate::kubesim::{KubeSim, KubeSimOptions};
@@ -185,10 +186,18 @@ impl State {
             }
             for map in [&mut cluster.nodegroups, &mut cluster.addons] {
                 map.retain(|_, r| match due(&r.pending, now) {
-                    Some(Then::Remove) => false,
+                    Some(Then::Remove) => {
+                        if let Some(kube) = &cluster.kubesim {
+                            addon_workloads::removed(kube, &r.doc);
+                        }
+                        false
+                    }
                     Some(Then::Active) => {
                         r.pending = None;
                         r.set_status("ACTIVE");
+                        if let Some(kube) = &cluster.kubesim {
+                            addon_workloads::installed(kube, &r.doc);
+                        }
                         true
                     }
                     None => true,

@@ -950,6 +950,82 @@ fn pod_identity_policy(state: &Value, key: &str) -> Result<String> {
         .with_context(|| format!("no {address} in the state"))
 }
 
+/// teardown's sweep after the cluster (issue 19 item 9) deletes load balancers, target groups,
+/// security groups and volumes only when they carry the tag the controllers gave them for one of
+/// labflow's clusters: never a resource of the account that is not a lab's.
+fn check_teardown_sweep_scope(state: &Value) -> Result<()> {
+    let policy = lambda_policy(state, "teardown")?.to_string();
+    let ours = "labflow-env01";
+    let lb = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/k8s-web-0123456789/0123456789abcdef";
+    let tg = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/k8s-web-0123456789/0123456789abcdef";
+    let sg = "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0";
+    let volume = "arn:aws:ec2:eu-west-1:123456789012:volume/vol-0123456789abcdef0";
+    let tagged = |action: &'static str, resource: &'static str, key: &str, cluster: &str| {
+        iam_eval::Request::new(action, resource).with(&format!("aws:ResourceTag/{key}"), cluster)
+    };
+    let lbc = "elbv2.k8s.aws/cluster";
+    let cases = [
+        (
+            "delete a lab's NLB",
+            tagged("elasticloadbalancing:DeleteLoadBalancer", lb, lbc, ours),
+            true,
+        ),
+        (
+            "delete a production NLB",
+            tagged("elasticloadbalancing:DeleteLoadBalancer", lb, lbc, "prod"),
+            false,
+        ),
+        (
+            "delete an untagged NLB",
+            iam_eval::Request::new("elasticloadbalancing:DeleteLoadBalancer", lb),
+            false,
+        ),
+        (
+            "delete a lab's target group",
+            tagged("elasticloadbalancing:DeleteTargetGroup", tg, lbc, ours),
+            true,
+        ),
+        (
+            "delete a production target group",
+            tagged("elasticloadbalancing:DeleteTargetGroup", tg, lbc, "prod"),
+            false,
+        ),
+        (
+            "delete a lab's security group",
+            tagged("ec2:DeleteSecurityGroup", sg, lbc, ours),
+            true,
+        ),
+        (
+            "delete an untagged security group",
+            iam_eval::Request::new("ec2:DeleteSecurityGroup", sg),
+            false,
+        ),
+        (
+            "delete a lab's volume",
+            tagged("ec2:DeleteVolume", volume, "KubernetesCluster", ours),
+            true,
+        ),
+        (
+            "delete a production volume",
+            tagged("ec2:DeleteVolume", volume, "KubernetesCluster", "prod"),
+            false,
+        ),
+        (
+            "delete an untagged volume",
+            iam_eval::Request::new("ec2:DeleteVolume", volume),
+            false,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (what, request, allowed) in cases {
+        if iam_eval::allows(&policy, &request)? != allowed {
+            problems.push(format!("teardown may {what}: {}", !allowed));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
 /// One lab's load balancer controller writes only what carries its own cluster's name in
 /// `elbv2.k8s.aws/cluster` (or, for backend rules, the cluster's own security group), and
 /// cannot re-tag anything to or from another cluster (issue 26 item 4). The upstream policy
@@ -1390,6 +1466,7 @@ fn iam_policies_fit_iams_limits_for_one_and_fifty_environments() -> Result<()> {
     check_git_credentials(&state)?;
     check_dns_scope(&state)?;
     check_lbc_scope(&state)?;
+    check_teardown_sweep_scope(&state)?;
     check_scheduler_decrypt(&state)?;
     check_state_machine_encryption(&state)?;
     check_operator_policy(&state)?;

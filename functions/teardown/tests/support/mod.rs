@@ -24,7 +24,7 @@ use labflow_core::aws::AwsClients;
 use labflow_core::contract::{Action, Source, StepInput};
 use labflow_teardown::{handle, Ctx, Output, TeardownOptions};
 use labflow_testbed::controllers::{
-    ControllerOptions, Controllers, ExternalDnsOptions, FluxOptions, LoadBalancerOptions,
+    ControllerOptions, Controllers, ExternalDnsOptions, FluxOptions,
 };
 use labflow_testbed::{Testbed, TestbedOptions};
 use serde::Deserialize;
@@ -332,6 +332,10 @@ pub async fn create_cluster_parts(aws: &AwsClients, cluster: &str) -> anyhow::Re
         .create_addon()
         .cluster_name(cluster)
         .addon_name(ADDON)
+        // As ensure-cluster installs it: volumes tagged with their cluster.
+        .configuration_values(format!(
+            r#"{{"controller":{{"k8sTagClusterId":"{cluster}"}}}}"#
+        ))
         .send()
         .await?;
     aws.eks
@@ -609,22 +613,24 @@ fn deployment(ns: &str, name: &str) -> String {
 }
 
 /// The GitOps fixture: root → controllers → apps (apps dependsOn controllers).
-pub fn gitops_tree(domain: &str) -> Vec<(String, String)> {
+pub fn gitops_tree(domain: &str, cluster: &str, vpc_id: &str) -> Vec<(String, String)> {
     let release = |name: &str, values: &str| {
         format!("---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: {name}\n  namespace: infra-controllers\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: {name}\n      version: 1.0.0\n      sourceRef:\n        kind: HelmRepository\n        name: charts\n{values}")
     };
     // The controller needs its VPC given: it cannot read instance metadata (issue 24 item 2).
-    let lbc_values = "  values:\n    region: eu-west-1\n    vpcId: vpc-0123456789abcdef0\n";
+    let lbc_values = format!("  values:\n    clusterName: {cluster}\n    region: eu-west-1\n    vpcId: {vpc_id}\n    defaultTags:\n      labflow:managed-by: labflow\n");
     vec![
         ("clusters/lab/controllers.yaml".into(), "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: controllers\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./infrastructure/controllers\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n".into()),
         ("clusters/lab/apps.yaml".into(), "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 10m\n  dependsOn:\n  - name: controllers\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n".into()),
-        ("infrastructure/controllers/kustomization.yaml".into(), "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- namespace.yaml\n- charts.yaml\n- releases.yaml\n".into()),
+        ("infrastructure/controllers/kustomization.yaml".into(), "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- namespace.yaml\n- charts.yaml\n- releases.yaml\n- storageclass.yaml\n".into()),
+        // As infra/gitops's: volumes of the EBS CSI add-on, made when a pod is scheduled.
+        ("infrastructure/controllers/storageclass.yaml".into(), "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: gp3\nprovisioner: ebs.csi.aws.com\nvolumeBindingMode: WaitForFirstConsumer\nreclaimPolicy: Delete\nparameters:\n  type: gp3\n  encrypted: \"true\"\nallowedTopologies:\n- matchLabelExpressions:\n  - key: topology.kubernetes.io/zone\n    values: [eu-west-1a]\n".into()),
         ("infrastructure/controllers/namespace.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: infra-controllers\n".into()),
         ("infrastructure/controllers/charts.yaml".into(), "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\n  namespace: infra-controllers\nspec:\n  interval: 1h\n  url: https://aws.github.io/eks-charts\n".into()),
-        ("infrastructure/controllers/releases.yaml".into(), format!("{}{}", release("aws-load-balancer-controller", lbc_values), release("external-dns", ""))),
+        ("infrastructure/controllers/releases.yaml".into(), format!("{}{}", release("aws-load-balancer-controller", &lbc_values), release("external-dns", ""))),
         ("apps/kustomization.yaml".into(), "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- namespace.yaml\n- web.yaml\n".into()),
         ("apps/namespace.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into()),
-        ("apps/web.yaml".into(), format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: podinfo\n  namespace: web\n  annotations:\n    external-dns.alpha.kubernetes.io/hostname: podinfo.{domain}\nspec:\n  ingressClassName: alb\n  rules:\n  - host: podinfo.{domain}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: podinfo\n            port:\n              number: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: podinfo-nlb\n  namespace: web\n  annotations:\n    external-dns.alpha.kubernetes.io/hostname: nlb.{domain}\nspec:\n  type: LoadBalancer\n  selector:\n    app: podinfo\n  ports:\n  - port: 80\n    targetPort: 9898\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: web\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: gp3\n  resources:\n    requests:\n      storage: 1Gi\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: web\ndata:\n  mode: demo\n")),
+        ("apps/web.yaml".into(), format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: podinfo\n  namespace: web\n  annotations:\n    external-dns.alpha.kubernetes.io/hostname: podinfo.{domain}\nspec:\n  ingressClassName: alb\n  rules:\n  - host: podinfo.{domain}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: podinfo\n            port:\n              number: 80\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: podinfo-nlb\n  namespace: web\n  annotations:\n    external-dns.alpha.kubernetes.io/hostname: nlb.{domain}\nspec:\n  type: LoadBalancer\n  selector:\n    app: podinfo\n  ports:\n  - port: 80\n    targetPort: 9898\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: web\n  annotations:\n    # What the scheduler sets once a pod using the claim has a node (no pods are simulated).\n    volume.kubernetes.io/selected-node: ip-10-0-1-10.eu-west-1.compute.internal\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: gp3\n  resources:\n    requests:\n      storage: 1Gi\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: web\ndata:\n  mode: demo\n")),
     ]
 }
 
@@ -650,10 +656,10 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fixture_repo(domain: &str) -> anyhow::Result<tempfile::TempDir> {
+fn fixture_repo(domain: &str, cluster: &str, vpc_id: &str) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     git(dir.path(), &["init", "-q", "-b", "main"])?;
-    for (path, content) in gitops_tree(domain) {
+    for (path, content) in gitops_tree(domain, cluster, vpc_id) {
         let p = dir.path().join(path);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
@@ -707,7 +713,7 @@ impl Lab {
         create_cluster(&aws, env, &cluster, true).await?;
         create_cluster_parts(&aws, &cluster).await?;
 
-        let repo = fixture_repo(&domain)?;
+        let repo = fixture_repo(&domain, &cluster, &tb.network().vpc_id)?;
         let sim = tb.eks().kubesim(&cluster).await.context("no kubesim")?;
         let (access_key, secret_key) = tb.credentials();
         let mut dns = ExternalDnsOptions::new(&tb.aws_endpoint(), &zone_id, &owner);
@@ -719,9 +725,7 @@ impl Lab {
             ControllerOptions::default()
                 .with_flux(FluxOptions::default().with_repository(repo_url(&cluster), repo.path()))
                 .with_workloads()
-                .with_load_balancers(LoadBalancerOptions {
-                    region: tb.region().to_string(),
-                })
+                .with_aws_controllers(tb.aws_access())
                 .with_external_dns(dns),
         );
         // Only the EKS simulator may keep the kubesim alive: it goes when the cluster goes.
@@ -762,6 +766,22 @@ impl Lab {
         labflow_testkit::wait::until("two load balancers", Duration::from_secs(20), || async {
             Ok((self.controllers.load_balancers().list().len() == 2).then_some(()))
         })
+        .await?;
+        // In the AWS emulator: the ALB and NLB with their target groups and security groups
+        // (the backend one shared), and the claim's volume.
+        labflow_testkit::wait::until(
+            "the controllers' resources in the AWS emulator",
+            Duration::from_secs(20),
+            || async {
+                let made = self.aws_resources().await?;
+                let count = |kind: &str| made.iter().filter(|r| r.starts_with(kind)).count();
+                Ok((count("load balancer") == 2
+                    && count("target group") == 2
+                    && count("security group") == 3
+                    && count("volume") == 1)
+                    .then_some(()))
+            },
+        )
         .await?;
         let podinfo = format!("podinfo.{}.", self.domain);
         let nlb = format!("nlb.{}.", self.domain);
@@ -813,9 +833,18 @@ impl Lab {
         seed_unrelated_records(&self.aws, &self.zone_id, &self.domain).await
     }
 
+    /// What the AWS emulator holds tagged for the cluster outside EKS (load balancers, target
+    /// groups, security groups, volumes).
+    pub async fn aws_resources(&self) -> anyhow::Result<Vec<String>> {
+        labflow_testbed::aws_leftovers::tagged_for_cluster(&self.tb.aws_access(), &self.cluster)
+            .await
+            .map_err(anyhow::Error::msg)
+    }
+
     /// Everything of the environment that still exists, by place.
     pub async fn leftovers(&self) -> anyhow::Result<Vec<String>> {
         let mut left = eks_leftovers(&self.aws, &self.cluster).await?;
+        left.extend(self.aws_resources().await?);
         if self.tb.eks().cluster_names().await.contains(&self.cluster) {
             left.push(format!("EKS simulator still holds {}", self.cluster));
         }
@@ -831,13 +860,6 @@ impl Lab {
                 left.push(format!("DNS record {name}"));
             }
         }
-        left.extend(
-            self.controllers
-                .load_balancers()
-                .list()
-                .into_iter()
-                .map(|lb| format!("load balancer {} ({})", lb.name, lb.owner)),
-        );
         let kubeconfig = self
             .aws
             .ssm

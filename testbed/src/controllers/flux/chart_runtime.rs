@@ -27,3 +27,41 @@ pub(super) fn never_ready(chart: &str, values: Option<&Value>) -> Option<String>
         _ => None,
     }
 }
+
+/// The container arguments a chart renders from its values, where a simulated controller reads
+/// its settings from them as the real one does from its command line.
+pub(super) fn container_args(chart: &str, values: Option<&Value>) -> Vec<String> {
+    let value = |key: &str| {
+        values
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    match chart {
+        // eks-charts aws-load-balancer-controller templates/deployment.yaml: `--cluster-name`
+        // always, `--aws-vpc-id` and `--aws-region` when vpcId / region are set.
+        // `--default-tags` from the defaultTags map (helper convertMapToCsv: k=v joined by ",").
+        "aws-load-balancer-controller" => {
+            let default_tags = values
+                .and_then(|v| v.get("defaultTags"))
+                .and_then(Value::as_object)
+                .map(|tags| {
+                    tags.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .filter(|csv| !csv.is_empty());
+            [
+                ("--cluster-name", value("clusterName").map(str::to_string)),
+                ("--aws-vpc-id", value("vpcId").map(str::to_string)),
+                ("--aws-region", value("region").map(str::to_string)),
+                ("--default-tags", default_tags),
+            ]
+            .into_iter()
+            .filter_map(|(flag, v)| v.map(|v| format!("{flag}={v}")))
+            .collect()
+        }
+        _ => Vec::new(),
+    }
+}

@@ -99,7 +99,11 @@ fn workload(hr: &Value, release: &str, namespace: &str) -> Value {
             "selector": {"matchLabels": {"app.kubernetes.io/instance": release}},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": chart, "image": format!("registry.invalid/{chart}:{version}")}]},
+                "spec": {"containers": [{
+                    "name": chart,
+                    "image": format!("registry.invalid/{chart}:{version}"),
+                    "args": chart_runtime::container_args(&chart, hr.pointer("/spec/values")),
+                }]},
             },
         },
     })
