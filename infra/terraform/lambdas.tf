@@ -9,7 +9,7 @@ locals {
     "cluster-access"  = { memory = 256, timeout = 90, description = "Access entries, API reachable with an EKS token, kubeconfig published" }
     "flux-bootstrap"  = { memory = 512, timeout = 120, description = "Flux installed and pointed at the environment's path; reconcile requested" }
     "health-check"    = { memory = 256, timeout = 90, description = "Flux tree applied at the target revision and Ready; mesh posture; DNS records" }
-    "teardown"        = { memory = 512, timeout = 120, description = "Remove workloads in order, uninstall Flux, clean DNS, delete node groups, add-ons, cluster" }
+    "teardown"        = { memory = 512, timeout = 120, description = "Remove workloads in order, uninstall Flux, clean DNS, delete node groups, add-ons, cluster, sweep tagged LBs and volumes" }
     "github-webhook"  = { memory = 256, timeout = 30, description = "Verified GitHub push -> exactly one execution" }
     "github-status"   = { memory = 256, timeout = 30, description = "Commit status pending/success/failure with a link to the execution" }
     "execution-ended" = { memory = 256, timeout = 60, description = "Timed-out, stopped or uncaught-failed execution: free its lock, post its failure status" }

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context as _};
 use aws_sdk_ssm::types::ParameterType;
 use labflow_core::config::CREDENTIAL_PARAMETER_PREFIX;
 use labflow_testbed::controllers::{
-    ControllerOptions, ExternalDnsOptions, FluxOptions, LoadBalancerOptions,
+    AwsAccess, ControllerOptions, ExternalDnsOptions, FluxOptions, LoadBalancerOptions,
 };
 use labflow_testbed::eks::{EksDelays, EksOptions};
 use labflow_testbed::gateway::Upstream;
@@ -125,12 +125,22 @@ impl LocalCloud {
         let account_id = eks.account_id.clone();
         let chart_crds = labflow_testbed::releases::chart_crds(&options.crd_dir)
             .context("reading the CRDs the lab's charts install")?;
+        // The AWS side of the simulated controllers needs the emulator: set once it runs.
+        let aws_access: Arc<Mutex<Option<AwsAccess>>> = Arc::default();
+        let aws_for_clusters = aws_access.clone();
         let controllers: ControllersFor = Arc::new(move |cluster: &str| {
             let dns = dns_for_clusters
                 .lock()
                 .ok()
                 .and_then(|m| m.get(cluster).cloned());
-            Some(simulated_controllers(&chart_crds, &repos, &repository, dns))
+            let aws = aws_for_clusters.lock().ok().and_then(|a| a.clone());
+            Some(simulated_controllers(
+                &chart_crds,
+                &repos,
+                &repository,
+                dns,
+                aws,
+            ))
         });
         let testbed = Testbed::start(TestbedOptions {
             eks,
@@ -139,6 +149,9 @@ impl LocalCloud {
         })
         .await
         .context("starting the testbed")?;
+        if let Ok(mut a) = aws_access.lock() {
+            *a = Some(testbed.aws_access());
+        }
         let sdk = testbed.sdk_config().await;
         // The functions run as a role session, as a Lambda would; the clusters trust it.
         let session = testbed
@@ -254,13 +267,15 @@ impl LocalCloud {
 }
 
 /// What runs in a lab cluster, simulated: Flux reading `checkout` for every URL in `repos`
-/// (installing the charts' CRDs), workloads, the load balancer controller and, given a zone,
-/// external-dns.
+/// (installing the charts' CRDs), workloads, the load balancer controller (with `aws`, making
+/// its load balancers in the AWS emulator, and the EBS CSI driver its volumes) and, given a
+/// zone, external-dns.
 pub fn simulated_controllers(
     chart_crds: &BTreeMap<String, Vec<Value>>,
     repos: &[String],
     checkout: &Path,
     dns: Option<ExternalDnsOptions>,
+    aws: Option<AwsAccess>,
 ) -> ControllerOptions {
     let mut flux = FluxOptions::default().with_chart_crds(chart_crds.clone());
     for url in repos {
@@ -268,8 +283,11 @@ pub fn simulated_controllers(
     }
     let controllers = ControllerOptions::default()
         .with_flux(flux)
-        .with_workloads()
-        .with_load_balancers(LoadBalancerOptions::default());
+        .with_workloads();
+    let controllers = match aws {
+        Some(aws) => controllers.with_aws_controllers(aws),
+        None => controllers.with_load_balancers(LoadBalancerOptions::default()),
+    };
     match dns {
         Some(dns) => controllers.with_external_dns(dns),
         None => controllers,

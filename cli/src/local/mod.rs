@@ -180,7 +180,7 @@ async fn dispatch(args: LocalArgs) -> anyhow::Result<ExitCode> {
             let code = finish(report)?;
             if leftovers.is_empty() {
                 println!(
-                    "left behind    nothing (no cluster, node group, add-on or DNS record of {:?})",
+                    "left behind    nothing (no cluster, node group, add-on, DNS record, load balancer, target group, security group or volume of {:?})",
                     env.environment
                 );
             } else {
@@ -432,6 +432,17 @@ pub async fn leftovers(session: &Session, env: &str) -> anyhow::Result<Vec<Strin
             left.push(format!("Route53 {kind} {}", r.name()));
         }
     }
+    // What the cluster's controllers made in AWS: load balancers, target groups, security
+    // groups, volumes (issue 19 item 9).
+    let aws = labflow_testbed::controllers::AwsAccess::new(
+        &session.endpoints.aws,
+        &session.endpoints.region,
+    );
+    left.extend(
+        labflow_testbed::aws_leftovers::tagged_for_cluster(&aws, cluster)
+            .await
+            .map_err(|e| anyhow!("listing what the AWS emulator holds for {cluster}: {e}"))?,
+    );
     // A cluster given with --kubeconfig outlives the teardown: what labflow put there counts.
     if let Some(path) = &session.endpoints.kubeconfig {
         left.extend(kept_cluster::leftovers(Path::new(path)).await?);

@@ -124,6 +124,22 @@ async fn create_sync_to_a_new_commit_then_teardown_leaves_nothing() -> anyhow::R
     );
     assert_eq!(lab.lock("lab").await?, None, "sync left the lock held");
 
+    // The lab's Ingresses share one ALB (their IngressGroup): a real load balancer in the AWS
+    // emulator, so "nothing left" below means teardown removed it.
+    let made = labflow_testbed::aws_leftovers::tagged_for_cluster(
+        &lab.cloud.testbed.aws_access(),
+        cluster,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        made.iter()
+            .filter(|r| r.starts_with("load balancer"))
+            .count(),
+        1,
+        "{made:#?}"
+    );
+
     // teardown: nothing of the environment is left.
     let torn = lab.run(console_input("teardown", "lab")).await?;
     assert!(torn.succeeded(), "teardown did not succeed:\n{}", lab.log());

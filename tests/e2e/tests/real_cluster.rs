@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use labflow_cli::local::cloud::simulated_controllers;
 use labflow_e2e_tests::{console_input, output, EnvSpec, Lab, BRANCH};
 use labflow_testbed::controllers::objects::{Client, ObjRef};
-use labflow_testbed::controllers::{Controllers, ExternalDnsOptions};
+use labflow_testbed::controllers::{AwsAccess, Controllers, ExternalDnsOptions};
 use labflow_testbed::kubesim::{KubeSim, KubeSimOptions};
 use labflow_testbed::releases::{chart_crds, flux_install_manifest, ReleaseServer};
 use serde_json::{json, Value};
@@ -92,6 +92,10 @@ async fn create_and_teardown_on_a_cluster_given_by_kubeconfig() -> anyhow::Resul
             std::slice::from_ref(&url),
             lab.repository.path(),
             Some(dns),
+            Some(AwsAccess::new(
+                &lab.cloud.endpoints.aws,
+                &lab.cloud.endpoints.region,
+            )),
         ),
     );
 
