@@ -393,6 +393,12 @@ fn every_real_cluster_rule_finds_its_defect() {
             "Deployment shop/ratings",
             "registry.istio.io/release/examples-bookinfo-ratings-v1:1.20.3",
         ),
+        (
+            "grafana-default-password",
+            "stack/consoles.yaml",
+            "HelmRelease observability/dashboards",
+            "published default \"prom-operator\"",
+        ),
     ];
     for (id, file, object, needle) in cases {
         assert_rule(&report, id, file, object, needle);

@@ -213,12 +213,22 @@ fn gateway_pod_labels(
 
 /// What the workload behind Service `ns/service` answers, if it is ready.
 fn app_answer(client: &Client, ns: &str, service: &str) -> Answer {
-    // A chart's Service is named after its release (podinfo's fullname is the release name).
+    // A chart's Service is named after its release (podinfo's fullname is the release name), a
+    // subchart's `<release>-<subchart>` (kube-prometheus-stack's Grafana: `<release>-grafana`).
+    let of_release = |release: &str| {
+        !release.is_empty()
+            && (service == release
+                || service
+                    .strip_prefix(release)
+                    .is_some_and(|rest| rest.starts_with('-')))
+    };
     let release = client
         .list("helm.toolkit.fluxcd.io/v2", "HelmRelease", None)
         .into_iter()
         .find(|hr| {
-            [str_at(hr, "/spec/releaseName"), name(hr)].contains(&service)
+            [str_at(hr, "/spec/releaseName"), name(hr)]
+                .into_iter()
+                .any(of_release)
                 && [str_at(hr, "/spec/targetNamespace"), namespace(hr)].contains(&ns)
         });
     let selector = client
@@ -279,6 +289,20 @@ fn app_answer(client: &Client, ns: &str, service: &str) -> Answer {
         Answer::new(
             200,
             "<html><head><title>Simple Bookstore App</title></head></html>",
+        )
+    } else if chart == "kube-prometheus-stack" && service.ends_with("-grafana") {
+        // Grafana's pages render public/views/index.html, titled with the app title "Grafana"
+        // (grafana/grafana pkg/api/index.go); /login is one of them.
+        Answer::new(
+            200,
+            "<!DOCTYPE html><html><head><title>Grafana</title></head></html>",
+        )
+    } else if chart == "kiali-server" {
+        // Kiali's console (kiali/kiali-frontend public/index.html: <title>Kiali</title>) under
+        // its web root /kiali; the token login is part of the page.
+        Answer::new(
+            200,
+            "<!DOCTYPE html><html><head><title>Kiali</title></head></html>",
         )
     } else if chart == "podinfo" {
         Answer::new(

@@ -367,6 +367,8 @@ async fn repeated_checks_reach_healthy_at_the_checkouts_commit() -> anyhow::Resu
         urls,
         [
             "https://bookinfo.lab.example.com/productpage",
+            "https://grafana.lab.example.com/login",
+            "https://kiali.lab.example.com/kiali/",
             "https://podinfo.lab.example.com/"
         ],
         "{:?}",
@@ -611,6 +613,8 @@ async fn a_lab_whose_urls_do_not_answer_is_not_healthy() -> anyhow::Result<()> {
         by_url,
         [
             ("https://bookinfo.lab.example.com/productpage", Some(200)),
+            ("https://grafana.lab.example.com/login", Some(200)),
+            ("https://kiali.lab.example.com/kiali/", Some(200)),
             ("https://podinfo.lab.example.com/", Some(404)),
         ]
     );
@@ -643,7 +647,7 @@ async fn a_lab_whose_urls_do_not_answer_is_not_healthy() -> anyhow::Result<()> {
         .map_err(|e| anyhow!("{}: {}", e.name(), e.message()))?;
     assert!(!broken.done && !broken.healthy, "{broken:?}");
     assert_eq!(broken.phase, "waiting-urls");
-    assert_eq!(broken.urls.len(), 2, "{:?}", broken.urls);
+    assert_eq!(broken.urls.len(), 4, "{:?}", broken.urls);
     for url in &broken.urls {
         assert!(!url.ok && url.status == Some(502), "{url:?}");
         let problem = url.problem.as_deref().unwrap_or("");

@@ -8,6 +8,7 @@
 //! cluster variables. Chart values are read from `spec.values` (`valuesFrom` is not followed).
 
 mod certificates;
+mod consoles;
 mod eks;
 mod ingress;
 mod logs;
@@ -42,6 +43,7 @@ pub const RULES: &[&Rule] = &[
     &mesh::UNCAPTURED_PORT_POLICY,
     &mesh::TEMPLATED_CRDS_POLICY,
     &mesh::SAMPLE_IMAGE_REGISTRY,
+    &consoles::GRAFANA_DEFAULT_PASSWORD,
 ];
 
 /// One object as the cluster receives it.
@@ -166,6 +168,7 @@ pub fn check(tree: &Tree<'_>, findings: &mut Vec<Finding>) {
     logs::check(tree, &mut out);
     eks::check(tree, &mut out);
     mesh::check(tree, &mut out);
+    consoles::check(tree, &mut out);
 }
 
 /// Where rules report: each finding is `Check::RealCluster`, its message starting with the rule id.
