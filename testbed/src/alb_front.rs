@@ -414,3 +414,84 @@ pub fn answer(client: &Client, balancers: &LoadBalancers, host: &str, path: &str
     let dest_ns = parts.next().unwrap_or_else(|| namespace(&vs)).to_string();
     app_answer(client, &dest_ns, dest_service)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::LoadBalancer;
+    use serde_json::json;
+
+    fn put(store: &Store, obj: Value) {
+        if let Err(e) = store.put(obj) {
+            panic!("{e:?}");
+        }
+    }
+
+    fn deployment() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "app", "namespace": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "app"}},
+                "template": {"metadata": {"labels": {"app": "app"}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}},
+        })
+    }
+
+    /// An ALB with no load balancer yet, then one in front of a workload not yet ready: 503
+    /// both times, as the ALB answers with no healthy target (Elastic Load Balancing user guide,
+    /// "Troubleshoot your Application Load Balancers": HTTP 503 when the target groups have no
+    /// registered or healthy targets); 200 once the workload is ready.
+    #[test]
+    fn answers_503_until_a_load_balancer_and_a_ready_workload_exist() {
+        let store = Store::new();
+        put(
+            &store,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}),
+        );
+        put(
+            &store,
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "app", "namespace": "web"},
+                "spec": {"ingressClassName": "alb", "rules": [{"host": "app.example.com", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}),
+        );
+        put(
+            &store,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
+                "spec": {"selector": {"app": "app"}, "ports": [{"port": 80}]}}),
+        );
+        put(&store, deployment());
+        let client = Client::new(&store, "test");
+        let balancers = LoadBalancers::default();
+
+        let no_lb = answer(&client, &balancers, "app.example.com", "/");
+        assert_eq!(no_lb.status, 503, "{no_lb:?}");
+        assert!(no_lb.body.contains("no load balancer"), "{no_lb:?}");
+
+        balancers.insert(LoadBalancer {
+            name: "k8s-web-app-0123456789".into(),
+            dns_name: "k8s-web-app-0123456789-1.eu-west-1.elb.amazonaws.com".into(),
+            kind: "application".into(),
+            owner: "ingress/web/app".into(),
+        });
+        let not_ready = answer(&client, &balancers, "app.example.com", "/");
+        assert_eq!(not_ready.status, 503, "{not_ready:?}");
+        assert!(
+            not_ready.body.contains("no healthy upstream"),
+            "{not_ready:?}"
+        );
+
+        let stored = client
+            .get(&crate::controllers::objects::ObjRef::new(
+                "apps/v1",
+                "Deployment",
+                Some("web"),
+                "app",
+            ))
+            .unwrap_or_default();
+        if let Err(e) = client.set_status(&stored, json!({"availableReplicas": 1})) {
+            panic!("{e:?}");
+        }
+        let ready = answer(&client, &balancers, "app.example.com", "/");
+        assert_eq!(ready.status, 200, "{ready:?}");
+    }
+}

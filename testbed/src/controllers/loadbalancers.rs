@@ -86,7 +86,7 @@ impl LoadBalancers {
             .collect()
     }
 
-    fn insert(&self, lb: LoadBalancer) {
+    pub(crate) fn insert(&self, lb: LoadBalancer) {
         self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -85,6 +85,8 @@ async fn create_sync_to_a_new_commit_then_teardown_leaves_nothing() -> anyhow::R
     // and the summary shows each URL.
     for url in [
         "https://bookinfo.lab.example.com/productpage",
+        "https://grafana.lab.example.com/login",
+        "https://kiali.lab.example.com/kiali/",
         "https://podinfo.lab.example.com/",
     ] {
         let line = format!("url probe      ok {url} (HTTP 200)");

@@ -5,7 +5,8 @@
 //! `labflow lint --verbose` prints them.
 //!
 //! Rules see the tree as the cluster receives it: every object after substitution of the sample
-//! cluster variables. Chart values are read from `spec.values` (`valuesFrom` is not followed).
+//! cluster variables. Chart values are a release's `valuesFrom` ConfigMaps and Secrets found in
+//! the tree, then its `spec.values` ([`values`]).
 
 mod certificates;
 mod consoles;
@@ -14,6 +15,7 @@ mod ingress;
 mod logs;
 mod mesh;
 mod tracing;
+mod values;
 
 use serde_json::Value;
 
@@ -85,8 +87,8 @@ pub struct Release<'a> {
     pub chart: &'a str,
     /// `spec.chart.spec.version`
     pub version: &'a str,
-    /// `spec.values` (`Null` when absent)
-    pub values: &'a Value,
+    /// `spec.valuesFrom` (as far as the tree holds them), then `spec.values`.
+    pub values: Value,
 }
 
 impl Release<'_> {
@@ -149,7 +151,7 @@ impl<'a> Tree<'a> {
                 object,
                 chart: object.str_at("/spec/chart/spec/chart").unwrap_or(""),
                 version: object.str_at("/spec/chart/spec/version").unwrap_or(""),
-                values: object.value.pointer("/spec/values").unwrap_or(&Value::Null),
+                values: values::effective(&self.objects, object),
             })
     }
 
