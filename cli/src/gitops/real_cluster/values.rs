@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn later_sources_override_earlier_and_maps_merge() {
         let mut values = json!({"grafana": {"enabled": true, "adminPassword": "prom-operator"}});
-        merge(&mut values, &json!({"grafana": {"adminPassword": ""}, "kubeProxy": {"enabled": false}}));
+        merge(
+            &mut values,
+            &json!({"grafana": {"adminPassword": ""}, "kubeProxy": {"enabled": false}}),
+        );
         assert_eq!(
             values,
             json!({"grafana": {"enabled": true, "adminPassword": ""}, "kubeProxy": {"enabled": false}})
