@@ -444,6 +444,7 @@ fn first_invocations(
     let sha = labflow_cli::local::git_sha(&repo, "main")?;
     let sdk = rt.block_on(
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(labflow_core::aws::https_client())
             .region(aws_config::Region::new(e.region.clone()))
             .credentials_provider(aws_credential_types::Credentials::new(
                 e.access_key_id.clone(),

@@ -27,6 +27,7 @@ fn endpoint() -> Result<String> {
 
 async fn sfn() -> Result<aws_sdk_sfn::Client> {
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(labflow_core::aws::https_client())
         .endpoint_url(endpoint()?)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))

@@ -156,6 +156,7 @@ impl State {
             .pool_max_idle_per_host(0)
             .build_http();
         let config = aws_sdk_route53::Config::builder()
+            .http_client(crate::controllers::aws::https_client())
             .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
             .endpoint_url(format!("http://{upstream}"))
             .region(aws_sdk_route53::config::Region::new("us-east-1"))

@@ -198,6 +198,7 @@ impl Testbed {
     /// clients must override the endpoint with [`Testbed::eks_endpoint`].
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
+            .http_client(crate::controllers::aws::https_client())
             .region(Region::new(self.region.clone()))
             .credentials_provider(Credentials::new(
                 self.credentials.0.clone(),

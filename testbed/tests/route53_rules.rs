@@ -17,6 +17,7 @@ use aws_sdk_route53::Client;
 async fn client() -> anyhow::Result<Client> {
     let moto = tokio::task::spawn_blocking(labflow_testbed::moto::shared).await??;
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(labflow_testbed::controllers::aws::https_client())
         .endpoint_url(moto.endpoint())
         .region(Region::new("eu-west-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
@@ -335,6 +336,7 @@ async fn alias_records_are_matched_on_their_target() -> anyhow::Result<()> {
 async fn other_services_pass_through_unchanged() -> anyhow::Result<()> {
     let moto = tokio::task::spawn_blocking(labflow_testbed::moto::shared).await??;
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(labflow_testbed::controllers::aws::https_client())
         .endpoint_url(moto.endpoint())
         .region(Region::new("eu-west-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
@@ -413,6 +415,7 @@ async fn fault_hook_removes_a_record_before_the_next_change() -> anyhow::Result<
 async fn step_functions_refuses_an_execution_input_over_256_kib() -> anyhow::Result<()> {
     let moto = tokio::task::spawn_blocking(labflow_testbed::moto::shared).await??;
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(labflow_testbed::controllers::aws::https_client())
         .endpoint_url(moto.endpoint())
         .region(Region::new("eu-west-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))

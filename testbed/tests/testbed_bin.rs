@@ -62,6 +62,7 @@ async fn binary_prints_the_environment_serves_it_and_stops_on_sigterm() -> anyho
     testbed_support::eks::rustls_provider();
     let eks = aws_sdk_eks::Client::from_conf(
         aws_sdk_eks::Config::builder()
+            .http_client(labflow_testbed::controllers::aws::https_client())
             .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
             .region(aws_sdk_eks::config::Region::new(vars["AWS_REGION"].clone()))
             .credentials_provider(aws_credential_types::Credentials::new(

@@ -13,6 +13,7 @@ pub const REGION: &str = "eu-west-1";
 pub async fn shared_emulator() -> anyhow::Result<SdkConfig> {
     let moto = labflow_testbed::moto::shared().context("starting the AWS emulator")?;
     Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(labflow_testbed::controllers::aws::https_client())
         .endpoint_url(moto.endpoint())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))

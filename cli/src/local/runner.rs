@@ -79,6 +79,7 @@ impl RunReport {
 impl Session {
     pub async fn connect(endpoints: Endpoints, definition: &str) -> anyhow::Result<Session> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(labflow_core::aws::https_client())
             .region(aws_config::Region::new(endpoints.region.clone()))
             .credentials_provider(aws_credential_types::Credentials::new(
                 endpoints.access_key_id.clone(),

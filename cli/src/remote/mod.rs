@@ -104,6 +104,7 @@ where
 /// A Step Functions client from the standard AWS environment.
 pub async fn client_from_env() -> Result<(aws_sdk_sfn::Client, String), RemoteError> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(labflow_core::aws::https_client())
         .load()
         .await;
     let region = config

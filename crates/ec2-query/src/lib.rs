@@ -207,7 +207,7 @@ impl Ec2 {
         })
     }
 
-    /// A Describe call over every page (`NextToken`), each page's items by `set`.
+    /// A Describe call over every page (`NextToken`), each page read by `parse`.
     async fn describe_all<T>(
         &self,
         action: &str,

@@ -59,6 +59,7 @@ impl World {
     /// The step's clients: the role session; EKS (and SSM) with the crash interceptor.
     async fn ctx(&self, crash: &CrashAfterWrite) -> Ctx {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(labflow_core::aws::https_client())
             .region(Region::new(self.tb.region().to_string()))
             .credentials_provider(self.session.clone())
             .endpoint_url(self.tb.aws_endpoint())

@@ -6,8 +6,19 @@
 //! seconds outside EC2.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::error::{classify_sdk_error, StepError};
+
+/// The HTTPS client every AWS SDK client is built with: rustls with ring, the crypto back end
+/// kube and reqwest use too, so the workspace builds one (the SDK's default client would add
+/// aws-lc; see the workspace Cargo.toml).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 
 /// Every AWS client a step may need, sharing one configuration.
 #[derive(Clone, Debug)]
@@ -31,6 +42,7 @@ impl AwsClients {
                 )
             })?;
         let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(region))
             .load()
             .await;

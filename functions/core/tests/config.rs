@@ -468,6 +468,7 @@ mod ssm {
     async fn client() -> Result<aws_sdk_ssm::Client> {
         let moto = labflow_testbed::moto::shared()?;
         let config = aws_sdk_ssm::config::Builder::new()
+            .http_client(labflow_core::aws::https_client())
             .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
             .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
             .endpoint_url(moto.endpoint())
@@ -529,6 +530,7 @@ mod ssm {
     async fn unreachable_ssm_is_transient() -> Result<()> {
         let port = labflow_testbed::moto::free_port()?;
         let config = aws_sdk_ssm::config::Builder::new()
+            .http_client(labflow_core::aws::https_client())
             .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
             .region(aws_sdk_ssm::config::Region::new("eu-west-1"))
             .endpoint_url(format!("http://127.0.0.1:{port}"))

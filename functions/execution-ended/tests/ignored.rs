@@ -10,6 +10,7 @@ const EXECUTION: &str = "arn:aws:states:eu-west-1:123456789012:execution:labflow
 
 fn ctx() -> anyhow::Result<Ctx> {
     let config = aws_config::SdkConfig::builder()
+        .http_client(labflow_core::aws::https_client())
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-1"))
         .endpoint_url("http://127.0.0.1:9")

@@ -857,6 +857,7 @@ async fn isolated(
 ) -> Result<(labflow_github_webhook::Ctx, labflow_core::aws::AwsClients)> {
     let moto = labflow_testbed::moto::shared()?;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(labflow_core::aws::https_client())
         .endpoint_url(moto.endpoint())
         .region(aws_config::Region::new(region))
         .credentials_provider(aws_credential_types::Credentials::new(

@@ -144,6 +144,7 @@ async fn world(failure: Option<ObjectFailure>) -> anyhow::Result<World> {
         .role_session(HEALTH_CHECK_ROLE, "labflow-health-check")
         .await?;
     let reader_sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(labflow_core::aws::https_client())
         .region(aws_config::Region::new(tb.region().to_string()))
         .credentials_provider(session)
         .endpoint_url(tb.aws_endpoint())

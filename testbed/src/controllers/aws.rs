@@ -3,6 +3,16 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// The HTTPS client of every AWS SDK client the testbed and its tests make: rustls with ring,
+/// like the rest of the workspace (no second crypto back end; see the workspace Cargo.toml).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 
 /// The AWS endpoint and credentials a simulated controller calls with.
 #[derive(Debug, Clone)]
@@ -29,6 +39,7 @@ impl AwsAccess {
     pub fn sdk_config(&self, who: &'static str) -> SdkConfig {
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(self.region.clone()))
             .endpoint_url(&self.endpoint)
             .credentials_provider(

@@ -120,6 +120,7 @@ fn owner_value(owner: &str, resource: &str) -> String {
 impl ExternalDnsController {
     pub fn new(store: &Store, options: ExternalDnsOptions) -> Self {
         let config = aws_sdk_route53::Config::builder()
+            .http_client(super::aws::https_client())
             .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
             .endpoint_url(&options.endpoint)
             .region(aws_sdk_route53::config::Region::new(options.region.clone()))

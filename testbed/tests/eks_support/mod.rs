@@ -21,6 +21,7 @@ pub const NODE_ROLE: &str = "arn:aws:iam::123456789012:role/eks-node";
 /// An EKS client on `endpoint` (plain HTTP loopback), signing with `credentials`.
 pub fn eks_client(endpoint: &str, credentials: (&str, &str)) -> aws_sdk_eks::Client {
     let config = aws_sdk_eks::Config::builder()
+        .http_client(labflow_testbed::controllers::aws::https_client())
         .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
         .region(aws_sdk_eks::config::Region::new(REGION))
         .credentials_provider(Credentials::new(

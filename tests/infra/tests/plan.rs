@@ -53,6 +53,7 @@ fn create_zone(endpoint: &str) -> Result<()> {
         .build()?;
     runtime.block_on(async {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(labflow_core::aws::https_client())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_route53::config::Credentials::new(

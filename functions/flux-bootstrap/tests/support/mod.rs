@@ -67,6 +67,7 @@ impl World {
 
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(labflow_core::aws::https_client())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(
             ACCESS_KEY, SECRET_KEY, None, None, "tests",
