@@ -5,7 +5,7 @@
 //! independently of teardown's own sweep, so that a "left behind nothing" check does not trust
 //! the code it checks.
 
-use crate::controllers::AwsAccess;
+use crate::controllers::{lb_aws, AwsAccess};
 use ec2_query::Ec2;
 use std::collections::BTreeMap;
 
@@ -21,57 +21,19 @@ pub async fn tagged_for_cluster(aws: &AwsAccess, cluster: &str) -> Result<Vec<St
     let ec2 = Ec2::new(&config).map_err(|e| e.to_string())?;
     let mut left = Vec::new();
 
-    let mut arns: Vec<(String, String)> = Vec::new();
-    let lbs = elb
-        .describe_load_balancers()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| format!("DescribeLoadBalancers: {e:?}"))?;
-    for lb in lbs {
-        if let Some(arn) = lb.load_balancer_arn() {
-            arns.push(("load balancer".into(), arn.to_string()));
-        }
-    }
-    let tgs = elb
-        .describe_target_groups()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| format!("DescribeTargetGroups: {e:?}"))?;
-    for tg in tgs {
-        if let Some(arn) = tg.target_group_arn() {
-            arns.push(("target group".into(), arn.to_string()));
-        }
-    }
-    for chunk in arns.chunks(20) {
-        let out = elb
-            .describe_tags()
-            .set_resource_arns(Some(chunk.iter().map(|(_, a)| a.clone()).collect()))
-            .send()
-            .await
-            .map_err(|e| format!("DescribeTags: {e:?}"))?;
-        for desc in out.tag_descriptions() {
-            let tags: BTreeMap<String, String> = desc
-                .tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap_or_default().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            let arn = desc.resource_arn().unwrap_or_default();
+    let error = |e: lb_aws::AwsSideError| e.to_string();
+    for (kind, arns) in [
+        (
+            "load balancer",
+            lb_aws::load_balancer_arns(&elb).await.map_err(error)?,
+        ),
+        (
+            "target group",
+            lb_aws::target_group_arns(&elb).await.map_err(error)?,
+        ),
+    ] {
+        for (arn, tags) in lb_aws::tags_of(&elb, &arns).await.map_err(error)? {
             if names_cluster(&tags, cluster) {
-                let kind = chunk
-                    .iter()
-                    .find(|(_, a)| a == arn)
-                    .map_or("resource", |(k, _)| k.as_str());
                 left.push(format!("{kind} {arn}"));
             }
         }

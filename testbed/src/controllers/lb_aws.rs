@@ -23,6 +23,7 @@ use super::aws::AwsAccess;
 use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, Tag as ElbTag, TargetTypeEnum,
 };
+use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use ec2_query::{Ec2, Filter};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -112,7 +113,7 @@ pub fn resource_name(parts: &[&str], hashed: &str) -> String {
 }
 
 pub struct AwsSide {
-    elb: aws_sdk_elasticloadbalancingv2::Client,
+    elb: Elb,
     ec2: Ec2,
 }
 
@@ -120,7 +121,7 @@ impl AwsSide {
     pub fn new(access: &AwsAccess) -> Result<Self, AwsSideError> {
         let config = access.sdk_config("labflow-testbed-aws-load-balancer-controller");
         Ok(AwsSide {
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            elb: Elb::new(&config),
             ec2: Ec2::new(&config).map_err(|e| err("EC2 client", e))?,
         })
     }
@@ -329,36 +330,6 @@ impl AwsSide {
         Ok(())
     }
 
-    /// ARNs of the load balancers or target groups among `arns` whose tags match `wanted`.
-    async fn tagged(
-        &self,
-        arns: Vec<String>,
-        wanted: &[(String, String)],
-    ) -> Result<Vec<String>, AwsSideError> {
-        let mut matching = Vec::new();
-        // DescribeTags takes at most 20 ARNs (ELBv2 API reference).
-        for chunk in arns.chunks(20) {
-            let out = self
-                .elb
-                .describe_tags()
-                .set_resource_arns(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| err("DescribeTags", e))?;
-            for desc in out.tag_descriptions() {
-                let has = |(k, v): &(String, String)| {
-                    desc.tags()
-                        .iter()
-                        .any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str()))
-                };
-                if wanted.iter().all(has) {
-                    matching.extend(desc.resource_arn().map(str::to_string));
-                }
-            }
-        }
-        Ok(matching)
-    }
-
     /// Deletes every resource of the stack (found by its tags, as the controller does), and the
     /// backend security group when `last` (no other stack of the cluster remains).
     pub async fn delete(
@@ -367,21 +338,19 @@ impl AwsSide {
         stack: &Stack,
         last: bool,
     ) -> Result<(), AwsSideError> {
-        let wanted = vec![
+        let wanted = [
             (CLUSTER_TAG.to_string(), settings.cluster_name.clone()),
             (format!("{}/stack", stack.prefix), stack.id.clone()),
         ];
-        let mut lbs = Vec::new();
-        let mut pages = self.elb.describe_load_balancers().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| err("DescribeLoadBalancers", e))?;
-            lbs.extend(
-                page.load_balancers()
-                    .iter()
-                    .filter_map(|lb| lb.load_balancer_arn().map(str::to_string)),
-            );
-        }
-        for arn in self.tagged(lbs, &wanted).await? {
+        let matching = |tagged: Vec<(String, BTreeMap<String, String>)>| -> Vec<String> {
+            tagged
+                .into_iter()
+                .filter(|(_, tags)| wanted.iter().all(|(k, v)| tags.get(k) == Some(v)))
+                .map(|(arn, _)| arn)
+                .collect()
+        };
+        let lbs = load_balancer_arns(&self.elb).await?;
+        for arn in matching(tags_of(&self.elb, &lbs).await?) {
             self.elb
                 .delete_load_balancer()
                 .load_balancer_arn(arn)
@@ -389,17 +358,8 @@ impl AwsSide {
                 .await
                 .map_err(|e| err("DeleteLoadBalancer", e))?;
         }
-        let mut tgs = Vec::new();
-        let mut pages = self.elb.describe_target_groups().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| err("DescribeTargetGroups", e))?;
-            tgs.extend(
-                page.target_groups()
-                    .iter()
-                    .filter_map(|tg| tg.target_group_arn().map(str::to_string)),
-            );
-        }
-        for arn in self.tagged(tgs, &wanted).await? {
+        let tgs = target_group_arns(&self.elb).await?;
+        for arn in matching(tags_of(&self.elb, &tgs).await?) {
             self.elb
                 .delete_target_group()
                 .target_group_arn(arn)
@@ -432,4 +392,67 @@ impl AwsSide {
         }
         Ok(())
     }
+}
+
+/// Every load balancer's ARN.
+pub(crate) async fn load_balancer_arns(elb: &Elb) -> Result<Vec<String>, AwsSideError> {
+    let all = elb
+        .describe_load_balancers()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| err("DescribeLoadBalancers", e))?;
+    Ok(all
+        .iter()
+        .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
+        .collect())
+}
+
+/// Every target group's ARN.
+pub(crate) async fn target_group_arns(elb: &Elb) -> Result<Vec<String>, AwsSideError> {
+    let all = elb
+        .describe_target_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| err("DescribeTargetGroups", e))?;
+    Ok(all
+        .iter()
+        .filter_map(|tg| tg.target_group_arn().map(str::to_string))
+        .collect())
+}
+
+/// The tags of each load balancer or target group in `arns`.
+pub(crate) async fn tags_of(
+    elb: &Elb,
+    arns: &[String],
+) -> Result<Vec<(String, BTreeMap<String, String>)>, AwsSideError> {
+    let mut all = Vec::new();
+    // DescribeTags takes at most 20 ARNs (ELBv2 API reference).
+    for chunk in arns.chunks(20) {
+        let out = elb
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| err("DescribeTags", e))?;
+        for desc in out.tag_descriptions() {
+            let tags = desc
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            all.push((desc.resource_arn().unwrap_or_default().to_string(), tags));
+        }
+    }
+    Ok(all)
 }

@@ -4,14 +4,17 @@
 
 use serde_json::Value;
 
+/// A non-empty string value at the top of `values`.
+fn string_value<'v>(values: Option<&'v Value>, key: &str) -> Option<&'v str> {
+    values
+        .and_then(|v| v.get(key))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
 /// Why a release of `chart` with `values` never becomes ready, if it would not.
 pub(super) fn never_ready(chart: &str, values: Option<&Value>) -> Option<String> {
-    let value = |key: &str| {
-        values
-            .and_then(|v| v.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
+    let value = |key: &str| string_value(values, key);
     match chart {
         // The controller takes its VPC from `--aws-vpc-id` (chart value vpcId), else from
         // instance metadata; on nodes with an IMDSv2 hop limit of 1 (EKS AL2023 managed node
@@ -31,12 +34,7 @@ pub(super) fn never_ready(chart: &str, values: Option<&Value>) -> Option<String>
 /// The container arguments a chart renders from its values, where a simulated controller reads
 /// its settings from them as the real one does from its command line.
 pub(super) fn container_args(chart: &str, values: Option<&Value>) -> Vec<String> {
-    let value = |key: &str| {
-        values
-            .and_then(|v| v.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
+    let value = |key: &str| string_value(values, key);
     match chart {
         // eks-charts aws-load-balancer-controller templates/deployment.yaml: `--cluster-name`
         // always, `--aws-vpc-id` and `--aws-region` when vpcId / region are set.
