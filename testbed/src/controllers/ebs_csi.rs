@@ -329,3 +329,109 @@ mod tests {
         assert_eq!(gib("20Gi"), 20);
     }
 }
+
+#[cfg(test)]
+mod driver_tests {
+    use super::*;
+    use crate::kubesim::Store;
+    use ec2_query::Volume;
+
+    async fn emulator() -> AwsAccess {
+        let moto = tokio::task::spawn_blocking(crate::moto::shared)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        AwsAccess::new(&moto.endpoint(), "eu-west-1")
+    }
+
+    fn put(store: &Store, obj: Value) -> Value {
+        store.put(obj).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    async fn volumes_of(aws: &AwsAccess, pv: &str) -> Vec<Volume> {
+        let ec2 = Ec2::new(&aws.sdk_config("test")).unwrap_or_else(|e| panic!("{e}"));
+        ec2.describe_volumes(&[Filter::new("tag:CSIVolumeName", &[pv])])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// No driver, no volume; with the add-on's controller, a volume tagged as v1.58.0 tags it
+    /// and a bound PersistentVolume; the claim gone, the volume goes (reclaim policy Delete).
+    #[tokio::test]
+    async fn provisions_and_deletes_volumes_only_while_the_driver_runs() {
+        let aws = emulator().await;
+        let store = Store::new();
+        put(
+            &store,
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "gp3"}, "provisioner": DRIVER, "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate", "parameters": {"type": "gp3"}}),
+        );
+        for ns in ["csi-test", "kube-system"] {
+            put(
+                &store,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            );
+        }
+        let claim = put(
+            &store,
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": "csi-test"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3",
+                "resources": {"requests": {"storage": "2Gi"}}}}),
+        );
+        let pv = format!("pvc-{}", objects::uid(&claim));
+        let mut driver = EbsCsiController::new(&store, EbsCsiOptions { aws: aws.clone() });
+
+        driver.pass().await;
+        assert!(
+            volumes_of(&aws, &pv).await.is_empty(),
+            "provisioned without the driver"
+        );
+
+        put(
+            &store,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": CONTROLLER, "namespace": "kube-system"},
+            "spec": {"selector": {"matchLabels": {"app": CONTROLLER}},
+                "template": {"metadata": {"labels": {"app": CONTROLLER}}, "spec": {"containers": [
+                    {"name": "ebs-plugin", "image": "x", "args": ["controller", "--k8s-tag-cluster-id=csi-lab"]},
+                    {"name": "csi-provisioner", "image": "x", "args": ["--extra-create-metadata"]}]}}}}),
+        );
+        driver.pass().await;
+        let made = volumes_of(&aws, &pv).await;
+        assert_eq!(made.len(), 1, "{made:?}");
+        assert_eq!(made[0].size_gib, 2);
+        for (key, value) in [
+            ("ebs.csi.aws.com/cluster", "true"),
+            ("KubernetesCluster", "csi-lab"),
+            ("ebs.csi.aws.com/cluster-name", "csi-lab"),
+            ("kubernetes.io/cluster/csi-lab", "owned"),
+            ("kubernetes.io/created-for/pvc/name", "data"),
+            ("kubernetes.io/created-for/pvc/namespace", "csi-test"),
+        ] {
+            assert_eq!(
+                made[0].tags.get(key).map(String::as_str),
+                Some(value),
+                "{key}: {made:?}"
+            );
+        }
+        let client = Client::new(&store, "test");
+        let bound = client
+            .get(&ObjRef::new("v1", "PersistentVolume", None, &pv))
+            .unwrap_or_default();
+        assert_eq!(objects::s(&bound, "/spec/csi/volumeHandle"), made[0].id);
+
+        if let Err(e) = client.delete(&ObjRef::of(&claim)) {
+            panic!("{e:?}");
+        }
+        driver.pass().await;
+        assert!(
+            volumes_of(&aws, &pv).await.is_empty(),
+            "the volume outlived its claim"
+        );
+        assert!(client
+            .get(&ObjRef::new("v1", "PersistentVolume", None, &pv))
+            .is_none());
+    }
+}

@@ -422,3 +422,142 @@ impl Reconciler for LoadBalancerController {
         }
     }
 }
+
+#[cfg(test)]
+mod aws_side_tests {
+    use super::*;
+    use crate::controllers::lb_aws::{self, load_balancer_arns, tags_of};
+    use aws_sdk_elasticloadbalancingv2::Client as Elb;
+    use ec2_query::Ec2;
+
+    fn put(store: &Store, obj: Value) -> Value {
+        store.put(obj).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn controller(args: &[String]) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "aws-load-balancer-controller", "namespace": "kube-system",
+                "labels": {"app.kubernetes.io/name": CONTROLLER_LABEL}},
+            "spec": {"selector": {"matchLabels": {"app": "lbc"}},
+                "template": {"metadata": {"labels": {"app": "lbc"}},
+                    "spec": {"containers": [{"name": "c", "image": "x", "args": args}]}}}})
+    }
+
+    /// As the real controller: nothing without its cluster name and VPC (it exits), no load
+    /// balancer where no subnet carries the role tag (subnet_resolver.go), and in a VPC whose
+    /// subnets do, an ALB in the emulator with the stack's tags.
+    #[tokio::test]
+    async fn makes_tagged_load_balancers_only_with_its_settings_and_tagged_subnets() {
+        let moto = tokio::task::spawn_blocking(crate::moto::shared)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let aws = AwsAccess::new(&moto.endpoint(), "eu-west-1");
+        let tagged = crate::network::create(&aws)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ec2 = Ec2::new(&aws.sdk_config("test")).unwrap_or_else(|e| panic!("{e}"));
+        let untagged = ec2
+            .create_vpc("10.1.0.0/16")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        ec2.create_subnet(&untagged, "10.1.0.0/20", "eu-west-1a", &BTreeMap::new())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let store = Store::new();
+        for ns in ["kube-system", "web"] {
+            put(
+                &store,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            );
+        }
+        put(
+            &store,
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "app", "namespace": "web"},
+            "spec": {"ingressClassName": "alb", "rules": [{"host": "app.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}),
+        );
+        let client = Client::new(&store, "test");
+        let ingress = || {
+            client
+                .get(&ObjRef::new(
+                    "networking.k8s.io/v1",
+                    "Ingress",
+                    Some("web"),
+                    "app",
+                ))
+                .unwrap_or_default()
+        };
+        let ours = || async {
+            let arns = load_balancer_arns(&Elb::new(&aws.sdk_config("test")))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            tags_of(&Elb::new(&aws.sdk_config("test")), &arns)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .filter(|(_, tags)| {
+                    tags.get(lb_aws::CLUSTER_TAG).map(String::as_str) == Some("lbc-lab")
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut lbc = LoadBalancerController::new(
+            &store,
+            LoadBalancerOptions::default().with_aws(aws.clone()),
+            LoadBalancers::default(),
+        );
+
+        put(&store, controller(&["--cluster-name=lbc-lab".to_string()]));
+        lbc.pass().await;
+        assert!(
+            objects::finalizers(&ingress()).is_empty(),
+            "acted without its VPC"
+        );
+
+        put(
+            &store,
+            controller(&[
+                "--cluster-name=lbc-lab".to_string(),
+                format!("--aws-vpc-id={untagged}"),
+            ]),
+        );
+        lbc.pass().await;
+        lbc.pass().await;
+        assert!(hostname_of(&ingress()).is_none(), "{:?}", ingress());
+        assert!(
+            ours().await.is_empty(),
+            "a load balancer without role-tagged subnets"
+        );
+
+        put(
+            &store,
+            controller(&[
+                "--cluster-name=lbc-lab".to_string(),
+                format!("--aws-vpc-id={}", tagged.vpc_id),
+            ]),
+        );
+        lbc.pass().await;
+        let made = ours().await;
+        assert_eq!(made.len(), 1, "{made:?}");
+        assert_eq!(
+            made[0].1.get("ingress.k8s.aws/stack").map(String::as_str),
+            Some("web/app")
+        );
+        assert_eq!(
+            made[0]
+                .1
+                .get("ingress.k8s.aws/resource")
+                .map(String::as_str),
+            Some("LoadBalancer")
+        );
+        assert!(hostname_of(&ingress()).is_some(), "{:?}", ingress());
+    }
+
+    fn hostname_of(obj: &Value) -> Option<String> {
+        obj.pointer("/status/loadBalancer/ingress/0/hostname")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
